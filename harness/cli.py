@@ -36,3 +36,7 @@ _load()
 
 def main() -> None:
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from harness.sip.errors import SipParseError
+from harness.sip.uri import bounded_int
 
-_CL = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\S*)[ \t]*$", re.I | re.M)
+# the whole value to the line end (stripped later, with the CR of a CRLF), so "1, 2" is seen as bad
+_CL = re.compile(rb"^(?:content-length|l)[ \t]*:(.*)$", re.I | re.M)
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
-@dataclass
 class FramingError(SipParseError):
     """The stream cannot be framed: the connection must be closed. ``reason`` is a short code."""
 
@@ -49,22 +50,21 @@ class StreamFramer:
             del self._buf[: 2 if self._buf[:2] == b"\r\n" else 1]
         if not self._buf:
             return None
-        head_end = self._buf.find(b"\r\n\r\n")
-        sep = 4
-        if head_end < 0:
-            head_end = self._buf.find(b"\n\n")
-            sep = 2
-        if head_end < 0:
+        end = _HEAD_END.search(self._buf)  # the first empty line, whichever line ends are used
+        if end is None:
             if self.max_message is not None and len(self._buf) > self.max_message:
                 raise FramingError(f"message headers exceed {self.max_message} bytes", "too-large")
             return None
+        head_end, body_start = end.start(), end.end()
         head = bytes(self._buf[:head_end])
-        values = _CL.findall(head)
+        # header lines only, not the start line
+        values = [v.strip() for v in _CL.findall(head, head.find(b"\n") + 1)]
         if not values:
             raise FramingError("Content-Length missing on a stream transport", "no-content-length")
-        if len(set(values)) > 1 or not values[0].isdigit():
+        length = bounded_int(values[0].decode("ascii", "replace"), 2**32 - 1)
+        if len(set(values)) > 1 or length is None:
             raise FramingError(f"unusable Content-Length {values[0][:20]!r}", "bad-content-length")
-        total = head_end + sep + int(values[0])
+        total = body_start + length
         if self.max_message is not None and total > self.max_message:
             raise FramingError(f"message of {total} bytes exceeds {self.max_message}", "too-large")
         if len(self._buf) < total:

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 
 from harness.sip.errors import SipParseError
-from harness.sip.uri import SipUri, parse_uri
+from harness.sip.uri import SipUri, bounded_int, parse_uri
 
 # RFC 3261 §7.3.3 compact forms, and the canonical spelling used when the harness writes a header.
 COMPACT = {
@@ -122,9 +122,10 @@ class Via:
         val = self.params["rport"]
         if val is None or val == "":
             return True
-        if not val.isdigit():
-            raise SipParseError(f"bad rport {val!r}")
-        return int(val)
+        port = bounded_int(val, 65535)
+        if port is None:
+            raise SipParseError(f"bad rport {val[:20]!r}")
+        return port
 
 
 _VIA = re.compile(
@@ -140,9 +141,9 @@ def parse_via(value: str) -> list[Via]:
         m = _VIA.match(item)
         if not m:
             raise SipParseError(f"bad Via value {item[:80]!r}")
-        port = int(m.group(4)) if m.group(4) else None
-        if port is not None and port > 65535:
-            raise SipParseError(f"bad Via port {port}")
+        port = bounded_int(m.group(4), 65535) if m.group(4) else None
+        if m.group(4) and port is None:
+            raise SipParseError(f"bad Via port {m.group(4)[:20]!r}")
         vias.append(
             Via(
                 protocol=re.sub(r"\s+", "", m.group(1)),
@@ -208,10 +209,10 @@ def parse_cseq(value: str) -> CSeq:
 
 
 def parse_int(name: str, value: str, maximum: int = 2**32 - 1) -> int:
-    v = value.strip()
-    if not v.isdigit() or int(v) > maximum:
+    parsed = bounded_int(value.strip(), maximum)
+    if parsed is None:
         raise SipParseError(f"bad {name} value {value[:40]!r}")
-    return int(v)
+    return parsed
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ so does :func:`parse_message` for bytes that are not a SIP message. Nothing else
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from harness.sip.errors import SipParseError
 from harness.sip.headers import (
@@ -86,7 +87,8 @@ class SipMessage:
 
     # -- serialization ------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        return self.start_line + self.start_end + b"".join(h.raw for h in self.headers) + self.blank + self.body
+        head = b"".join(h.raw for h in self.headers)
+        return self.start_line + self.start_end + head + self.blank + self.body
 
     def __bytes__(self) -> bytes:
         return self.to_bytes()
@@ -313,7 +315,7 @@ def _parse(data: bytes) -> Request | Response:
     if end < 0:
         raise SipParseError("no line end after the start line", offset=len(data), line=1)
     start_line, start_end = data[:end], data[end : end + n]
-    msg_cls, fields = _parse_start_line(start_line)
+    make = _parse_start_line(start_line)
     headers: list[Header] = []
     pos = end + n
     line_no = 2
@@ -348,34 +350,30 @@ def _parse(data: bytes) -> Request | Response:
         value = " ".join(decode(p).strip(" \t") for p in value_parts).strip(" \t")
         headers.append(Header(data[pos:seg_end], decode(hm.group(1)), value))
         pos = seg_end
-    return msg_cls(
+    return make(
         start_line=start_line,
         start_end=start_end,
         headers=tuple(headers),
         blank=blank,
         body=data[pos:],
-        **fields,
     )
 
 
-def _parse_start_line(line: bytes) -> tuple[type[Request] | type[Response], dict[str, object]]:
+def _parse_start_line(line: bytes) -> Callable[..., Request | Response]:
+    """A constructor for the message class the start line names, with its start-line fields bound."""
     if line.startswith(b"SIP/"):
         m = _STATUS_LINE.match(line)
         if not m:
             raise SipParseError(f"bad status line {decode(line[:60])!r}", offset=0, line=1)
-        return Response, {
-            "code": int(m.group(2)),
-            "reason": decode(m.group(3)),
-            "sip_version": decode(m.group(1)),
-        }
+        return partial(
+            Response, code=int(m.group(2)), reason=decode(m.group(3)), sip_version=decode(m.group(1))
+        )
     m = _REQUEST_LINE.match(line)
     if not m:
         raise SipParseError(f"bad request line {decode(line[:80])!r}", offset=0, line=1)
-    return Request, {
-        "method": decode(m.group(1)),
-        "uri_text": decode(m.group(2)),
-        "sip_version": decode(m.group(3)),
-    }
+    return partial(
+        Request, method=decode(m.group(1)), uri_text=decode(m.group(2)), sip_version=decode(m.group(3))
+    )
 
 
 def version_ok(version: str) -> bool:

@@ -13,6 +13,20 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+\-.]*):(.*)$", re.S)
 _HOSTPORT = re.compile(r"^(\[[0-9A-Fa-f:.]+\]|[^:\[\]]*)(?::([0-9]*))?$")
 
 
+def bounded_int(text: str, maximum: int) -> int | None:
+    """``text`` as an int when it is ASCII digits not above ``maximum``, else None.
+
+    Guards ``int()``: it accepts Unicode digits that str.isdigit() lets through ("²" fails later), and
+    refuses strings of over 4,300 digits with a ValueError that is not a SipParseError.
+    """
+    if not re.fullmatch(r"[0-9]+", text):
+        return None
+    digits = text.lstrip("0") or "0"
+    if len(digits) > len(str(maximum)) or int(digits) > maximum:
+        return None
+    return int(digits)
+
+
 def _split_params(text: str) -> dict[str, str | None]:
     params: dict[str, str | None] = {}
     for part in text.split(";"):
@@ -74,9 +88,10 @@ def parse_uri(text: str) -> SipUri:
         raise SipParseError(f"bad host in URI {text[:60]!r}")
     port: int | None = None
     if hm.group(2) is not None:
-        if not hm.group(2) or int(hm.group(2)) > 65535:
+        parsed = bounded_int(hm.group(2), 65535)
+        if parsed is None:
             raise SipParseError(f"bad port in URI {text[:60]!r}")
-        port = int(hm.group(2))
+        port = parsed
     return SipUri(
         scheme=scheme,
         user=user,

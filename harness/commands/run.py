@@ -1,0 +1,165 @@
+"""`kazoo-harness run`: the scenario catalog through pytest and the plugin, with a progress bar, a summary
+table grouped by seed cause, reports, and exit codes that tell failures from infrastructure trouble."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
+CAUSE_ORDER = ["acl", "number_format", "number_mapping", "malformed", "call_flow"]
+
+
+class _Progress:
+    """A pytest plugin object feeding a rich progress bar (one tick per scenario)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task = progress.add_task("scenarios", total=None)
+        self.records: list[dict[str, Any]] = []
+        self.errors: list[str] = []
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.progress.update(self.task, total=len(session.items))
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            self.errors.append(str(report.longrepr))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.progress.advance(self.task)
+            record = next((json.loads(str(v)) for k, v in report.user_properties if k == "harness_record"), None)
+            if record is None:
+                record = {"id": report.nodeid, "name": report.nodeid, "cause": "other", "verdict": report.outcome}
+                if report.failed:
+                    record["failures"] = [str(report.longrepr)]
+            if report.skipped and isinstance(report.longrepr, tuple):
+                record["skip_reason"] = str(report.longrepr[2])
+            record["verdict"] = report.outcome
+            record["failure_text"] = str(report.longrepr) if report.failed else None
+            self.records.append(record)
+
+
+def _summary(console: Console, records: list[dict[str, Any]]) -> None:
+    table = Table(title="Scenario results by seed cause", show_lines=False)
+    for col in ("cause", "scenario", "expected", "got", "time", "verdict"):
+        table.add_column(col, overflow="fold")
+    ordered = sorted(records, key=lambda r: (CAUSE_ORDER.index(r["cause"]) if r["cause"] in CAUSE_ORDER else 99))
+    last = None
+    for r in ordered:
+        cause = r["cause"] if r["cause"] != last else ""
+        last = r["cause"]
+        verdict = {"passed": "[green]pass[/]", "failed": "[red]FAIL[/]", "skipped": "[yellow]skip[/]"}.get(
+            r["verdict"], r["verdict"]
+        )
+        ms = r.get("timings", {}).get("duration_ms")
+        name = r.get("name", r["id"]) + (f" [{r['param']}]" if r.get("param") else "")
+        table.add_row(cause, name, r.get("expected", ""), r.get("got", ""), f"{ms:.0f} ms" if ms else "", verdict)
+    console.print(table)
+
+
+def run(
+    paths: Annotated[list[str] | None, typer.Argument(help="scenario files or folders (default: scenarios/)")] = None,
+    target: Annotated[
+        str, typer.Option("--target", envvar="KAZOO_TARGET", help="embedded (default), lab, docker, or a target file")
+    ] = "embedded",
+    profile: Annotated[
+        str, typer.Option("--profile", envvar="KAZOO_PROFILE", help="kazoo-4.3 (default), kazoo-5, or a profile file")
+    ] = "kazoo-4.3",
+    keyword: Annotated[str | None, typer.Option("-k", help="only scenarios matching this pytest -k expression")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", envvar="HARNESS_SEED", help="seed for generated data")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="write one JSON record per scenario here")] = None,
+    junit: Annotated[Path | None, typer.Option("--junit", help="write JUnit XML here")] = None,
+    pcap: Annotated[Path | None, typer.Option("--pcap", help="write one pcap per scenario into this directory")] = None,
+    html: Annotated[Path | None, typer.Option("--html", help="write an HTML report (ladders and log lines) here")] = None,
+    workers: Annotated[int, typer.Option("-n", "--workers", help="parallel workers (pytest-xdist); 0 = none")] = 0,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="print every failure in full")] = True,
+) -> None:
+    """Run scenarios against a target and print a summary table grouped by seed cause.
+
+    Exit status: 0 all passed, 1 scenario failures, 2 usage error, 3 infrastructure error (target
+    unreachable, model failed to start).
+    """
+    # our own handle on the terminal: pytest's file descriptors are redirected while it runs
+    console = Console(file=os.fdopen(os.dup(1), "w", buffering=1), width=None if os.isatty(1) else 160)
+    selected = paths or ["scenarios"]
+    missing = [p for p in selected if not Path(p.split("::")[0]).exists()]
+    if missing:
+        console.print(f"[red]error:[/] no such scenario path: {', '.join(missing)}")
+        raise typer.Exit(EXIT_USAGE)
+    args = [*selected, "-p", "no:cacheprovider", "-q", "--no-header", "--tb=short", "-rN"]
+    args += ["--kazoo-target", target, "--kazoo-profile", profile]
+    if seed is not None:
+        args += ["--harness-seed", str(seed)]
+    if keyword:
+        args += ["-k", keyword]
+    if junit:
+        args += ["--junitxml", str(junit)]
+    if pcap:
+        args += ["--harness-pcap", str(pcap)]
+    if html:
+        args += ["--html", str(html), "--self-contained-html"]
+    if workers:
+        args += ["-n", str(workers)]
+    # pytest's own terminal output goes to a file: the table below is the readable result
+    log = Path(tempfile.mkstemp(prefix="kazoo-harness-run-", suffix=".log")[1])
+    with Progress(
+        TextColumn("[bold]running scenarios"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        plugin = _Progress(progress)
+        code = _pytest_quietly(args, plugin, log)
+    records = plugin.records
+    if json_out:
+        json_out.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+    if code == pytest.ExitCode.USAGE_ERROR or code == EXIT_INFRA:
+        text = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+        reason = next((line for line in reversed(text) if "kazoo-harness" in line or "error" in line.lower()), "")
+        console.print(f"[red]error:[/] {reason or 'pytest refused the arguments'} (full output: {log})")
+        raise typer.Exit(EXIT_INFRA if code == EXIT_INFRA else EXIT_USAGE)
+    if plugin.errors:
+        for err in plugin.errors:
+            console.print(f"[red]collection error:[/] {err}")
+        raise typer.Exit(EXIT_USAGE)
+    _summary(console, records)
+    failed = [r for r in records if r["verdict"] == "failed"]
+    if verbose:
+        for r in failed:
+            console.rule(f"[red]FAILED {r['id']}")
+            console.print(r.get("failure_text") or "\n".join(r.get("failures", [])), markup=False, highlight=False)
+    passed = sum(r["verdict"] == "passed" for r in records)
+    skipped = sum(r["verdict"] == "skipped" for r in records)
+    line = f"{passed} passed, {len(failed)} failed" + (f", {skipped} skipped" if skipped else "")
+    console.print(line, markup=False, highlight=False)
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+        console.print(f"[red]error:[/] pytest ended with status {int(code)} (full output: {log})")
+        raise typer.Exit(EXIT_INFRA)
+    raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _pytest_quietly(args: list[str], plugin: _Progress, log: Path) -> int:
+    """Run pytest in this process with its terminal output redirected to ``log``."""
+    with log.open("w", encoding="utf-8") as sink:
+        saved_out, saved_err = os.dup(1), os.dup(2)
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            return int(pytest.main(args, plugins=[plugin]))
+        finally:
+            os.dup2(saved_out, 1)
+            os.dup2(saved_err, 2)
+            os.close(saved_out)
+            os.close(saved_err)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run", help=run.__doc__)(run)

@@ -1,0 +1,262 @@
+"""Line formats of the logs a Kazoo stack writes: writers (for the embedded model) and one parser.
+
+Formats (see docs/logs.md and kazoo-behaviour.md):
+
+- FreeSWITCH (switch_log.c): ``[<uuid> ]YYYY-MM-DD HH:MM:SS.uuuuuu[ <idle>%] [LEVEL] file.c:NNN message``.
+  The call UUID prefix appears on session lines; the CPU idle figure appears in fs_cli / event-socket
+  bodies of FreeSWITCH 1.10.
+- Kamailio, as Kazoo's configs log from the routing script: 4.3 ``<callid>|<area>|message`` (``end`` is
+  the usual area), 5.x ``end - message``; usually after a stderr/syslog prefix such as
+  `` 0(1234) WARNING: <script>: `` or ``Nov 26 04:00:00 host kamailio[1234]: WARNING: <script>: ``.
+- Kazoo Erlang apps (lager formatter in kazoo's sys.config):
+  ``YYYY-MM-DD HH:MM:SS.mmm [level] |<call-id>|module:line (<pid>) message``.
+
+Levels are normalized to syslog names (``DEBUG INFO NOTICE WARNING ERROR CRIT ALERT EMERG``); the numeric
+form (syslog = FreeSWITCH numbering, 7 = DEBUG) comes from :func:`level_number`.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+LineFormat = Literal["freeswitch", "kamailio", "kazoo", "raw"]
+Level = str | int
+
+# Syslog numbering; FreeSWITCH uses the same numbers (switch_log_level_t), 0 there being CONSOLE.
+_LEVEL_NUMBERS: dict[str, int] = {
+    "EMERG": 0,
+    "ALERT": 1,
+    "CRIT": 2,
+    "ERROR": 3,
+    "WARNING": 4,
+    "NOTICE": 5,
+    "INFO": 6,
+    "DEBUG": 7,
+}
+_ALIASES: dict[str, str] = {
+    "CONSOLE": "EMERG",
+    "EMERGENCY": "EMERG",
+    "CRITICAL": "CRIT",
+    "BUG": "CRIT",
+    "ERR": "ERROR",
+    "WARN": "WARNING",
+    "DBG": "DEBUG",
+}
+_FS_NAMES: dict[int, str] = {
+    0: "CONSOLE",
+    1: "ALERT",
+    2: "CRIT",
+    3: "ERR",
+    4: "WARNING",
+    5: "NOTICE",
+    6: "INFO",
+    7: "DEBUG",
+}
+_LAGER_NAMES: dict[str, str] = {"CRIT": "critical", "EMERG": "emergency"}
+KAMAILIO_PROFILES = ("kazoo-4.3", "kazoo-5")
+NO_CALL_ID = "0000000000"  # lager's placeholder when a process has no call-id in its metadata
+
+
+def normalize_level(level: Level) -> str:
+    """A level name or number in any of the three formats → its syslog name (``ERR`` → ``ERROR``)."""
+    if isinstance(level, int):
+        if not 0 <= level <= 7:
+            raise ValueError(f"log level {level} out of range 0..7")
+        return next(name for name, number in _LEVEL_NUMBERS.items() if number == level)
+    text = level.strip().upper()
+    if text.isdigit():
+        return normalize_level(int(text))
+    text = _ALIASES.get(text, text)
+    if text not in _LEVEL_NUMBERS:
+        raise ValueError(f"unknown log level {level!r}")
+    return text
+
+
+def level_number(level: Level) -> int:
+    """Syslog / FreeSWITCH number of a level (DEBUG 7 ... EMERG 0); higher is more verbose."""
+    return _LEVEL_NUMBERS[normalize_level(level)]
+
+
+@dataclass(frozen=True)
+class ParsedLine:
+    format: LineFormat
+    level: str | None  # normalized name, None when the line does not say
+    file: str | None  # FreeSWITCH source file, Kamailio module/script, Kazoo module
+    line: int | None
+    call_id: str | None
+    message: str
+    timestamp: float | None  # epoch seconds (local time in the line), None when absent
+
+
+# ---------------------------------------------------------------- writers
+
+
+def _local_time(when: float | None) -> datetime:
+    return datetime.fromtimestamp(time.time() if when is None else when)
+
+
+def fs_line(
+    level: Level,
+    file: str,
+    line: int,
+    message: str,
+    *,
+    call_id: str | None = None,
+    when: float | None = None,
+    idle: float | None = None,
+    uuid_prefix: bool = False,
+) -> str:
+    """A FreeSWITCH log line. ``idle`` adds the CPU idle percentage (event-socket body form);
+    ``uuid_prefix`` writes ``call_id`` in front (FreeSWITCH's per-session log form)."""
+    stamp = _local_time(when).strftime("%Y-%m-%d %H:%M:%S.%f")
+    idle_part = f" {idle:.2f}%" if idle is not None else ""
+    prefix = f"{call_id} " if uuid_prefix and call_id else ""
+    name = _FS_NAMES[level_number(level)]
+    return f"{prefix}{stamp}{idle_part} [{name}] {file}:{line} {message}"
+
+
+def kamailio_line(
+    profile: str,
+    level: Level,
+    message: str,
+    call_id: str | None = None,
+    area: str = "end",
+    *,
+    pid: int | None = None,
+    script: str = "script",
+) -> str:
+    """The text Kazoo's Kamailio script logs: ``<callid>|<area>|msg`` (kazoo-4.3) or ``<area> - msg``
+    (kazoo-5). A 4.3 line without a Call-ID has no prefix (as ``second To header not null``).
+    With ``pid`` the stderr prefix `` 0(<pid>) LEVEL: <script>: `` is added (what ``-E`` writes)."""
+    if profile == "kazoo-4.3":
+        text = f"{call_id}|{area}|{message}" if call_id else message
+    elif profile == "kazoo-5":
+        text = f"{area} - {message}"
+    else:
+        raise ValueError(f"unknown Kamailio profile {profile!r} (expected one of {KAMAILIO_PROFILES})")
+    if pid is None:
+        return text
+    return f" 0({pid}) {normalize_level(level)}: <{script}>: {text}"
+
+
+def kazoo_line(
+    level: Level,
+    module: str,
+    line: int,
+    message: str,
+    *,
+    call_id: str | None = None,
+    pid: str = "<0.1000.0>",
+    when: float | None = None,
+) -> str:
+    """A Kazoo (lager) line: ``YYYY-MM-DD HH:MM:SS.mmm [level] |<call-id>|module:line (<pid>) msg``."""
+    stamp = _local_time(when).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    severity = _LAGER_NAMES.get(normalize_level(level), normalize_level(level).lower())
+    return f"{stamp} [{severity}] |{call_id or NO_CALL_ID}|{module}:{line} ({pid}) {message}"
+
+
+# ---------------------------------------------------------------- parser
+
+_STAMP = r"(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)"
+_FS_RE = re.compile(
+    r"^(?:(?P<uuid>[0-9A-Za-z][^\s\[]*) )?"
+    + _STAMP
+    + r"(?: (?P<idle>\d+(?:\.\d+)?)%)? \[(?P<level>[A-Z]+)\] (?P<file>[^\s:]+):(?P<line>\d+) ?(?P<msg>.*)$",
+    re.DOTALL,
+)
+_KAZOO_RE = re.compile(
+    r"^(?:" + _STAMP + r" )?(?:.*?\s)?\[(?P<level>[a-z]+)\] "
+    r"\|(?P<cid>[^|]*)\|(?P<module>[A-Za-z0-9_]+):(?P<line>\d+) \((?P<pid>[^)]*)\) ?(?P<msg>.*)$",
+    re.DOTALL,
+)
+# stderr ` 0(1234) WARNING: <script>: ` or syslog `... kamailio[1234]: WARNING: <script>: `
+_KAM_PREFIX_RE = re.compile(
+    r"^(?P<head>.*?(?:\d+\(\d+\)|\[\d+\]:))\s+(?P<level>[A-Z]+):\s+(?:<(?P<module>[^>]+)>|(?P<mod2>[\w.]+))"
+    r"(?: \[[^\]]*\]:\d+| \[[^\]]*\])?(?:: | )(?P<rest>.*)$",
+    re.DOTALL,
+)
+_KAM43_RE = re.compile(r"^(?P<cid>[^|\s]+)\|(?P<area>[A-Za-z0-9_-]+)\|(?P<msg>.*)$", re.DOTALL)
+_KAM5_RE = re.compile(r"^(?P<area>[a-z0-9_]+) - (?P<msg>.*)$", re.DOTALL)
+
+
+def _epoch(stamp: str | None) -> float | None:
+    if stamp is None:
+        return None
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S.%f").timestamp()
+    except ValueError:
+        return None
+
+
+def _level_or_none(text: str | None) -> str | None:
+    if text is None:
+        return None
+    try:
+        return normalize_level(text)
+    except ValueError:
+        return None
+
+
+def _parse_freeswitch(text: str) -> ParsedLine | None:
+    m = _FS_RE.match(text)
+    if m is None:
+        return None
+    return ParsedLine(
+        "freeswitch",
+        _level_or_none(m["level"]),
+        m["file"],
+        int(m["line"]),
+        m["uuid"],
+        m["msg"],
+        _epoch(m["stamp"]),
+    )
+
+
+def _parse_kazoo(text: str) -> ParsedLine | None:
+    m = _KAZOO_RE.match(text)
+    if m is None:
+        return None
+    cid = m["cid"] or None
+    return ParsedLine(
+        "kazoo",
+        _level_or_none(m["level"]),
+        m["module"],
+        int(m["line"]),
+        None if cid in (None, NO_CALL_ID, "undefined") else cid,
+        m["msg"],
+        _epoch(m["stamp"]),
+    )
+
+
+def _parse_kamailio_text(text: str, level: str | None, module: str | None) -> ParsedLine | None:
+    """The script part: ``<callid>|area|msg`` or ``area - msg``; with a known prefix any text is fine."""
+    m43 = _KAM43_RE.match(text)
+    if m43 is not None:
+        return ParsedLine("kamailio", level, module, None, m43["cid"], m43["msg"], None)
+    m5 = _KAM5_RE.match(text)
+    if m5 is not None:
+        return ParsedLine("kamailio", level, module, None, None, m5["msg"], None)
+    if module is not None:  # a prefixed line from a module (core, sanity, tm, ...) without script format
+        return ParsedLine("kamailio", level, module, None, None, text, None)
+    return None
+
+
+def _parse_kamailio(text: str) -> ParsedLine | None:
+    m = _KAM_PREFIX_RE.match(text)
+    if m is not None and _level_or_none(m["level"]) is not None:
+        return _parse_kamailio_text(m["rest"], _level_or_none(m["level"]), m["module"] or m["mod2"])
+    return _parse_kamailio_text(text.lstrip(), None, None)
+
+
+def parse_line(text: str) -> ParsedLine:
+    """Parse one log line of any known format; unknown text gives format ``raw`` with the text as message."""
+    text = text.rstrip("\r\n")
+    for parser in (_parse_freeswitch, _parse_kazoo, _parse_kamailio):
+        parsed = parser(text)
+        if parsed is not None:
+            return parsed
+    return ParsedLine("raw", None, None, None, None, text, None)

@@ -1,0 +1,407 @@
+"""Run the lab target's real Kamailio: fill kamailio.cfg.tmpl, start it, wait until it answers.
+
+The process is started in the foreground (``-DD -E``) with its own pid file, run directory and
+working directory under ``workdir``; stderr (the log, including the script's xlog lines) goes to
+``<workdir>/kamailio.log``. It is stopped by the PID this object started, never by name.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+
+PROFILES = ("kazoo-4.3", "kazoo-5")
+
+# Modules the template loads; kamailio_available() reports the first one missing.
+REQUIRED_MODULES = (
+    "kex",
+    "corex",
+    "tm",
+    "tmx",
+    "sl",
+    "pv",
+    "xlog",
+    "textops",
+    "siputils",
+    "rr",
+    "maxfwd",
+    "sanity",
+    "dispatcher",
+)
+
+_MODULE_DIR_GLOBS = (
+    "/usr/lib/*/kamailio/modules",
+    "/usr/lib/kamailio/modules",
+    "/usr/local/lib*/kamailio/modules",
+    "/usr/lib64/kamailio/modules",
+)
+
+# Log prefixes per profile: Kazoo 4.3's configs write "<callid>|<area>|message"; the 5.x
+# configs write "<area> - message" and carry the Call-ID in Kamailio's log_prefix.
+_AREAS = ("start", "log", "end", "failure")
+_PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
+
+
+class KamailioError(RuntimeError):
+    """Kamailio could not be started, or did not become ready in time."""
+
+
+def kamailio_binary() -> str | None:
+    return shutil.which("kamailio") or next(
+        (p for p in ("/usr/sbin/kamailio", "/usr/local/sbin/kamailio") if os.access(p, os.X_OK)), None
+    )
+
+
+def kamailio_module_dir() -> Path | None:
+    for pattern in _MODULE_DIR_GLOBS:
+        for found in sorted(glob.glob(pattern)):
+            if Path(found, "tm.so").is_file():
+                return Path(found)
+    return None
+
+
+def kamailio_available() -> str | None:
+    """None when the lab Kamailio can run here, else the reason to skip."""
+    if kamailio_binary() is None:
+        return "kamailio binary not found (apt-get install kamailio kamailio-extra-modules)"
+    module_dir = kamailio_module_dir()
+    if module_dir is None:
+        return "kamailio modules directory not found (apt-get install kamailio)"
+    for name in REQUIRED_MODULES:
+        if not (module_dir / f"{name}.so").is_file():
+            return f"kamailio module {name}.so missing in {module_dir}"
+    return None
+
+
+def render_config(
+    *,
+    listen_ip: str,
+    port: int,
+    dispatcher_list: Path,
+    module_dir: Path,
+    profile: str,
+    sanity_drops_request: bool,
+    ping_interval: int = 1,
+) -> str:
+    """The template with every placeholder filled; raises KeyError for an unknown one."""
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+    kazoo5 = profile == "kazoo-5"
+    defines = []
+    if kazoo5:
+        defines.append("#!define KAZOO5")
+    if sanity_drops_request:
+        defines.append("#!define SANITY_DROPS_REQUEST")
+    values = {
+        "DEFINES": "\n".join(defines),
+        "LOG_PREFIX": 'log_prefix="{$mt $hdr(CSeq) $ci} "' if kazoo5 else "",
+        "LISTEN_IP": listen_ip,
+        "PORT": str(port),
+        "MODULE_DIR": str(module_dir),
+        "DISPATCHER_LIST": str(dispatcher_list),
+        "PING_INTERVAL": str(ping_interval),
+    }
+    for area in _AREAS:
+        values[area.upper()] = f"{area} - " if kazoo5 else f"$ci|{area}|"
+    template = resources.files("harness.lab").joinpath("kamailio.cfg.tmpl").read_text()
+    return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
+
+
+def dispatcher_list_text(media: tuple[str, int] | None) -> str:
+    """Group 1 (primary media servers) holds the media role, probed with OPTIONS (flag 8)."""
+    lines = ["# setid destination flags priority attrs"]
+    if media is not None:
+        ip, port = media
+        lines.append(f"1 sip:{ip}:{port} 8 0")
+    return "\n".join(lines) + "\n"
+
+
+def free_port(ip: str) -> int:
+    """A port free for both UDP and TCP on ``ip`` (another process may still take it later)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((ip, 0))
+            port = int(udp.getsockname()[1])
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((ip, port))
+                except OSError:
+                    continue
+                return port
+    raise KamailioError(f"no port free for both UDP and TCP on {ip}")
+
+
+def _options_probe(ip: str, port: int, local_port: int) -> bytes:
+    call_id = uuid.uuid4().hex
+    return (
+        f"OPTIONS sip:{ip}:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {ip}:{local_port};branch=z9hG4bK{call_id[:16]};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        f"From: <sip:lab-ready@{ip}>;tag={call_id[:8]}\r\n"
+        f"To: <sip:{ip}:{port}>\r\n"
+        f"Call-ID: lab-ready-{call_id}\r\n"
+        "CSeq: 1 OPTIONS\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+class LogFollower:
+    """Reads Kamailio's output line by line: appends it to the log file and wakes waiters."""
+
+    def __init__(self, process: subprocess.Popen[bytes], path: Path) -> None:
+        assert process.stdout is not None
+        self._stream = process.stdout
+        self._path = path
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name=f"kamailio-log-{process.pid}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        with self._path.open("ab") as log:
+            for raw in self._stream:
+                log.write(raw)
+                log.flush()
+                with self._changed:
+                    self._lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
+                    self._changed.notify_all()
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()
+
+    def lines(self) -> list[str]:
+        with self._changed:
+            return list(self._lines)
+
+    def wait_for(self, pattern: re.Pattern[str], timeout: float, since: int) -> str:
+        deadline = time.monotonic() + timeout
+        checked = since
+        with self._changed:
+            while True:
+                for line in self._lines[checked:]:
+                    if pattern.search(line):
+                        return line
+                checked = max(checked, len(self._lines))
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or self._closed:
+                    tail = "\n".join(self._lines[-15:])
+                    raise TimeoutError(
+                        f"no kamailio log line matching {pattern.pattern!r} within {timeout} s "
+                        f"({'output closed' if self._closed else 'timed out'}); last lines:\n{tail}"
+                    )
+                self._changed.wait(remaining)
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+
+
+class LabKamailio:
+    """A real Kamailio in front of a media role, configured like Kazoo's SBC."""
+
+    def __init__(
+        self,
+        listen_ip: str = "127.0.0.1",
+        port: int = 0,
+        media: tuple[str, int] | None = None,
+        profile: str = "kazoo-4.3",
+        workdir: str | Path | None = None,
+        sanity_drops_request: bool = True,
+        *,
+        ping_interval: int = 1,
+        ready_timeout: float = 10.0,
+        keep_workdir: bool = False,
+    ) -> None:
+        if not listen_ip.startswith("127."):
+            raise ValueError(f"listen_ip must be a loopback address, got {listen_ip}")
+        if media is not None and not media[0].startswith("127."):
+            raise ValueError(f"media must be a loopback address, got {media[0]}")
+        if profile not in PROFILES:
+            raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
+        self.listen_ip = listen_ip
+        self.port = port
+        self.media = media
+        self.profile = profile
+        self.sanity_drops_request = sanity_drops_request
+        self.ping_interval = ping_interval
+        self.ready_timeout = ready_timeout
+        self.keep_workdir = keep_workdir
+        self._tempdir: tempfile.TemporaryDirectory[str] | None = None
+        self._workdir = Path(workdir) if workdir is not None else None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log: LogFollower | None = None
+
+    @property
+    def workdir(self) -> Path:
+        if self._workdir is None:
+            raise KamailioError("not started: the temporary workdir is created by start()")
+        return self._workdir
+
+    @property
+    def log_path(self) -> Path:
+        return self.workdir / "kamailio.log"
+
+    @property
+    def config_path(self) -> Path:
+        return self.workdir / "kamailio.cfg"
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return (self.listen_ip, self.port)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> LabKamailio:
+        reason = kamailio_available()
+        if reason is not None:
+            raise KamailioError(reason)
+        if self._process is not None:
+            raise KamailioError("already started")
+        if self._workdir is None:
+            self._tempdir = tempfile.TemporaryDirectory(prefix="lab-kamailio-")
+            self._workdir = Path(self._tempdir.name)
+        self._workdir.mkdir(parents=True, exist_ok=True)
+        run_dir = self._workdir / "run"
+        run_dir.mkdir(exist_ok=True)
+        if self.port == 0:
+            self.port = free_port(self.listen_ip)
+        dispatcher_list = self._workdir / "dispatcher.list"
+        dispatcher_list.write_text(dispatcher_list_text(self.media))
+        module_dir = kamailio_module_dir()
+        assert module_dir is not None  # checked by kamailio_available()
+        self.config_path.write_text(
+            render_config(
+                listen_ip=self.listen_ip,
+                port=self.port,
+                dispatcher_list=dispatcher_list,
+                module_dir=module_dir,
+                profile=self.profile,
+                sanity_drops_request=self.sanity_drops_request,
+                ping_interval=self.ping_interval,
+            )
+        )
+        binary = kamailio_binary()
+        assert binary is not None
+        command = [
+            binary,
+            "-DD",
+            "-E",
+            "-f", str(self.config_path),
+            "-P", str(run_dir / "kamailio.pid"),
+            "-Y", str(run_dir),
+            "-w", str(self._workdir),
+            "-m", "64",
+            "-M", "8",
+        ]  # fmt: skip
+        # stdout and stderr go through a pipe so that tests can wait for a log line as an event
+        self._process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            cwd=self._workdir,
+        )
+        self._log = LogFollower(self._process, self.log_path)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        """Send OPTIONS until one is answered; the deadline is ready_timeout."""
+        assert self._process is not None
+        deadline = time.monotonic() + self.ready_timeout
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((self.listen_ip, 0))
+            local_port = int(sock.getsockname()[1])
+            probe = _options_probe(self.listen_ip, self.port, local_port)
+            while True:
+                if self._process.poll() is not None:
+                    raise KamailioError(
+                        f"kamailio exited with {self._process.returncode} before answering; "
+                        f"see {self.log_path}:\n{self._log_tail()}"
+                    )
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise KamailioError(
+                        f"kamailio did not answer OPTIONS on {self.listen_ip}:{self.port} within "
+                        f"{self.ready_timeout} s; see {self.log_path}:\n{self._log_tail()}"
+                    )
+                sock.sendto(probe, (self.listen_ip, self.port))
+                # each probe waits at most 50 ms for its answer, then is sent again
+                sock.settimeout(min(0.05, remaining))
+                try:
+                    data = sock.recv(65535)
+                except (TimeoutError, ConnectionRefusedError):
+                    continue
+                if data.startswith(b"SIP/2.0 200"):
+                    return
+
+    def _log_tail(self, lines: int = 20) -> str:
+        if self._log is None:
+            return "(no log)"
+        self._log.join(timeout=1.0)  # the process is gone or going: let the reader catch up
+        return "\n".join(self._log.lines()[-lines:])
+
+    def log_mark(self) -> int:
+        """The number of log lines so far: pass it as ``since`` to look only at later lines."""
+        return len(self._follower().lines())
+
+    def log_lines(self, since: int = 0) -> list[str]:
+        return self._follower().lines()[since:]
+
+    def wait_for_log(self, pattern: str | re.Pattern[str], timeout: float, since: int = 0) -> str:
+        """The first log line at index >= ``since`` that matches ``pattern`` (re.search).
+
+        Raises TimeoutError, with the last lines, when none appears within ``timeout`` seconds.
+        """
+        return self._follower().wait_for(re.compile(pattern), timeout, since)
+
+    def _follower(self) -> LogFollower:
+        if self._log is None:
+            raise KamailioError("not started")
+        return self._log
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """SIGTERM to the PID started here, SIGKILL when it has not exited after ``timeout``."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=timeout)
+        if self._log is not None:
+            self._log.join(timeout=timeout)
+        if self._tempdir is not None and not self.keep_workdir:
+            self._tempdir.cleanup()
+            self._tempdir = None
+            self._workdir = None
+
+    def __enter__(self) -> LabKamailio:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

@@ -1,0 +1,126 @@
+"""The embedded model's logs: one bus the roles write to, three files that look like the real ones.
+
+Each call formats a line the way the real component would (harness.kazoo.logformat), appends it to
+``freeswitch.log`` / ``kamailio.log`` / ``kazoo.log`` and flushes at once (a file follower sees it
+immediately), then hands a :class:`LogRecord` to every subscriber (the event socket server). Roles may run
+in several threads, so every method is thread-safe; subscribers are called in the writer's thread (under
+the bus lock, so keep them short) and must hand over to their own loop (``loop.call_soon_threadsafe``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from harness.kazoo.logformat import Level, fs_line, kamailio_line, kazoo_line, normalize_level
+
+_log = logging.getLogger(__name__)
+
+SOURCES = ("freeswitch", "kamailio", "kazoo")
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    source: str  # "freeswitch" | "kamailio" | "kazoo"
+    level: str  # normalized syslog name (logformat.normalize_level)
+    text: str  # the line exactly as written to the file
+    call_id: str | None
+    file: str | None
+    line: int | None
+    func: str | None
+    wall_time: float
+    message: str = ""  # the bare message, to re-format (event-socket bodies)
+    app: str | None = None  # Kazoo application for kazoo records
+
+
+Subscriber = Callable[[LogRecord], None]
+
+
+class LogBus:
+    def __init__(self, log_dir: Path, profile: str) -> None:
+        self.log_dir = Path(log_dir)
+        self.profile = profile
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()  # re-entrant: a subscriber may log itself
+        self._files: dict[str, TextIO] = {}
+        self._subscribers: list[Subscriber] = []
+        self._pid = os.getpid()
+        self._closed = False
+
+    def path(self, source: str) -> Path:
+        return self.log_dir / f"{source}.log"
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        """Receive every record from now on; returns the function that ends the subscription."""
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def freeswitch(
+        self, level: Level, file: str, line: int, message: str, call_id: str | None = None, *, func: str = ""
+    ) -> LogRecord:
+        now = time.time()
+        text = fs_line(level, file, line, message, call_id=call_id, when=now, uuid_prefix=call_id is not None)
+        record = LogRecord(
+            "freeswitch", normalize_level(level), text, call_id, file, line, func, now, message
+        )
+        self._emit(record)
+        return record
+
+    def kamailio(
+        self, level: Level, message: str, call_id: str | None = None, area: str = "end"
+    ) -> LogRecord:
+        now = time.time()
+        text = kamailio_line(self.profile, level, message, call_id, area, pid=self._pid)
+        record = LogRecord(
+            "kamailio", normalize_level(level), text, call_id, "script", None, None, now, message
+        )
+        self._emit(record)
+        return record
+
+    def kazoo(
+        self, app: str, module: str, line: int, level: Level, message: str, call_id: str | None = None
+    ) -> LogRecord:
+        now = time.time()
+        text = kazoo_line(level, module, line, message, call_id=call_id, when=now)
+        record = LogRecord(
+            "kazoo", normalize_level(level), text, call_id, module, line, None, now, message, app
+        )
+        self._emit(record)
+        return record
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for handle in self._files.values():
+                handle.close()
+            self._files.clear()
+            self._subscribers.clear()
+
+    def _emit(self, record: LogRecord) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            handle = self._files.get(record.source)
+            if handle is None:
+                handle = self._files[record.source] = self.path(record.source).open("a", encoding="utf-8")
+            handle.write(record.text + "\n")
+            handle.flush()
+            # Delivered under the lock so every subscriber sees records in file order.
+            for callback in list(self._subscribers):
+                try:
+                    callback(record)
+                except Exception:  # a broken listener must not break the roles that log
+                    _log.exception("log subscriber %r failed", callback)

@@ -1,0 +1,526 @@
+"""The SBC role: Kazoo's Kamailio in front of the media role.
+
+Per request, in the order Kazoo's default.cfg / sanity.cfg apply them: core parsing, Via, a second To,
+scanner User-Agents, sanity checks, Max-Forwards, OPTIONS, the optional roles, pre-loaded routes; then
+an INVITE gets ``100 Attempting to connect your call``, loses every ``X-`` header, gains
+``X-AUTH-IP``/``X-AUTH-PORT`` and is relayed over UDP to the dispatcher (the media role). Final answers
+coming back go through the INTERNAL_FAULT failure route (:func:`rewrite_failure`). Nothing that
+arrives can make this role raise: every handler logs and carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import cast
+
+from harness.kazoo.acls import TRUSTED, AclLists, entries_from_store
+from harness.model.logbus import LogBus
+from harness.model.store import DocumentStore
+from harness.model.transport import Address, ReplyPath, SipListener
+from harness.sip.digest import make_challenge_value, verify
+from harness.sip.errors import SipParseError
+from harness.sip.framing import FramingError
+from harness.sip.headers import parse_challenge
+from harness.sip.message import Request, Response, SipMessage, parse_message
+from harness.sip.response import make_response
+from harness.sip.uri import host_is_ip, parse_uri
+
+_log = logging.getLogger(__name__)
+
+MAX_STREAM_MESSAGE = 80_000  # Kamailio tcp buffer: "buffer overrun, dropping"
+MAX_FORWARDS_DEFAULT = 10
+MAX_FORWARDS_LIMIT = 50
+SCANNERS_EQUAL = ("friendly-scanner", "sundayddr", "pplsip")
+SCANNERS_CONTAINING = ("NiceGuy", "PortSIP", "sipcli", "QNQ")
+ROLE_SWITCHES = ("traffic_filter", "antiflood", "acl", "authorization")
+ANTIFLOOD_WINDOW = 2.0  # pike-like: requests per source address per window
+ANTIFLOOD_LIMIT = 32
+TRANSACTION_LINGER = 32.0  # answer retransmissions this long after the final
+PROBE_TIMEOUT = 1.0  # the dispatcher's verdict when the media role stays silent
+
+
+def is_scanner(user_agent: str | None) -> bool:
+    if not user_agent:
+        return False
+    return user_agent in SCANNERS_EQUAL or any(word in user_agent for word in SCANNERS_CONTAINING)
+
+
+def sanity_failure(request: Request, proto: str) -> str | None:
+    """The 400 reason of Kamailio's default sanity checks, or None when the request is sane."""
+    if request.version != "SIP/2.0":
+        return "Version Not Supported"
+    try:
+        uri = parse_uri(request.uri_text)
+    except SipParseError:
+        return "Bad Request URI"
+    if uri.scheme.lower() not in ("sip", "sips", "tel"):
+        return "Unsupported URI Scheme in Request URI"
+    for name in ("From", "To", "Call-ID", "CSeq"):
+        if not request.has(name):
+            return "Missing Required Header in Request"
+    try:
+        request.from_  # noqa: B018 - parsed for the check
+        request.to  # noqa: B018
+        cseq = request.cseq
+    except SipParseError:
+        return "Bad Header"
+    if cseq.method != request.method:
+        return "CSeq method does not match request method"
+    try:
+        length = request.content_length
+    except SipParseError:
+        return "Content-Length mis-match"
+    if proto == "udp" and length is not None and length != len(request.body):
+        return "Content-Length mis-match"
+    expires = request.get("expires")
+    if expires is not None and not expires.strip().isdigit():
+        return "Expires not a number"
+    return None
+
+
+def rewrite_failure(
+    code: int, reason: str, after_provisional: bool, profile: str
+) -> tuple[int, str, str | None]:
+    """Kazoo's INTERNAL_FAULT failure route: the (code, reason) the caller gets for a media-role final
+    answer, and the WARN line it logs (or None)."""
+    if code < 300 or code in (401, 407, 486):
+        return code, reason, None
+    if code == 403:
+        return code, reason, "failed-auth"
+    if code == 402:
+        return 486, "Insufficient Funds", None
+    if code == 686:
+        return 486, "PICNIC", "sending 686 reply as 486 PICNIC"
+    if code == 604:
+        return (486, "Unable to Comply", None) if profile == "kazoo-5" else (code, reason, None)
+    if code >= 600:
+        if code in (600, 603, 606):
+            return code, reason, None
+        return code - 200, reason, None
+    if code == 480 and after_provisional:
+        return 603, "Endpoint Not Available", None
+    if not after_provisional:
+        return 486, "Unable to Comply", None
+    return code, reason, None
+
+
+@dataclass
+class Transaction:
+    """One relayed client transaction, keyed by the SBC's own branch and the method."""
+
+    request: Request
+    client: ReplyPath
+    branch: str
+    method: str
+    provisional: bool = False  # an 18x went to the caller
+    media_heard: bool = False
+    final: bytes | None = None
+    probe: asyncio.TimerHandle | None = None
+
+
+class _Relay(asyncio.DatagramProtocol):
+    """The SBC's socket towards the dispatcher: connected, so ICMP port-unreachable is reported."""
+
+    def __init__(self, sbc: SbcRole) -> None:
+        self.sbc = sbc
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        try:
+            self.sbc.on_media_message(data)
+        except Exception:
+            _log.exception("SBC failed on a message from the media role")
+
+    def error_received(self, exc: Exception) -> None:
+        self.sbc.on_dispatcher_unreachable()
+
+
+class SbcRole:
+    def __init__(
+        self,
+        *,
+        host: str,
+        port: int,
+        profile: str,
+        bus: LogBus,
+        store: DocumentStore,
+        dispatcher: Address,
+        sanity_drops_request: bool = True,
+        switches: Mapping[str, bool] | None = None,
+        probe_timeout: float = PROBE_TIMEOUT,
+    ) -> None:
+        self.host = host
+        self.profile = profile
+        self.bus = bus
+        self.store = store
+        self.dispatcher = dispatcher
+        self.sanity_drops_request = sanity_drops_request
+        self.switches = {name: False for name in ROLE_SWITCHES} | dict(switches or {})
+        self.probe_timeout = probe_timeout
+        self.listener = SipListener(
+            host,
+            port,
+            self._on_message,
+            max_stream_message=MAX_STREAM_MESSAGE,
+            on_framing_error=self._on_framing,
+        )
+        self.transactions: dict[tuple[str, str], Transaction] = {}
+        self.acls = AclLists()
+        self._relay: asyncio.DatagramTransport | None = None
+        self._relay_address: Address = (host, 0)
+        self._flood: dict[str, tuple[float, int]] = {}
+
+    @property
+    def address(self) -> Address:
+        return self.listener.address
+
+    async def start(self) -> Address:
+        self.reload_acl()
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Relay(self), local_addr=(self.host, 0), remote_addr=self.dispatcher
+        )
+        self._relay = transport
+        self._relay_address = (self.host, int(transport.get_extra_info("sockname")[1]))
+        return await self.listener.start()
+
+    async def stop(self) -> None:
+        await self.listener.close()
+        if self._relay is not None:
+            self._relay.close()
+        for tx in self.transactions.values():
+            if tx.probe is not None:
+                tx.probe.cancel()
+
+    def reload_acl(self) -> None:
+        """The trusted list the optional roles (acl, authorization, traffic_filter) consult."""
+        self.acls = AclLists.build(entries_from_store(self.store, "kamailio"))
+
+    def _trusted(self, ip: str, port: int) -> bool:
+        try:
+            return self.acls.check(TRUSTED, ip, port) is not None
+        except ValueError:
+            return False
+
+    # ------------------------------------------------------------------ logging helpers
+    def _log(self, level: str, message: str, call_id: str | None, area: str = "end") -> None:
+        self.bus.kamailio(level, message, call_id, area)
+
+    # ------------------------------------------------------------------ client side
+    def _on_framing(self, error: FramingError, peer: Address) -> None:
+        if error.reason == "too-large":
+            self._log("error", "buffer overrun, dropping", None)
+        else:
+            self._log("error", "content length not present or unparsable", None)
+
+    def _on_message(self, data: bytes, path: ReplyPath) -> None:
+        try:
+            self._handle(data, path)
+        except Exception:  # the SBC must keep answering whatever a message does to it
+            _log.exception("SBC failed on a message from %s:%d", *path.peer)
+
+    def _reply(
+        self,
+        request: Request,
+        path: ReplyPath,
+        code: int,
+        reason: str,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> bytes:
+        try:
+            data = make_response(request, code, reason, headers=headers or []).to_bytes()
+        except (SipParseError, ValueError):
+            return b""
+        path.send(data)
+        return data
+
+    def _handle(self, data: bytes, path: ReplyPath) -> None:
+        ip, port = path.peer
+        try:
+            message = parse_message(data)
+            if isinstance(message, Request):
+                vias = message.vias
+        except SipParseError:
+            self._log("error", f"core parsing of SIP message failed ({ip}:{port}/{path.proto})", None)
+            return
+        if isinstance(message, Response):
+            return  # the SBC sends no requests to callers; a stray response is absorbed
+        request = message
+        call_id = request.get("call-id")
+        if not vias:
+            self._log("error", "no via found in request", call_id)
+            return
+        if len(request.all("to")) > 1:
+            self._log("error", "second To header not null - dropping message", None)
+            return
+        user_agent = request.user_agent
+        if is_scanner(user_agent):
+            self._log("warning", f"dropping message with user-agent {user_agent} from {ip}:{port}", call_id)
+            return
+        insane = sanity_failure(request, path.proto)
+        if insane is not None:
+            if self.sanity_drops_request:
+                self._log("warning", f"dropping insane message from {ip}:{port}", call_id)
+            else:
+                self._reply(request, path, 400, insane)
+            return
+        forwarded = self._max_forwards(request, path, call_id)
+        if forwarded is None:
+            return
+        request = forwarded
+        if request.method == "OPTIONS":
+            self._reply(request, path, 200, "Rawr!!")
+            return
+        if self._optional_roles_stop(request, path, call_id):
+            return
+        in_dialog = self._has_to_tag(request)
+        if request.method == "INVITE" and not in_dialog and request.has("route"):
+            self._log("warning", "dropping initial request with route-set", call_id)
+            self._reply(request, path, 403, "No pre-loaded routes")
+            return
+        if request.method == "CANCEL":
+            self._relay_cancel(request, path)
+        elif request.method == "ACK":
+            self._relay_ack(request, path)
+        else:
+            self._relay_request(request, path)
+
+    @staticmethod
+    def _has_to_tag(request: Request) -> bool:
+        try:
+            return request.to.tag is not None
+        except SipParseError:
+            return False
+
+    def _max_forwards(self, request: Request, path: ReplyPath, call_id: str | None) -> Request | None:
+        """maxfwd's mf_process_maxfwd_header("10") with max_limit 50: the request to relay, or None."""
+        value = request.get("max-forwards")
+        if value is None:
+            return cast(Request, request.add_header("Max-Forwards", str(MAX_FORWARDS_DEFAULT)))
+        text = value.strip()
+        hops = int(text) if text.isdigit() and len(text) <= 5 else 0
+        if hops == 0:
+            ip, port = path.peer
+            self._log("warning", f"too much hops, not enough barley from {ip}:{port}", call_id)
+            self._reply(request, path, 483, "Too Many Hops")
+            return None
+        hops = min(hops, MAX_FORWARDS_LIMIT)
+        return cast(Request, request.replace_header("Max-Forwards", str(hops - 1)))
+
+    def _optional_roles_stop(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
+        """The roles Kazoo leaves off by default; True when one of them ended the request."""
+        ip, port = path.peer
+        if self.switches.get("antiflood") and self._flooding(ip):
+            self._log("warning", f"pike blocking {request.method} from {ip}:{port}", call_id, "antiflood")
+            return True
+        if request.method != "INVITE" or self._has_to_tag(request):
+            return False
+        trusted = self._trusted(ip, port)
+        if self.switches.get("traffic_filter") and not trusted:
+            try:
+                ip_domain = host_is_ip(request.uri.host)
+            except SipParseError:
+                ip_domain = False
+            if ip_domain:
+                self._log("warning", "dropping INVITE request with IP domain", call_id)
+                return True
+        if self.switches.get("acl") and not trusted:
+            self._log("warning", f"rejecting INVITE from {ip}:{port} by acl", call_id, "acl")
+            self._reply(request, path, 603, "Rejected by ACL")
+            return True
+        if self.switches.get("authorization") and not trusted and not self._credentials_ok(request):
+            frm = request.from_.uri
+            self._log("info", f"challenging INVITE from {frm.user}@{frm.host} {ip}:{port}", call_id, "auth")
+            challenge = make_challenge_value(
+                frm.host, hashlib.sha1(f"{call_id}{time.time()}".encode()).hexdigest()
+            )
+            self._reply(
+                request, path, 407, "Proxy Authentication Required", [("Proxy-Authenticate", challenge)]
+            )
+            return True
+        return False
+
+    def _flooding(self, ip: str) -> bool:
+        now = time.monotonic()
+        start, count = self._flood.get(ip, (now, 0))
+        if now - start > ANTIFLOOD_WINDOW:
+            start, count = now, 0
+        self._flood[ip] = (start, count + 1)
+        if len(self._flood) > 10_000:
+            self._flood.clear()
+        return count + 1 > ANTIFLOOD_LIMIT
+
+    def _credentials_ok(self, request: Request) -> bool:
+        value = request.get("proxy-authorization")
+        if value is None:
+            return False
+        try:
+            username = parse_challenge(value).params.get("username")
+        except SipParseError:
+            return False
+        for db in self.store.all_dbs():
+            if not db.startswith("account/"):
+                continue
+            for row in self.store.all_docs(db, include_docs=True):
+                sip = (row.get("doc") or {}).get("sip")
+                if isinstance(sip, dict) and sip.get("username") == username and "password" in sip:
+                    return verify(value, request.method, str(sip["password"]))
+        return False
+
+    # ------------------------------------------------------------------ relaying
+    def _branch_for(self, request: Request, path: ReplyPath) -> str:
+        """The SBC's branch, derived from the caller's so a CANCEL maps onto its INVITE."""
+        try:
+            client_branch = request.top_via.branch or f"{request.get('call-id')}{request.get('cseq')}"
+        except SipParseError:
+            client_branch = f"{request.get('call-id')}"
+        seed = f"{client_branch}|{path.peer[0]}:{path.peer[1]}|{request.get('call-id')}"
+        return "z9hG4bK" + hashlib.sha1(seed.encode("utf-8", "surrogateescape")).hexdigest()[:24]
+
+    def _prepare(self, request: Request, path: ReplyPath, branch: str) -> SipMessage:
+        """The relayed copy: our Via on top (and for an INVITE: X- headers replaced by X-AUTH-*)."""
+        message: SipMessage = request
+        if request.method == "INVITE":
+            for header in request.headers:
+                if header.name.lower().startswith("x-"):
+                    message = message.remove_headers(header.name)
+            ip, port = path.peer
+            message = message.add_header("X-AUTH-IP", ip).add_header("X-AUTH-PORT", str(port))
+            if not self._has_to_tag(request):
+                sbc_host, sbc_port = self.address
+                message = message.insert_header_before(
+                    "via", "Record-Route", f"<sip:{sbc_host}:{sbc_port};lr>"
+                )
+        host, port = self._relay_address
+        return message.add_header("Via", f"SIP/2.0/UDP {host}:{port};branch={branch};rport", top=True)
+
+    def _send_to_media(self, message: SipMessage) -> None:
+        if self._relay is not None:
+            try:
+                self._relay.sendto(message.to_bytes())
+            except OSError:
+                self.on_dispatcher_unreachable()
+
+    def _relay_request(self, request: Request, path: ReplyPath) -> None:
+        branch = self._branch_for(request, path)
+        key = (branch, request.method)
+        existing = self.transactions.get(key)
+        if existing is not None:  # a retransmission: repeat the final, or let the relay run
+            if existing.final is not None:
+                path.send(existing.final)
+            return
+        tx = Transaction(request, path, branch, request.method)
+        self.transactions[key] = tx
+        if request.method == "INVITE":
+            self._reply(request, path, 100, "Attempting to connect your call")
+            tx.probe = asyncio.get_running_loop().call_later(self.probe_timeout, self._probe_expired, tx)
+        self._send_to_media(self._prepare(request, path, branch))
+
+    def _relay_cancel(self, request: Request, path: ReplyPath) -> None:
+        branch = self._branch_for(request, path)
+        invite = self.transactions.get((branch, "INVITE"))
+        if invite is None or invite.final is not None:
+            self._reply(request, path, 481, "Call/Transaction Does Not Exist")
+            return
+        self._relay_request(request, path)
+
+    def _relay_ack(self, request: Request, path: ReplyPath) -> None:
+        branch = self._branch_for(request, path)
+        invite = self.transactions.get((branch, "INVITE"))
+        if invite is not None:
+            return  # ACK of a negative final: hop by hop, the SBC already acknowledged it
+        self._send_to_media(self._prepare(request, path, branch))
+
+    # ------------------------------------------------------------------ media side
+    def on_media_message(self, data: bytes) -> None:
+        try:
+            message = parse_message(data)
+            if not isinstance(message, Response):
+                return
+            via = message.top_via
+            key = (via.branch or "", message.cseq.method)
+        except SipParseError:
+            return
+        tx = self.transactions.get(key)
+        if tx is None or tx.final is not None:
+            return
+        tx.media_heard = True
+        if tx.probe is not None:
+            tx.probe.cancel()
+            tx.probe = None
+        relayed = message.remove_first("via")
+        if tx.method == "INVITE":
+            if message.code == 100:
+                return  # hop by hop: the caller already has our 100
+            if message.code < 200:
+                tx.provisional = tx.provisional or message.code >= 180
+            else:
+                relayed = self._failure_route(tx, message, relayed)
+                if message.code >= 300:
+                    self._ack_media(tx, message)
+        self._deliver(tx, relayed.to_bytes(), final=message.code >= 200)
+
+    def _failure_route(self, tx: Transaction, response: Response, relayed: SipMessage) -> SipMessage:
+        code, reason, note = rewrite_failure(response.code, response.reason, tx.provisional, self.profile)
+        call_id = tx.request.get("call-id")
+        if note == "failed-auth":
+            self._log("warning", f"Failed auth from IP {tx.client.peer[0]}", call_id)
+        elif note is not None:
+            self._log("info", note, call_id)
+        if (code, reason) == (response.code, response.reason):
+            return relayed
+        return relayed.with_start_line(f"SIP/2.0 {code} {reason}".encode())
+
+    def _ack_media(self, tx: Transaction, response: Response) -> None:
+        """tm acknowledges a negative final hop by hop (RFC 3261 §17.1.1.3)."""
+        lines = [
+            f"ACK {tx.request.uri_text} SIP/2.0",
+            f"Via: SIP/2.0/UDP {self._relay_address[0]}:{self._relay_address[1]};branch={tx.branch};rport",
+            f"From: {tx.request.get('from')}",
+            f"To: {response.get('to')}",
+            f"Call-ID: {tx.request.get('call-id')}",
+            f"CSeq: {tx.request.cseq.number} ACK",
+            "Max-Forwards: 70",
+            "Content-Length: 0",
+        ]
+        if self._relay is not None:
+            try:
+                self._relay.sendto(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape"))
+            except OSError:
+                pass
+
+    def _deliver(self, tx: Transaction, data: bytes, *, final: bool) -> None:
+        if final:
+            tx.final = data
+            asyncio.get_running_loop().call_later(TRANSACTION_LINGER, self._forget, tx)
+        tx.client.send(data)
+
+    def _forget(self, tx: Transaction) -> None:
+        key = (tx.branch, tx.method)
+        if self.transactions.get(key) is tx:
+            del self.transactions[key]
+
+    def _probe_expired(self, tx: Transaction) -> None:
+        tx.probe = None
+        if not tx.media_heard and tx.final is None:
+            self._no_servers(tx)
+
+    def on_dispatcher_unreachable(self) -> None:
+        for tx in list(self.transactions.values()):
+            if tx.method == "INVITE" and not tx.media_heard and tx.final is None:
+                if tx.probe is not None:
+                    tx.probe.cancel()
+                    tx.probe = None
+                self._no_servers(tx)
+
+    def _no_servers(self, tx: Transaction) -> None:
+        self._log("error", "no servers available in primary or backup group", tx.request.get("call-id"))
+        try:
+            data = make_response(tx.request, 480, "All servers busy").to_bytes()
+        except (SipParseError, ValueError):
+            return
+        self._deliver(tx, data, final=True)

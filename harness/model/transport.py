@@ -1,0 +1,148 @@
+"""UDP + TCP listeners shared by the model's SIP roles: bytes in, a reply path out.
+
+A role gets every datagram or framed stream message through one callback together with a
+:class:`ReplyPath` that answers the peer on the transport the message came in on (UDP replies go
+to the source address, like ``rport``). The listener never lets a callback error stop it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import cast
+
+from harness.sip.framing import FramingError, StreamFramer
+
+Address = tuple[str, int]
+_log = logging.getLogger(__name__)
+
+
+@dataclass
+class ReplyPath:
+    """Where an answer to one received message goes."""
+
+    proto: str  # "udp" | "tcp"
+    peer: Address
+    _send: Callable[[bytes], None] = field(repr=False)
+
+    def send(self, data: bytes) -> None:
+        try:
+            self._send(data)
+        except (OSError, RuntimeError):  # peer gone or transport closed: nothing to answer any more
+            pass
+
+
+MessageHandler = Callable[[bytes, ReplyPath], None]
+FramingHandler = Callable[[FramingError, Address], None]
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    def __init__(self, on_message: MessageHandler) -> None:
+        self.on_message = on_message
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.DatagramTransport, transport)
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        transport = self.transport
+        if transport is None:
+            return
+        peer = (str(addr[0]), int(str(addr[1])))
+        path = ReplyPath("udp", peer, lambda b: transport.sendto(b, peer))
+        try:
+            self.on_message(data, path)
+        except Exception:  # a role bug must not stop the listener
+            _log.exception("UDP handler failed on a message from %s:%d", *peer)
+
+    def error_received(self, exc: Exception) -> None:  # ICMP for an earlier reply: ignore
+        pass
+
+
+class SipListener:
+    """One role's SIP socket pair: UDP and TCP on the same ``host:port`` (port 0 = a free one)."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        on_message: MessageHandler,
+        *,
+        max_stream_message: int | None = None,
+        on_framing_error: FramingHandler | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.on_message = on_message
+        self.max_stream_message = max_stream_message
+        self.on_framing_error = on_framing_error
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    @property
+    def address(self) -> Address:
+        return (self.host, self.port)
+
+    async def start(self) -> Address:
+        loop = asyncio.get_running_loop()
+        last_error: OSError | None = None
+        for _attempt in range(20):  # port 0: the free UDP port may be taken for TCP; pick another
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Datagrams(self.on_message), local_addr=(self.host, self.port)
+            )
+            port = int(transport.get_extra_info("sockname")[1])
+            try:
+                self._tcp = await asyncio.start_server(
+                    self._serve_stream, self.host, port, reuse_address=True
+                )
+            except OSError as exc:
+                transport.close()
+                last_error = exc
+                if self.port != 0:
+                    raise
+                continue
+            self._udp = transport
+            self.port = port
+            return self.address
+        raise OSError(f"no free port pair on {self.host}: {last_error}")
+
+    async def close(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+        for writer in list(self._writers):
+            writer.close()
+        if self._tcp is not None:
+            try:
+                await asyncio.wait_for(self._tcp.wait_closed(), 2.0)
+            except TimeoutError:
+                pass
+
+    async def _serve_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        name = writer.get_extra_info("peername")
+        peer = (str(name[0]), int(name[1]))
+        framer = StreamFramer(max_message=self.max_stream_message)
+        path = ReplyPath("tcp", peer, writer.write)
+        self._writers.add(writer)
+        try:
+            while chunk := await reader.read(65536):
+                try:
+                    messages = framer.feed(chunk)
+                except FramingError as exc:
+                    if self.on_framing_error is not None:
+                        self.on_framing_error(exc, peer)
+                    break
+                for message in messages:
+                    try:
+                        self.on_message(message, path)
+                    except Exception:  # a role bug must not stop the listener
+                        _log.exception("TCP handler failed on a message from %s:%d", *peer)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._writers.discard(writer)
+            writer.close()

@@ -1,0 +1,328 @@
+"""The pytest plugin (entry point `pytest11`): options, markers, fixtures and YAML scenario collection.
+
+With no target given, one embedded Kazoo model is started per pytest session (per xdist worker) on free
+loopback ports and stopped at the end. Scenario files are collected from `scenarios/**/*.yaml`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shlex
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from harness.kazoo.profiles import DEFAULT_PROFILE, Profile, ProfileError, load_profile
+from harness.net.carrier import CarrierUA
+from harness.scenario.case import ScenarioCase, expand, load_cases
+from harness.scenario.records import scenario_record
+from harness.scenario.runner import ScenarioResult, ScenarioSetupError, run_case_sync
+from harness.scenario.schema import SCENARIO, ScenarioError, check
+from harness.scenario.target import Target, TargetError
+from harness.scenario.targets import TargetStartError, open_target
+from harness.sip.transaction import Timers
+
+CAUSE_MARKERS = {
+    "acl": "seed cause 1: the carrier's IP is not in the allowed list (ecallmgr ACLs)",
+    "number_format": "seed cause 2: the dialed number is not in a form Kazoo understands",
+    "number_mapping": "seed cause 3: the number is not mapped in the numbers database",
+    "malformed": "seed cause 4: the INVITE is malformed, oversized or asks for unsupported features",
+    "call_flow": "healthy call flows and the symptoms callers report",
+}
+TARGET_KEY = pytest.StashKey[Target]()
+SEED_KEY = pytest.StashKey[int]()
+RESULTS_KEY = pytest.StashKey[list[dict[str, Any]]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kazoo-harness", "Kazoo SIP test harness")
+    group.addoption(
+        "--kazoo-target",
+        dest="kazoo_target",
+        default=None,
+        help="what to test: 'embedded' (default: a Kazoo model started for the session), 'lab', 'docker', "
+        "or a target file (TOML). ini: kazoo_target",
+    )
+    group.addoption(
+        "--kazoo-profile",
+        dest="kazoo_profile",
+        default=None,
+        help=f"expectation profile: kazoo-4.3 (default), kazoo-5, or a profile file. ini: kazoo_profile",
+    )
+    group.addoption(
+        "--harness-seed",
+        dest="harness_seed",
+        default=None,
+        type=int,
+        help="seed for generated data (caller names, tags, branches); printed in the header so a run can be "
+        "replayed. ini: harness_seed",
+    )
+    group.addoption(
+        "--harness-json", dest="harness_json", default=None, help="write one JSON record per scenario to this file"
+    )
+    group.addoption(
+        "--harness-pcap", dest="harness_pcap", default=None, help="write one pcap per scenario into this directory"
+    )
+    parser.addini("kazoo_target", "default for --kazoo-target", default="embedded")
+    parser.addini("kazoo_profile", "default for --kazoo-profile", default=DEFAULT_PROFILE)
+    parser.addini("harness_seed", "default for --harness-seed", default="")
+
+
+def _option(config: pytest.Config, name: str) -> str:
+    value = config.getoption(name)
+    return str(value) if value is not None else str(config.getini(name))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for cause, doc in CAUSE_MARKERS.items():
+        config.addinivalue_line("markers", f"{cause}: {doc}")
+    config.addinivalue_line("markers", "kazoo_4_3: runs only with a kazoo-4.3 profile")
+    config.addinivalue_line("markers", "kazoo_5: runs only with a kazoo-5 profile")
+    config.addinivalue_line("markers", "slow: takes more than a couple of seconds")
+    config.addinivalue_line("markers", "scenario: a scenario from the YAML catalog")
+    seed_text = _option(config, "harness_seed")
+    seed = int(seed_text) if seed_text.strip() else int(os.environ.get("HARNESS_SEED", random.randrange(10**6)))
+    # xdist workers get the controller's seed through the environment so every worker replays alike
+    os.environ.setdefault("HARNESS_SEED", str(seed))
+    config.stash[SEED_KEY] = int(os.environ["HARNESS_SEED"])
+    config.stash[RESULTS_KEY] = []
+    try:
+        load_profile(_option(config, "kazoo_profile"))
+    except ProfileError as exc:
+        raise pytest.UsageError(str(exc)) from exc
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    return [
+        f"kazoo-harness: target={_option(config, 'kazoo_target')} profile={_option(config, 'kazoo_profile')} "
+        f"seed={config.stash[SEED_KEY]} (replay with --harness-seed {config.stash[SEED_KEY]})"
+    ]
+
+
+def session_target(config: pytest.Config) -> Target:
+    """The session's target, started on first use."""
+    if TARGET_KEY not in config.stash:
+        profile = load_profile(_option(config, "kazoo_profile"))
+        try:
+            config.stash[TARGET_KEY] = open_target(_option(config, "kazoo_target"), profile)
+        except (TargetStartError, TargetError) as exc:
+            raise pytest.UsageError(f"kazoo-harness: cannot use target: {exc}") from exc
+    return config.stash[TARGET_KEY]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    target = config.stash.get(TARGET_KEY, None)
+    if target is not None and target.model is not None:
+        target.model.stop()
+    path = config.getoption("harness_json", None)
+    if path and not hasattr(config, "workerinput"):
+        Path(path).write_text(json.dumps(config.stash[RESULTS_KEY], indent=2) + "\n", encoding="utf-8")
+
+
+# -- fixtures: the same power from Python tests -----------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def kazoo(pytestconfig: pytest.Config) -> Target:
+    """The target under test (embedded model unless --kazoo-target says otherwise)."""
+    return session_target(pytestconfig)
+
+
+@pytest.fixture
+def carrier(kazoo: Target) -> Iterator[Callable[..., CarrierUA]]:
+    """A factory of carrier UAs: ``carrier(role="listed", transport="udp")`` or ``carrier(address=...)``."""
+    made: list[CarrierUA] = []
+
+    def make(
+        role: str | None = "listed", *, address: str | None = None, transport: str = "udp", port: int | None = None
+    ) -> CarrierUA:
+        ip, p = kazoo.carrier(role, address, port)
+        ua = CarrierUA(ip, p, transport, timers=Timers(t1=0.5))
+        made.append(ua)
+        return ua
+
+    yield make
+    for ua in made:
+        ua.close()
+
+
+@pytest.fixture
+def run_scenario(kazoo: Target, pytestconfig: pytest.Config) -> Callable[[dict[str, Any]], ScenarioResult]:
+    """Run a scenario given as a dict (the YAML schema) and return its result; raise on a failed verdict."""
+
+    def run(data: dict[str, Any], *, check_only: bool = False) -> ScenarioResult:
+        node_data = dict(data)
+        node_data.setdefault("description", node_data.get("name", "python scenario"))
+        import yaml
+
+        checked = check(yaml.compose(yaml.safe_dump(node_data)), SCENARIO, "<python>", "")
+        results = [
+            run_case_sync(case, kazoo, session_seed=pytestconfig.stash[SEED_KEY])
+            for case in expand(checked, Path("<python>"), 1)
+        ]
+        failed = [r for r in results if r.failures]
+        if failed and not check_only:
+            raise AssertionError(format_failure(failed[0], pytestconfig))
+        return results[0]
+
+    return run
+
+
+@pytest.fixture
+def sip_logs(kazoo: Target) -> Callable[[], Any]:
+    """A factory of log hubs over the target's log sources: ``async with sip_logs() as hub: ...``."""
+    from harness.logs.hub import LogHub
+    from harness.scenario.runner import _log_sources
+
+    return lambda: LogHub(_log_sources(kazoo))
+
+
+# -- YAML collection --------------------------------------------------------------------------------
+
+
+def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
+    if file_path.suffix not in (".yaml", ".yml") or "scenarios" not in file_path.parts:
+        return None
+    if "targets" in file_path.parts or "profiles" in file_path.parts:
+        return None
+    return ScenarioFile.from_parent(parent, path=file_path)
+
+
+class ScenarioFile(pytest.File):
+    def collect(self) -> Iterator[pytest.Item]:
+        for case in load_cases(self.path):
+            markers = [case.cause, "scenario", *case.markers]
+            item = ScenarioItem.from_parent(self, name=case.test_id, case=case)
+            for marker in markers:
+                item.add_marker(marker)
+            for release in case.releases:
+                item.add_marker(release.replace("-", "_").replace(".", "_"))
+            yield item
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, ScenarioError):
+            return f"scenario schema error: {excinfo.value}"
+        return str(super().repr_failure(excinfo))
+
+
+class ScenarioFailure(Exception):
+    def __init__(self, result: ScenarioResult) -> None:
+        super().__init__("scenario failed")
+        self.result = result
+
+
+class ScenarioItem(pytest.Item):
+    def __init__(self, *, case: ScenarioCase, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+        self.result: ScenarioResult | None = None
+
+    def runtest(self) -> None:
+        target = session_target(self.config)
+        if self.case.targets and target.kind not in self.case.targets:
+            pytest.skip(f"scenario runs on {', '.join(self.case.targets)} targets only, not {target.kind}")
+        if self.case.cause == "malformed" and not target.allow_malformed:
+            pytest.skip(f"target {target.name} does not set allow_malformed = true")
+        try:
+            self.result = run_case_sync(self.case, target, session_seed=self.config.stash[SEED_KEY])
+        except ScenarioSetupError as exc:
+            pytest.skip(str(exc))
+        if self.result.skipped:
+            pytest.skip(self.result.skipped)
+        if self.result.failures:
+            raise ScenarioFailure(self.result)
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+        if isinstance(excinfo.value, ScenarioFailure):
+            return format_failure(excinfo.value.result, self.config)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.case.line - 1, f"scenario: {self.case.name}"
+
+
+def reproduce_command(case: ScenarioCase, config: pytest.Config) -> str:
+    rel = os.path.relpath(case.path, config.rootpath) if case.path.is_absolute() else str(case.path)
+    parts = ["pytest", f"{rel}::{case.test_id}"]
+    target = _option(config, "kazoo_target")
+    if target != "embedded":
+        parts += ["--kazoo-target", target]
+    parts += ["--kazoo-profile", _option(config, "kazoo_profile"), "--harness-seed", str(config.stash[SEED_KEY])]
+    return shlex.join(parts)
+
+
+def format_failure(result: ScenarioResult, config: pytest.Config) -> str:
+    from harness.report.ladder import text_ladder
+
+    case = result.case
+    exp = result.expectation
+    lines = [
+        f"scenario {case.name!r} ({case.cause}) at {case.path}:{case.line}",
+        f"  {case.description}",
+        "",
+        f"expected: {exp.describe()}"
+        + (f"  (outcome {exp.outcome} from profile {config.getoption('kazoo_profile') or 'kazoo-4.3'})" if exp.outcome else ""),
+        f"got:      {result.got}",
+        "",
+        "failures:",
+        *[f"  - {f}" for f in result.failures],
+    ]
+    if result.exchange is not None:
+        lines += ["", "ladder:", text_ladder(result.exchange)]
+    lines += ["", f"reproduce: {reproduce_command(case, config)}"]
+    return "\n".join(lines)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    outcome = yield
+    if not isinstance(item, ScenarioItem) or call.when != "call":
+        return
+    report = outcome.get_result()
+    result = item.result
+    record = scenario_record(item.case, result, report.outcome, reproduce_command(item.case, item.config))
+    report.user_properties.append(("harness_record", json.dumps(record)))
+    if result is not None and result.exchange is not None:
+        _attach_html(report, result)
+        pcap_dir = item.config.getoption("harness_pcap", None)
+        if pcap_dir:
+            from harness.report.pcap import write_pcap
+
+            Path(pcap_dir).mkdir(parents=True, exist_ok=True)
+            write_pcap([result.exchange], Path(pcap_dir) / f"{item.case.cause}-{item.case.test_id}.pcap")
+
+
+def _attach_html(report: pytest.TestReport, result: ScenarioResult) -> None:
+    try:
+        from pytest_html import extras
+    except ImportError:
+        return
+    from html import escape
+
+    from harness.report.ladder import svg_ladder
+
+    assert result.exchange is not None
+    log_lines = result.logs.explain() if result.logs is not None else "(no log expectations)"
+    html = f"<div>{svg_ladder(result.exchange)}</div><pre>{escape(log_lines)}</pre>"
+    report.extras = [*getattr(report, "extras", []), extras.html(html)]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    for key, value in report.user_properties:
+        if key == "harness_record":
+            _RESULTS.append(json.loads(str(value)))
+
+
+_RESULTS: list[dict[str, Any]] = []
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[RESULTS_KEY] = list(_RESULTS)
+
+
+def collected_records() -> list[dict[str, Any]]:
+    return list(_RESULTS)

@@ -1,0 +1,1 @@
+"""Captured SIP messages (pcap, pcapng, sofia siptrace, pasted text) and their refresh for replay."""

@@ -1,0 +1,245 @@
+"""SIP messages out of capture files (pcap and pcapng), for replaying a customer's captured INVITE.
+
+scapy reads the file (pcap or pcapng, any mix of link types: Ethernet, Linux cooked SLL/SLL2, raw IP,
+BSD loopback) and decodes down to the IP layer. From there this module works on the packets' raw bytes so
+that what comes out is byte exact: IPv4/IPv6 fragments are put back together, TCP segments are ordered by
+sequence number and the stream is cut into messages with :class:`~harness.sip.framing.StreamFramer`.
+Only payloads that start like a SIP message are kept (RTP, HTTP and TLS records are skipped).
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scapy.layers.inet import IP
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
+from scapy.packet import Packet
+from scapy.utils import PcapReader
+
+from harness.net.exchange import Address
+from harness.sip.errors import SipParseError
+from harness.sip.framing import FramingError, StreamFramer
+from harness.sip.message import Request, parse_message
+
+_SIP_START = re.compile(rb"^(?:SIP/[0-9]\.[0-9] [0-9]{3}|[A-Za-z]+ \S+ SIP/[0-9]\.[0-9]\r?\n)")
+_PROTO_TCP, _PROTO_UDP = 6, 17
+MAX_STREAM_MESSAGE = 1 << 20  # a TCP stream that has not framed a message within 1 MiB is not SIP
+
+
+@dataclass(frozen=True)
+class CapturedMessage:
+    """One SIP message as captured. ``time`` is epoch seconds (pcap) or as the source gives it."""
+
+    time: float
+    src: Address
+    dst: Address
+    transport: str  # "udp" | "tcp" (pcap) or the trace's own name ("tls", "ws", ...)
+    data: bytes
+
+    @property
+    def first_line(self) -> str:
+        return self.data.split(b"\n", 1)[0].rstrip(b"\r")[:200].decode("utf-8", "replace")
+
+
+def looks_like_sip(data: bytes) -> bool:
+    return bool(_SIP_START.match(data))
+
+
+# -- IP layer --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Fragments:
+    parts: dict[int, bytes] = field(default_factory=dict)  # byte offset -> data
+    total: int | None = None  # known once the last fragment (MF=0) arrived
+
+    def add(self, offset: int, data: bytes, last: bool) -> bytes | None:
+        self.parts[offset] = data
+        if last:
+            self.total = offset + len(data)
+        if self.total is None:
+            return None
+        out = bytearray()
+        for off in sorted(self.parts):
+            if off > len(out):
+                return None  # a hole: wait for more fragments
+            out[off : off + len(self.parts[off])] = self.parts[off]
+        return bytes(out[: self.total]) if len(out) >= self.total else None
+
+
+@dataclass(frozen=True)
+class _Datagram:
+    """A whole IP payload (after reassembly) with its addresses and protocol number."""
+
+    src: str
+    dst: str
+    proto: int
+    payload: bytes
+
+
+class _Defragmenter:
+    def __init__(self) -> None:
+        self._pending: dict[tuple[object, ...], _Fragments] = {}
+
+    def _add(self, key: tuple[object, ...], offset: int, data: bytes, last: bool) -> bytes | None:
+        frags = self._pending.setdefault(key, _Fragments())
+        whole = frags.add(offset, data, last)
+        if whole is not None:
+            del self._pending[key]
+        return whole
+
+    def feed(self, pkt: Packet) -> _Datagram | None:
+        if IP in pkt:
+            return self._ipv4(bytes(pkt[IP]))
+        if IPv6 in pkt:
+            return self._ipv6(pkt)
+        return None
+
+    def _ipv4(self, raw: bytes) -> _Datagram | None:
+        if len(raw) < 20:
+            return None
+        ihl = (raw[0] & 0x0F) * 4
+        total, ident, flags_frag = struct.unpack("!HHH", raw[2:8])
+        proto = raw[9]
+        src, dst = ".".join(map(str, raw[12:16])), ".".join(map(str, raw[16:20]))
+        # total length 0 appears in captures of segmentation-offloaded packets: trust the captured size
+        payload = raw[ihl:total] if total else raw[ihl:]
+        offset, more = (flags_frag & 0x1FFF) * 8, bool(flags_frag & 0x2000)
+        if offset or more:
+            whole = self._add(("4", src, dst, ident, proto), offset, payload, not more)
+            if whole is None:
+                return None
+            payload = whole
+        return _Datagram(src, dst, proto, payload)
+
+    def _ipv6(self, pkt: Packet) -> _Datagram | None:
+        ip6 = pkt[IPv6]
+        src, dst = str(ip6.src), str(ip6.dst)
+        if IPv6ExtHdrFragment in pkt:
+            frag = pkt[IPv6ExtHdrFragment]
+            whole = self._add(
+                ("6", src, dst, int(frag.id)), int(frag.offset) * 8, bytes(frag.payload), not frag.m
+            )
+            return None if whole is None else _Datagram(src, dst, int(frag.nh), whole)
+        layer = ip6.payload
+        while layer is not None and layer.name.startswith("IPv6 Extension Header"):
+            layer = layer.payload
+        proto = {"UDP": _PROTO_UDP, "TCP": _PROTO_TCP}.get(getattr(layer, "name", ""), -1)
+        return None if proto < 0 else _Datagram(src, dst, proto, bytes(layer))
+
+
+# -- transport layer -------------------------------------------------------------------------------
+
+
+def _seq_diff(a: int, b: int) -> int:
+    """a - b in 32-bit sequence space (negative when a is before b)."""
+    d = (a - b) & 0xFFFFFFFF
+    return d - (1 << 32) if d >= 1 << 31 else d
+
+
+@dataclass
+class _TcpFlow:
+    """One direction of one TCP connection."""
+
+    next_seq: int | None = None
+    ahead: dict[int, bytes] = field(default_factory=dict)  # out-of-order segments by sequence number
+    framer: StreamFramer = field(default_factory=lambda: StreamFramer(MAX_STREAM_MESSAGE))
+
+    def segment(self, seq: int, data: bytes) -> list[bytes]:
+        if self.next_seq is None:  # capture started mid-connection
+            self.next_seq = seq
+        self.ahead[seq] = data
+        ordered = bytearray()
+        progressed = True
+        while progressed:
+            progressed = False
+            for s in list(self.ahead):
+                d = _seq_diff(s, self.next_seq)
+                chunk = self.ahead[s]
+                if d > 0:
+                    continue
+                del self.ahead[s]
+                if -d < len(chunk):  # drop what a retransmission repeats, keep what is new
+                    ordered += chunk[-d:]
+                    self.next_seq = (self.next_seq + len(chunk) + d) & 0xFFFFFFFF
+                    progressed = True
+        if not ordered:
+            return []
+        try:
+            return self.framer.feed(bytes(ordered))
+        except FramingError:
+            self.framer = StreamFramer(MAX_STREAM_MESSAGE)  # not SIP, or cut: start afresh
+            return []
+
+
+class _Reader:
+    def __init__(self) -> None:
+        self.defrag = _Defragmenter()
+        self.flows: dict[tuple[Address, Address], _TcpFlow] = {}
+        self.out: list[CapturedMessage] = []
+
+    def packet(self, pkt: Packet) -> None:
+        dgram = self.defrag.feed(pkt)
+        if dgram is None:
+            return
+        t = float(pkt.time)
+        if dgram.proto == _PROTO_UDP and len(dgram.payload) >= 8:
+            sport, dport, length = struct.unpack("!HHH", dgram.payload[:6])
+            data = dgram.payload[8:length] if length >= 8 else dgram.payload[8:]
+            if looks_like_sip(data):
+                self.out.append(CapturedMessage(t, (dgram.src, sport), (dgram.dst, dport), "udp", data))
+        elif dgram.proto == _PROTO_TCP and len(dgram.payload) >= 20:
+            self._tcp(t, dgram)
+
+    def _tcp(self, t: float, dgram: _Datagram) -> None:
+        sport, dport, seq = struct.unpack("!HHI", dgram.payload[:8])
+        offset, flags = (dgram.payload[12] >> 4) * 4, dgram.payload[13]
+        key = ((dgram.src, sport), (dgram.dst, dport))
+        if flags & 0x02:  # SYN: a new connection; data starts after the SYN's sequence number
+            self.flows[key] = _TcpFlow(next_seq=(seq + 1) & 0xFFFFFFFF)
+            return
+        data = dgram.payload[offset:]
+        if not data:
+            return
+        flow = self.flows.setdefault(key, _TcpFlow())
+        for msg in flow.segment(seq, data):
+            if looks_like_sip(msg):
+                self.out.append(CapturedMessage(t, key[0], key[1], "tcp", msg))
+
+
+def read_messages(path: str | Path) -> list[CapturedMessage]:
+    """Every SIP message in a pcap or pcapng file, in capture order (a TCP message at its last segment)."""
+    reader = _Reader()
+    with PcapReader(str(path)) as packets:
+        for pkt in packets:
+            reader.packet(pkt)
+    return reader.out
+
+
+def find_invites(
+    messages: list[CapturedMessage], call_id: str | None = None, *, unique: bool = True
+) -> list[CapturedMessage]:
+    """The INVITE requests among ``messages`` (optionally of one Call-ID); ``unique`` drops retransmissions
+    (a later message with the same bytes)."""
+    out: list[CapturedMessage] = []
+    seen: set[bytes] = set()
+    for m in messages:
+        if not m.data.startswith(b"INVITE "):
+            continue
+        try:
+            msg = parse_message(m.data)
+            if not isinstance(msg, Request) or (call_id is not None and msg.call_id != call_id):
+                continue
+        except SipParseError:
+            continue
+        if unique and m.data in seen:
+            continue
+        seen.add(m.data)
+        out.append(m)
+    return out
+
+
+__all__ = ["CapturedMessage", "find_invites", "looks_like_sip", "read_messages"]

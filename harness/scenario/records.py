@@ -1,0 +1,60 @@
+"""One JSON record per scenario run: what the reports (JSON file, summary table) are made from."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.logs.assertions import LogVerdict
+from harness.scenario.case import ScenarioCase
+from harness.scenario.runner import ScenarioResult
+
+
+def scenario_record(case: ScenarioCase, result: ScenarioResult | None, verdict: str, reproduce: str) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": case.test_id,
+        "name": case.name,
+        "cause": case.cause,
+        "file": str(case.path),
+        "line": case.line,
+        "param": case.param_id,
+        "verdict": verdict,
+        "reproduce": reproduce,
+    }
+    if result is None:
+        return record
+    exp = result.expectation
+    ex = result.exchange
+    record.update(
+        {
+            "expected": exp.describe(),
+            "outcome_name": exp.outcome,
+            "got": result.got,
+            "failures": result.failures,
+            "seed": result.seed,
+            "timings": {"duration_ms": round(result.duration * 1000, 1)},
+            "placeholders": result.placeholders,
+        }
+    )
+    if ex is not None:
+        record["outcome"] = ex.outcome
+        record["codes"] = {"final": ex.final_code, "provisional": ex.provisional_codes}
+        record["call_id"] = ex.call_id
+        record["timings"]["exchange_ms"] = round(ex.duration * 1000, 1)
+        record["timings"]["ended_early"] = ex.ended_early
+        record["exchange"] = ex.to_json()
+    if result.logs is not None:
+        record["logs"] = logs_record(result.logs)
+    return record
+
+
+def logs_record(verdict: LogVerdict) -> dict[str, Any]:
+    return {
+        "ok": verdict.ok,
+        "matched": [{"pattern": e.describe(), "line": hits[0].raw} for e, hits in verdict.matched],
+        "missing": [e.describe() for e in verdict.missing],
+        "unexpected": [{"pattern": e.describe(), "line": line.raw} for e, line in verdict.unexpected],
+        "wrong_count": [{"pattern": e.describe(), "seen": n} for e, n in verdict.wrong_count],
+        "silent_sources": verdict.silent_sources,
+        "related": [line.raw for line in verdict.correlation.related],
+        "decided_early": verdict.decided_early,
+    }

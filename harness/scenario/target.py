@@ -1,0 +1,68 @@
+"""A target: the stack under test as the scenarios see it — where to send, which source addresses and
+numbers each role means there, where its logs are, and what may be done to it."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.kazoo.profiles import Profile
+
+Address = tuple[str, int]
+
+
+class TargetError(ValueError):
+    """A role or address the target cannot resolve."""
+
+
+@dataclass
+class Target:
+    name: str  # "embedded", or the target file's path
+    kind: str  # "embedded" | "file" | "lab" | "docker"
+    sbc: Address
+    profile: Profile
+    media: Address | None = None  # None: the media role cannot be reached directly
+    carriers: dict[str, tuple[str, int | None]] = field(default_factory=dict)
+    numbers: dict[str, str] = field(default_factory=dict)
+    log_files: dict[str, Path] = field(default_factory=dict)  # source name -> file
+    esl: tuple[str, int, str] | None = None  # host, port, password
+    route_timeout: float = 2.6
+    silence_window: float = 2.0  # how long "no answer" is waited for when no log line ends it sooner
+    allow_malformed: bool = True
+    model: Any = None  # the RunningModel behind an embedded target (setup hooks use it)
+
+    @property
+    def sbc_ip(self) -> str:
+        return self.sbc[0]
+
+    def carrier(self, role: str | None, address: str | None = None, port: int | None = None) -> Address:
+        """Resolve a carrier role (or an explicit `ip[:port]`) to a local source address."""
+        if address:
+            ip, _, p = address.partition(":")
+            _check_local(ip)
+            return ip, int(p) if p else (port or 0)
+        role = role or "listed"
+        if role not in self.carriers:
+            raise TargetError(
+                f"target {self.name!r} has no carrier role {role!r} (known: {', '.join(sorted(self.carriers))})"
+            )
+        ip, role_port = self.carriers[role]
+        return ip, port if port is not None else (role_port or 0)
+
+    def number(self, ref: str) -> str:
+        """A number role's number on this target, or the literal given."""
+        return self.numbers.get(ref, ref)
+
+    def has_number_role(self, ref: str) -> bool:
+        return ref in self.numbers
+
+
+def _check_local(ip: str) -> None:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError as exc:
+        raise TargetError(f"not an IP address: {ip!r}") from exc
+    if addr.is_unspecified:
+        raise TargetError(f"carrier source {ip} is unspecified; name the local address to send from")

@@ -1,0 +1,274 @@
+"""The model beyond single rows: TCP framing, optional Kamailio roles, ACL reload over the event
+socket, channel events, robustness against the conformance corpus, and the `model` subcommand."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from harness.kazoo.esl import EslClient
+from harness.model.stack import ModelConfig, RunningModel, start_model
+from tests.integration.model_helpers import Invite, UdpPeer, log_lines, options
+
+CORPUS = Path("/work/shared/corpus")
+ROUTED = "+14155550100"
+LISTED = "127.0.0.10"
+UNLISTED = "127.0.0.66"
+DEADLINE = 5.0
+
+
+def _start(tmp: Path, profile: str = "kazoo-4.3", **overrides: object) -> RunningModel:
+    config = ModelConfig(
+        profile=profile, log_dir=tmp, sbc_port=0, media_port=0, esl_port=0, couch_port=0, route_timeout=0.3
+    )
+    for name, value in overrides.items():
+        setattr(config, name, value)
+    return start_model(config)
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningModel]:
+    running = _start(tmp_path_factory.mktemp("stack"))
+    yield running
+    running.stop()
+
+
+def tcp_exchange(target: tuple[str, int], data: bytes, source: str = LISTED) -> tuple[bytes, bool]:
+    """Send ``data`` on a new connection; return what came back and whether the server closed it."""
+    with socket.create_connection(target, timeout=DEADLINE, source_address=(source, 0)) as conn:
+        conn.sendall(data)
+        received = b""
+        end = time.monotonic() + DEADLINE
+        while time.monotonic() < end:
+            conn.settimeout(max(end - time.monotonic(), 0.01))
+            try:
+                chunk = conn.recv(65536)
+            except TimeoutError:
+                return received, False
+            except ConnectionResetError:
+                return received, True
+            if not chunk:
+                return received, True
+            received += chunk
+            if b"SIP/2.0 200" in received or b"SIP/2.0 4" in received or b"SIP/2.0 6" in received:
+                return received, False
+        return received, False
+
+
+# ---------------------------------------------------------------- TCP rows
+def test_tcp_invite_is_answered_on_the_connection(model: RunningModel) -> None:
+    invite = Invite(ROUTED, (LISTED, 5060), model.sbc, transport="TCP")
+    received, _ = tcp_exchange(model.sbc, invite.render())
+    assert b"SIP/2.0 100 Attempting to connect your call" in received
+    assert b"SIP/2.0 200 OK" in received
+
+
+def test_tcp_without_content_length_closes_the_connection(model: RunningModel) -> None:
+    data = Invite(ROUTED, (LISTED, 5060), model.sbc, transport="TCP", body=b"", drop=("content-length",)).render()
+    received, closed = tcp_exchange(model.sbc, data)
+    assert closed and received == b""
+    assert log_lines(model, "kamailio", "content length not present or unparsable")
+
+
+def test_tcp_message_over_80000_bytes_closes_the_connection(model: RunningModel) -> None:
+    padding = "X-Padding: " + "a" * 81_000
+    data = Invite(ROUTED, (LISTED, 5060), model.sbc, transport="TCP", extra=[padding]).render()
+    received, closed = tcp_exchange(model.sbc, data)
+    assert closed and b"SIP/2.0" not in received
+    assert log_lines(model, "kamailio", "buffer overrun, dropping")
+
+
+def test_x_headers_are_replaced_so_x_auth_ip_cannot_be_spoofed(model: RunningModel) -> None:
+    with UdpPeer(UNLISTED) as peer:
+        invite = Invite(ROUTED, peer.address, model.sbc, extra=[f"X-AUTH-IP: {LISTED}", "X-AUTH-PORT: 5060"])
+        peer.send(invite.render(), model.sbc)
+        _, final = peer.final(invite.call_id)
+    assert final is not None and final.code == 407
+
+
+# ---------------------------------------------------------------- optional roles
+def test_traffic_filter_drops_untrusted_ip_domain(tmp_path: Path) -> None:
+    with _start(tmp_path, role_switches={"traffic_filter": True}) as running, UdpPeer(UNLISTED) as peer:
+        invite = Invite(ROUTED, peer.address, running.sbc)  # R-URI host is the SBC's IP address
+        peer.send(invite.render(), running.sbc)
+        assert peer.barrier(running.sbc) == []
+        assert log_lines(running, "kamailio", f"{invite.call_id}|end|dropping INVITE request with IP domain")
+        with UdpPeer(LISTED) as trusted:  # a trusted carrier is not filtered
+            ok = Invite(ROUTED, trusted.address, running.sbc)
+            trusted.send(ok.render(), running.sbc)
+            _, final = trusted.final(ok.call_id)
+            assert final is not None and final.code == 200
+
+
+def test_acl_role_rejects_untrusted_invite(tmp_path: Path) -> None:
+    with _start(tmp_path, role_switches={"acl": True}) as running, UdpPeer(UNLISTED) as peer:
+        invite = Invite(ROUTED, peer.address, running.sbc)
+        peer.send(invite.render(), running.sbc)
+        _, final = peer.final(invite.call_id)
+        assert final is not None and (final.code, final.reason) == (603, "Rejected by ACL")
+
+
+def test_authorization_role_challenges_at_kamailio_on_kazoo_5(tmp_path: Path) -> None:
+    with _start(tmp_path, "kazoo-5", role_switches={"authorization": True}) as running, UdpPeer(UNLISTED) as peer:
+        invite = Invite(ROUTED, peer.address, running.sbc)
+        peer.send(invite.render(), running.sbc)
+        seen, final = peer.final(invite.call_id)
+        assert [r.code for r in seen] == [407]  # Kamailio's own answer: no 100 from the relay
+        assert final is not None and final.proxy_authenticate is not None
+        ip, port = peer.address
+        assert log_lines(running, "kamailio", f"auth - challenging INVITE from +14155551234@{ip} {ip}:{port}")
+        assert not log_lines(running, "freeswitch", invite.call_id)
+
+
+def test_antiflood_drops_a_burst(tmp_path: Path) -> None:
+    with _start(tmp_path, role_switches={"antiflood": True}) as running, UdpPeer(UNLISTED) as peer:
+        for _ in range(40):
+            peer.send(options(peer.address, running.sbc), running.sbc)
+        answered = 0
+        while peer.recv(0.5) is not None:
+            answered += 1
+        assert 0 < answered < 40
+        assert log_lines(running, "kamailio", "pike blocking OPTIONS from")
+
+
+# ---------------------------------------------------------------- ACLs over the event socket
+async def _reload_acl(esl: tuple[str, int]) -> str:
+    async with await EslClient.open(esl[0], esl[1], "ClueCon") as client:
+        return await client.api("reloadacl")
+
+
+def test_acl_change_takes_effect_after_reloadacl(tmp_path: Path) -> None:
+    with _start(tmp_path) as running, UdpPeer(UNLISTED) as peer:
+        doc = running.store.get("system_config", "ecallmgr")
+        assert doc is not None
+        doc[running.node]["acls"]["new_carrier"] = {
+            "type": "allow",
+            "network-list-name": "trusted",
+            "cidr": f"{UNLISTED}/32",
+        }
+        running.store.put("system_config", doc)
+
+        before = Invite(ROUTED, peer.address, running.sbc)
+        peer.send(before.render(), running.sbc)
+        _, final = peer.final(before.call_id)
+        assert final is not None and final.code == 407  # not yet: FreeSWITCH keeps its lists until reloadacl
+
+        reply = asyncio.run(asyncio.wait_for(_reload_acl(running.esl), DEADLINE))
+        assert reply.startswith("+OK acl reloaded")
+        assert log_lines(running, "freeswitch", "Created ip list trusted default (deny)")
+        assert log_lines(running, "freeswitch", f"Adding {UNLISTED}/32 (allow) [] to list trusted")
+
+        after = Invite(ROUTED, peer.address, running.sbc)
+        peer.send(after.render(), running.sbc)
+        _, final = peer.final(after.call_id)
+        assert final is not None and final.code == 200
+
+
+async def _call_with_events(running: RunningModel) -> list[dict[str, object]]:
+    async with await EslClient.open(running.esl[0], running.esl[1], "ClueCon") as client:
+        await client.events("CHANNEL_CREATE", "CHANNEL_HANGUP_COMPLETE")
+        with UdpPeer(LISTED) as peer:
+            invite = Invite("+14155550199", peer.address, running.sbc)
+            peer.send(invite.render(), running.sbc)
+            events: list[dict[str, object]] = []
+            while len(events) < 2:
+                frame = await client.next_frame(deadline=time.time() + DEADLINE)
+                assert frame is not None, f"events so far: {events}"
+                if frame.content_type.startswith("text/event"):
+                    event = frame.event()
+                    if event.get("Unique-ID") == invite.call_id:
+                        events.append(event)
+            return events
+
+
+def test_channel_events_reach_the_event_socket(model: RunningModel) -> None:
+    events = asyncio.run(asyncio.wait_for(_call_with_events(model), DEADLINE * 2))
+    assert [e["Event-Name"] for e in events] == ["CHANNEL_CREATE", "CHANNEL_HANGUP_COMPLETE"]
+
+
+# ---------------------------------------------------------------- robustness
+def _corpus_files() -> list[Path]:
+    return sorted(p for p in CORPUS.rglob("*") if p.is_file() and p.suffix != ".md")
+
+
+@pytest.mark.skipif(not CORPUS.is_dir(), reason=f"conformance corpus not found at {CORPUS}")
+def test_model_keeps_serving_after_the_whole_corpus(tmp_path: Path) -> None:
+    files = _corpus_files()
+    assert files
+    with _start(tmp_path) as running, UdpPeer(LISTED) as peer:
+        for target in (running.sbc, running.media):
+            for path in files:
+                data = path.read_bytes()
+                peer.send(data[:65000], target)
+                tcp_exchange(target, data)
+            peer.barrier(target)  # still answering, over UDP...
+            received, _ = tcp_exchange(target, options((LISTED, 5060), target))
+            assert b"SIP/2.0 200" in received  # ...and over TCP
+        routed = Invite(ROUTED, peer.address, running.sbc)
+        peer.send(routed.render(), running.sbc)
+        _, final = peer.final(routed.call_id)
+        assert final is not None and final.code == 200
+
+
+# ---------------------------------------------------------------- the subcommand
+def test_model_subcommand_runs_until_sigint(tmp_path: Path) -> None:
+    ready = tmp_path / "ready.json"
+    command = [
+        sys.executable, "-m", "harness.cli", "model", "--profile", "kazoo-5",
+        "--sbc", "127.0.0.1:0", "--media", "127.0.0.1:0", "--esl", "127.0.0.1:0", "--couch", "127.0.0.1:0",
+        "--log-dir", str(tmp_path / "logs"), "--ready-file", str(ready), "--role-switch", "acl=off",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parents[2])
+    try:
+        assert process.stdout is not None
+        output = _read_until(process.stdout, b"Ctrl-C to stop.", DEADLINE * 2)
+        assert b"SBC (Kamailio)" in output and b"CouchDB API" in output
+        info = json.loads(ready.read_text())
+        host, port = info["sbc"]["udp"].rsplit(":", 1)
+        with UdpPeer(LISTED) as peer:
+            assert peer.barrier((host, int(port))) == []
+        process.send_signal(signal.SIGINT)
+        assert process.wait(DEADLINE) == 0
+    finally:
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGKILL)
+            process.wait(DEADLINE)
+
+
+def _read_until(stream: object, marker: bytes, timeout: float) -> bytes:
+    selector = selectors.DefaultSelector()
+    selector.register(stream, selectors.EVENT_READ)  # type: ignore[arg-type]
+    out = b""
+    end = time.monotonic() + timeout
+    fd = stream.fileno()  # type: ignore[attr-defined]
+    while marker not in out:
+        left = end - time.monotonic()
+        if left <= 0 or not selector.select(left):
+            raise AssertionError(f"no {marker!r} within {timeout} s; output so far: {out!r}")
+        chunk = os.read(fd, 4096)
+        if not chunk:
+            raise AssertionError(f"process ended before {marker!r}; output: {out!r}")
+        out += chunk
+    return out
+
+
+def test_model_subcommand_refuses_non_loopback_addresses() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "model", "--sbc", "192.0.2.1:5060"],
+        capture_output=True,
+        timeout=DEADLINE * 2,
+        cwd=Path(__file__).parents[2],
+    )
+    assert result.returncode == 2
+    assert b"not a loopback address" in result.stderr
