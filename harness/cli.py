@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ["run", "send", "model", "mutators"]
+COMMANDS = ["run", "send", "model", "mutators", "target", "diagnose", "restore"]
 
 
 def _load() -> None:

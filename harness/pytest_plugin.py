@@ -33,6 +33,7 @@ CAUSE_MARKERS = {
     "malformed": "seed cause 4: the INVITE is malformed, oversized or asks for unsupported features",
     "call_flow": "healthy call flows and the symptoms callers report",
 }
+INFRA_EXIT = 3
 TARGET_KEY = pytest.StashKey[Target]()
 SEED_KEY = pytest.StashKey[int]()
 RESULTS_KEY = pytest.StashKey[list[dict[str, Any]]]()
@@ -85,15 +86,28 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a couple of seconds")
     config.addinivalue_line("markers", "scenario: a scenario from the YAML catalog")
     seed_text = _option(config, "harness_seed")
-    seed = int(seed_text) if seed_text.strip() else int(os.environ.get("HARNESS_SEED", random.randrange(10**6)))
-    # xdist workers get the controller's seed through the environment so every worker replays alike
-    os.environ.setdefault("HARNESS_SEED", str(seed))
-    config.stash[SEED_KEY] = int(os.environ["HARNESS_SEED"])
+    worker_input = getattr(config, "workerinput", {})
+    if "harness_seed" in worker_input:  # an xdist worker replays the controller's seed
+        seed = int(worker_input["harness_seed"])
+    elif seed_text.strip():
+        seed = int(seed_text)
+    elif os.environ.get("HARNESS_SEED", "").strip():
+        seed = int(os.environ["HARNESS_SEED"])
+    else:
+        seed = random.randrange(10**6)
+    config.stash[SEED_KEY] = seed
     config.stash[RESULTS_KEY] = []
+    config.pluginmanager.register(_Recorder(config.stash[RESULTS_KEY]), "kazoo-harness-recorder")
     try:
         load_profile(_option(config, "kazoo_profile"))
     except ProfileError as exc:
         raise pytest.UsageError(str(exc)) from exc
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: hand the session seed to every worker."""
+    node.workerinput["harness_seed"] = node.config.stash[SEED_KEY]
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -109,8 +123,12 @@ def session_target(config: pytest.Config) -> Target:
         profile = load_profile(_option(config, "kazoo_profile"))
         try:
             config.stash[TARGET_KEY] = open_target(_option(config, "kazoo_target"), profile)
-        except (TargetStartError, TargetError) as exc:
-            raise pytest.UsageError(f"kazoo-harness: cannot use target: {exc}") from exc
+        except TargetError as exc:
+            # raised while a test runs, so end the session rather than fail that one test
+            pytest.exit(f"kazoo-harness: cannot use target: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        except TargetStartError as exc:
+            # infrastructure, not a scenario failure: a distinct exit status (kazoo-harness run: 3)
+            pytest.exit(f"kazoo-harness: infrastructure error: {exc}", returncode=INFRA_EXIT)
     return config.stash[TARGET_KEY]
 
 
@@ -311,18 +329,13 @@ def _attach_html(report: pytest.TestReport, result: ScenarioResult) -> None:
     report.extras = [*getattr(report, "extras", []), extras.html(html)]
 
 
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    for key, value in report.user_properties:
-        if key == "harness_record":
-            _RESULTS.append(json.loads(str(value)))
+class _Recorder:
+    """Collects every scenario's record (also from xdist workers, through the reports' user_properties)."""
 
+    def __init__(self, records: list[dict[str, Any]]) -> None:
+        self.records = records
 
-_RESULTS: list[dict[str, Any]] = []
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    session.config.stash[RESULTS_KEY] = list(_RESULTS)
-
-
-def collected_records() -> list[dict[str, Any]]:
-    return list(_RESULTS)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        for key, value in report.user_properties:
+            if key == "harness_record":
+                self.records.append(json.loads(str(value)))

@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import uuid
+import weakref
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
@@ -56,6 +57,23 @@ _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
 
 class KamailioError(RuntimeError):
     """Kamailio could not be started, or did not become ready in time."""
+
+
+def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM to the main process (it stops its workers); SIGKILL to its process group after
+    ``timeout``. Only the process started here and its own group are ever signalled."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+            return
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)  # the group id is the PID: start_new_session
+    except ProcessLookupError:
+        return
+    process.wait(timeout=timeout)
 
 
 def kamailio_binary() -> str | None:
@@ -242,6 +260,7 @@ class LabKamailio:
         self._workdir = Path(workdir) if workdir is not None else None
         self._process: subprocess.Popen[bytes] | None = None
         self._log: LogFollower | None = None
+        self._finalizer: weakref.finalize[[subprocess.Popen[bytes], float], LabKamailio] | None = None
 
     @property
     def workdir(self) -> Path:
@@ -308,13 +327,18 @@ class LabKamailio:
             "-M", "8",
         ]  # fmt: skip
         # stdout and stderr go through a pipe so that tests can wait for a log line as an event
+        # its own session: a last-resort SIGKILL can reach the workers through the process group
+        # this object created, and a Ctrl-C meant for the harness does not hit Kamailio directly
         self._process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             cwd=self._workdir,
+            start_new_session=True,
         )
+        # stops the process even when this object is dropped without stop() (e.g. at exit)
+        self._finalizer = weakref.finalize(self, _terminate, self._process, 5.0)
         self._log = LogFollower(self._process, self.log_path)
         try:
             self._wait_ready()
@@ -381,13 +405,11 @@ class LabKamailio:
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM to the PID started here, SIGKILL when it has not exited after ``timeout``."""
         process, self._process = self._process, None
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=timeout)
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
+        if process is not None:
+            _terminate(process, timeout)
         if self._log is not None:
             self._log.join(timeout=timeout)
         if self._tempdir is not None and not self.keep_workdir:

@@ -272,6 +272,10 @@ class SbcRole:
         if forwarded is None:
             return
         request = forwarded
+        if self.switches.get("antiflood") and self._flooding(path.peer[0]):
+            ip, port = path.peer
+            self._log("warning", f"pike blocking {request.method} from {ip}:{port}", call_id, "antiflood")
+            return
         if request.method == "OPTIONS":
             self._reply(request, path, 200, "Rawr!!")
             return
@@ -314,9 +318,6 @@ class SbcRole:
     def _optional_roles_stop(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
         """The roles Kazoo leaves off by default; True when one of them ended the request."""
         ip, port = path.peer
-        if self.switches.get("antiflood") and self._flooding(ip):
-            self._log("warning", f"pike blocking {request.method} from {ip}:{port}", call_id, "antiflood")
-            return True
         if request.method != "INVITE" or self._has_to_tag(request):
             return False
         trusted = self._trusted(ip, port)

@@ -139,7 +139,15 @@ class ModelStack:
 
     async def api(self, command: str) -> str:
         """The event socket's ``api`` commands the model understands."""
-        name, _, _args = command.strip().partition(" ")
+        name, _, args = command.strip().partition(" ")
+        if name == "acl":  # FreeSWITCH's `acl <ip> <list>`: the live (last loaded) lists, "true"/"false"
+            ip, _, list_name = args.strip().partition(" ")
+            if not ip or not list_name.strip() or self.media is None:
+                return "-ERR Usage: acl <ip> <list_name>\n"
+            try:
+                return "true" if self.media.acls.check(list_name.strip(), ip) is not None else "false"
+            except ValueError:
+                return "false"
         if name == "reloadacl":
             if self.media is not None:
                 self.media.reload_acl()

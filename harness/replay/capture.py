@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scapy.error import Scapy_Exception
 from scapy.layers.inet import IP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
 from scapy.packet import Packet
@@ -25,6 +26,8 @@ from harness.sip.framing import FramingError, StreamFramer
 from harness.sip.message import Request, parse_message
 
 _SIP_START = re.compile(rb"^(?:SIP/[0-9]\.[0-9] [0-9]{3}|[A-Za-z]+ \S+ SIP/[0-9]\.[0-9]\r?\n)")
+_START_LINE = re.compile(rb"^(?:SIP/[0-9]\.[0-9] [0-9]{3} |[A-Za-z]+ [^ \r\n]+ SIP/[0-9]\.[0-9]\r?\n)", re.M)
+_RESYNC_TAIL = 512
 _PROTO_TCP, _PROTO_UDP = 6, 17
 MAX_STREAM_MESSAGE = 1 << 20  # a TCP stream that has not framed a message within 1 MiB is not SIP
 
@@ -147,10 +150,12 @@ class _TcpFlow:
     next_seq: int | None = None
     ahead: dict[int, bytes] = field(default_factory=dict)  # out-of-order segments by sequence number
     framer: StreamFramer = field(default_factory=lambda: StreamFramer(MAX_STREAM_MESSAGE))
+    in_sync: bool = True  # False: skip bytes up to the next SIP start line (joined mid-stream, or lost)
+    skipped: bytes = b""  # the tail of skipped bytes, in case a start line straddles two segments
 
     def segment(self, seq: int, data: bytes) -> list[bytes]:
-        if self.next_seq is None:  # capture started mid-connection
-            self.next_seq = seq
+        if self.next_seq is None:  # capture started mid-connection, maybe mid-message
+            self.next_seq, self.in_sync = seq, False
         self.ahead[seq] = data
         ordered = bytearray()
         progressed = True
@@ -166,12 +171,21 @@ class _TcpFlow:
                     ordered += chunk[-d:]
                     self.next_seq = (self.next_seq + len(chunk) + d) & 0xFFFFFFFF
                     progressed = True
-        if not ordered:
-            return []
+        return self._frame(bytes(ordered)) if ordered else []
+
+    def _frame(self, data: bytes) -> list[bytes]:
+        if not self.in_sync:
+            data = self.skipped + data
+            m = _START_LINE.search(data)
+            if m is None:
+                self.skipped = data[-_RESYNC_TAIL:]
+                return []
+            data, self.skipped, self.in_sync = data[m.start() :], b"", True
         try:
-            return self.framer.feed(bytes(ordered))
-        except FramingError:
-            self.framer = StreamFramer(MAX_STREAM_MESSAGE)  # not SIP, or cut: start afresh
+            return self.framer.feed(data)
+        except FramingError:  # not SIP, or a message cut: resynchronize on the next start line
+            self.framer = StreamFramer(MAX_STREAM_MESSAGE)
+            self.in_sync = False
             return []
 
 
@@ -213,7 +227,11 @@ class _Reader:
 def read_messages(path: str | Path) -> list[CapturedMessage]:
     """Every SIP message in a pcap or pcapng file, in capture order (a TCP message at its last segment)."""
     reader = _Reader()
-    with PcapReader(str(path)) as packets:
+    try:
+        packets = PcapReader(str(path))
+    except Scapy_Exception as exc:
+        raise ValueError(f"{path}: not a pcap or pcapng file ({exc})") from exc
+    with packets:
         for pkt in packets:
             reader.packet(pkt)
     return reader.out

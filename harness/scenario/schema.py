@@ -144,7 +144,8 @@ def _line(node: yaml.Node) -> int:
 
 
 def _scalar(node: yaml.Node) -> Any:
-    return yaml.safe_load(yaml.serialize(node))
+    """The Python value of a node, built by PyYAML's safe constructor (same types as safe_load)."""
+    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
 
 
 def check(node: yaml.Node, spec: Spec, path: str, field: str) -> Any:

@@ -4,17 +4,34 @@ numbers each role means there, where its logs are, and what may be done to it.""
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.kazoo.profiles import Profile
+from harness.logs.source import LogSource
 
 Address = tuple[str, int]
 
 
 class TargetError(ValueError):
     """A role or address the target cannot resolve."""
+
+
+@dataclass(frozen=True)
+class StackAccess:
+    """How to reach a stack's management side (diagnose, provisioning). Secret fields are
+    ``targetfile.Secret`` values (masked in repr); never print them."""
+
+    couch_url: str | None = None
+    couch_username: str | None = None
+    couch_password: str | None = None
+    strip_db_slashes: bool = False
+    crossbar_url: str | None = None
+    crossbar_api_key: str | None = None
+    esl: tuple[str, int, str] | None = None  # host, port, password
+    node: str | None = None  # ecallmgr node whose system_config section applies
 
 
 @dataclass
@@ -27,11 +44,22 @@ class Target:
     carriers: dict[str, tuple[str, int | None]] = field(default_factory=dict)
     numbers: dict[str, str] = field(default_factory=dict)
     log_files: dict[str, Path] = field(default_factory=dict)  # source name -> file
+    # source name -> factory of a fresh source per scenario (streams such as a container's log)
+    log_sources: dict[str, Callable[[], LogSource]] = field(default_factory=dict)
     esl: tuple[str, int, str] | None = None  # host, port, password
     route_timeout: float = 2.6
     silence_window: float = 2.0  # how long "no answer" is waited for when no log line ends it sooner
     allow_malformed: bool = True
     model: Any = None  # the RunningModel behind an embedded target (setup hooks use it)
+    close: Callable[[], None] | None = None  # releases what opening the target started (containers)
+    # real stacks (target files); the defaults keep the embedded target as it was
+    sbc_nodes: dict[str, Address] = field(default_factory=dict)  # SBC node name -> address
+    allowed_hosts: frozenset[str] = frozenset()  # non-loopback hosts traffic may go to
+    rate_limit: float | None = None  # messages per second to the stack; None: no cap
+    allow_provisioning: bool = True
+    stack: StackAccess | None = None  # None: derived from ``model`` (see harness.kazoo.access)
+    secrets: tuple[str, ...] = ()  # values to redact from every output
+    source_file: Any = None  # the TargetFile this target came from
 
     @property
     def sbc_ip(self) -> str:

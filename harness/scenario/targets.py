@@ -19,15 +19,20 @@ def open_target(name: str, profile: Profile) -> Target:
 
         try:
             return start_embedded(profile)
-        except OSError as exc:
+        except (OSError, RuntimeError, TimeoutError) as exc:
             raise TargetStartError(f"the embedded Kazoo model failed to start: {exc}") from exc
     if name == "lab":
         from harness.scenario.lab import start_lab
 
         return start_lab(profile)
     if name == "docker":
-        raise TargetStartError("the docker target is not built yet (see the Docker issue)")
-    path = Path(name)
+        from harness.scenario.docker_target import start_docker
+
+        return start_docker(profile)
+    from harness.scenario.targetfile import load_target_file, split_target_ref
+
+    file, sbc_node = split_target_ref(name)  # FILE#node picks one SBC node of the file
+    path = Path(file)
     if not path.is_file():
-        raise TargetStartError(f"no such target file: {name} (use embedded, lab, docker or a TOML target file)")
-    raise TargetStartError("target files are not supported yet (see the real-stacks issue)")
+        raise TargetStartError(f"no such target file: {file} (embedded, lab, docker or a TOML target file)")
+    return load_target_file(path).to_target(profile, sbc_node)

@@ -81,6 +81,13 @@ class MediaRole:
                 continue
             if message.method == "OPTIONS":
                 self.sock.sendto(make_response(message, 200, "OK").to_bytes(), peer)
+            elif message.method == "CANCEL":
+                self.sock.sendto(make_response(message, 200, "OK").to_bytes(), peer)
+                held = self._held.pop(message.call_id, None)
+                if held is not None:
+                    invite_request, invite_peer, _ = held
+                    terminated = make_response(invite_request, 487, "Request Terminated", to_tag="media1")
+                    self.sock.sendto(terminated.to_bytes(), invite_peer)
             elif message.method == "INVITE":
                 branch = message.top_via.branch or ""
                 if branch in self._seen:  # a retransmission: the plan was already played
@@ -241,6 +248,12 @@ def test_missing_cseq_dropped_as_insane(kam43: LabKamailio, carrier: Carrier) ->
     line = assert_dropped(kam43, carrier, r"dropping insane message from", mark)
     assert f"{call_id}|end|dropping insane message from {CARRIER_IP}:{carrier.port}" in line
     assert "WARNING" in line
+
+
+def test_missing_via_dropped_by_core(kam43: LabKamailio, carrier: Carrier) -> None:
+    mark = kam43.log_mark()
+    carrier.send(invite(carrier, kam43.address, new_call_id(), drop=["Via"]), kam43.address)
+    assert_dropped(kam43, carrier, r"ERROR: <core> .*no via found in request", mark)
 
 
 def test_insane_message_gets_400_when_drop_flag_off(media: MediaRole, carrier: Carrier) -> None:
@@ -410,6 +423,26 @@ def test_failure_rewrites_kazoo43(
         kam43.wait_for_log(re.escape(call_id) + r"\|" + log, REPLY_TIMEOUT, since=mark)
 
 
+def test_cancel_after_ringing_relayed(kam43: LabKamailio, media: MediaRole, carrier: Carrier) -> None:
+    call_id = new_call_id()
+    media.plan(call_id, (180, "Ringing"), HOLD, (200, "OK"))
+    request = invite(carrier, kam43.address, call_id)
+    carrier.send(request, kam43.address)
+    carrier.until(180)
+    first_lines = request.split(b"\r\n\r\n")[0].split(b"\r\n")
+    keep = (b"Via:", b"From:", b"To:", b"Call-ID:", b"Max-Forwards:")
+    cancel = [b"CANCEL" + first_lines[0][len(b"INVITE") :]]
+    cancel += [line for line in first_lines[1:] if line.startswith(keep)]
+    cancel += [b"CSeq: 1 CANCEL", b"Content-Length: 0"]
+    carrier.send(b"\r\n".join(cancel) + b"\r\n\r\n", kam43.address)
+    wanted = {("CANCEL", 200), ("INVITE", 487)}
+    seen: set[tuple[str, int]] = set()
+    while not wanted <= seen:  # the two may arrive in either order
+        response = carrier.receive(REPLY_TIMEOUT)
+        assert response is not None, f"expected {wanted}, got only {seen}"
+        seen.add((response.cseq.method, response.code))
+
+
 def test_604_becomes_unable_to_comply_for_kazoo5(
     kam5: LabKamailio, media: MediaRole, carrier: Carrier
 ) -> None:
@@ -496,3 +529,35 @@ def test_dead_media_server_probed_out_gets_480(carrier: Carrier) -> None:
             carrier.send(invite(carrier, lab.address, call_id), lab.address)
             _, final = carrier.final_response()
             assert (final.code, final.reason) == (480, "All servers busy")
+
+
+def test_bye_outside_dialog_refused(kam43: LabKamailio, carrier: Carrier) -> None:
+    carrier.send(invite(carrier, kam43.address, new_call_id(), method="BYE"), kam43.address)
+    _, final = carrier.final_response()
+    assert (final.code, final.reason) == (403, "Dialog does not exist")
+
+
+@pytest.mark.slow
+def test_silent_media_server_gets_486_after_no_response_timer(
+    kam43: LabKamailio, media: MediaRole, carrier: Carrier
+) -> None:
+    call_id = new_call_id()
+    media.plan(call_id)  # the media role receives the INVITE and never answers
+    carrier.send(invite(carrier, kam43.address, call_id), kam43.address)
+    _, final = carrier.final_response(timeout=10.0)
+    assert (final.code, final.reason) == (486, "Unable to Comply")
+
+
+def test_tcp_message_under_80000_bytes_accepted(kam43: LabKamailio) -> None:
+    # the other side of the limit: a 75,000-byte OPTIONS is read whole and answered
+    with _tcp_to(kam43) as sock:
+        carrier = Carrier()
+        head = invite(carrier, kam43.address, new_call_id(), method="OPTIONS", drop=["Content-Length"])
+        carrier.close()
+        head = head[:-2].replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP")
+        body = b"x" * (75_000 - len(head) - 60)
+        head += b"Content-Type: text/plain\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n"
+        assert 74_000 < len(head + body) < 80_000
+        sock.sendall(head + body)
+        reply = sock.recv(65535)
+    assert reply.startswith(b"SIP/2.0 200 Rawr!!"), reply[:80]

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from model_helpers import Invite, UdpPeer, log_lines, options
 
 from harness.kazoo.esl import EslClient
 from harness.model.stack import ModelConfig, RunningModel, start_model
-from tests.integration.model_helpers import Invite, UdpPeer, log_lines, options
 
 CORPUS = Path("/work/shared/corpus")
 ROUTED = "+14155550100"
@@ -44,10 +44,15 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningModel]:
     running.stop()
 
 
-def tcp_exchange(target: tuple[str, int], data: bytes, source: str = LISTED) -> tuple[bytes, bool]:
-    """Send ``data`` on a new connection; return what came back and whether the server closed it."""
+def tcp_exchange(
+    target: tuple[str, int], data: bytes, source: str = LISTED, *, half_close: bool = False
+) -> tuple[bytes, bool]:
+    """Send ``data`` on a new connection; return what came back and whether the server closed it.
+    ``half_close`` ends our side after sending, so the server closes once it has handled the bytes."""
     with socket.create_connection(target, timeout=DEADLINE, source_address=(source, 0)) as conn:
         conn.sendall(data)
+        if half_close:
+            conn.shutdown(socket.SHUT_WR)
         received = b""
         end = time.monotonic() + DEADLINE
         while time.monotonic() < end:
@@ -75,7 +80,9 @@ def test_tcp_invite_is_answered_on_the_connection(model: RunningModel) -> None:
 
 
 def test_tcp_without_content_length_closes_the_connection(model: RunningModel) -> None:
-    data = Invite(ROUTED, (LISTED, 5060), model.sbc, transport="TCP", body=b"", drop=("content-length",)).render()
+    data = Invite(
+        ROUTED, (LISTED, 5060), model.sbc, transport="TCP", body=b"", drop=("content-length",)
+    ).render()
     received, closed = tcp_exchange(model.sbc, data)
     assert closed and received == b""
     assert log_lines(model, "kamailio", "content length not present or unparsable")
@@ -120,7 +127,10 @@ def test_acl_role_rejects_untrusted_invite(tmp_path: Path) -> None:
 
 
 def test_authorization_role_challenges_at_kamailio_on_kazoo_5(tmp_path: Path) -> None:
-    with _start(tmp_path, "kazoo-5", role_switches={"authorization": True}) as running, UdpPeer(UNLISTED) as peer:
+    with (
+        _start(tmp_path, "kazoo-5", role_switches={"authorization": True}) as running,
+        UdpPeer(UNLISTED) as peer,
+    ):
         invite = Invite(ROUTED, peer.address, running.sbc)
         peer.send(invite.render(), running.sbc)
         seen, final = peer.final(invite.call_id)
@@ -211,7 +221,7 @@ def test_model_keeps_serving_after_the_whole_corpus(tmp_path: Path) -> None:
             for path in files:
                 data = path.read_bytes()
                 peer.send(data[:65000], target)
-                tcp_exchange(target, data)
+                tcp_exchange(target, data, half_close=True)
             peer.barrier(target)  # still answering, over UDP...
             received, _ = tcp_exchange(target, options((LISTED, 5060), target))
             assert b"SIP/2.0 200" in received  # ...and over TCP
@@ -229,7 +239,9 @@ def test_model_subcommand_runs_until_sigint(tmp_path: Path) -> None:
         "--sbc", "127.0.0.1:0", "--media", "127.0.0.1:0", "--esl", "127.0.0.1:0", "--couch", "127.0.0.1:0",
         "--log-dir", str(tmp_path / "logs"), "--ready-file", str(ready), "--role-switch", "acl=off",
     ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parents[2])
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=Path(__file__).parents[2]
+    )
     try:
         assert process.stdout is not None
         output = _read_until(process.stdout, b"Ctrl-C to stop.", DEADLINE * 2)

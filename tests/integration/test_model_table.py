@@ -12,11 +12,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from model_helpers import Invite, UdpPeer, log_lines, sdp
 
 from harness.model.stack import ModelConfig, RunningModel, start_model
 from harness.sip.digest import Credentials, authorization_value
 from harness.sip.message import Response
-from tests.integration.model_helpers import Invite, UdpPeer, log_lines, sdp
 
 ROUTE_TIMEOUT = 0.5
 LISTED = "127.0.0.10"
@@ -83,7 +83,8 @@ def test_unlisted_source_gets_407_through_the_sbc_on_kazoo_43(model43: RunningMo
     assert log_lines(
         model43,
         "freeswitch",
-        f"SIP auth challenge (INVITE) on sofia profile 'sipinterface_1' for [{ROUTED}@{sbc_ip}] from ip {sbc_ip}",
+        "SIP auth challenge (INVITE) on sofia profile 'sipinterface_1' "
+        f"for [{ROUTED}@{sbc_ip}] from ip {sbc_ip}",
     )
 
 
@@ -103,7 +104,9 @@ def test_unlisted_source_gets_403_on_kazoo_5(model5: RunningModel) -> None:
         direct_codes, _, _ = call(peer, direct, model5.media)
     assert codes == [100, 403] and direct_codes == [100, 403]
     assert final is not None and final.proxy_authenticate is None
-    lines = log_lines(model5, "freeswitch", "Rejected by acls and auth-calls-acl-only flag is set, rejecting call")
+    lines = log_lines(
+        model5, "freeswitch", "Rejected by acls and auth-calls-acl-only flag is set, rejecting call"
+    )
     assert any(invite.call_id in line and f"IP/Port {model5.sbc[0]} " in line for line in lines)
     assert log_lines(model5, "kamailio", f"end - Failed auth from IP {UNLISTED}")
 
@@ -181,7 +184,10 @@ def test_trusted_routed_number_is_answered_with_media(model43: RunningModel, lis
         assert bye_codes == [200]
     finally:
         rtp.close()
-    for needle in ("Approved by acl \"trusted[carrier_listed]\". Access Granted.", "New Channel sofia/sipinterface_1/"):
+    for needle in (
+        'Approved by acl "trusted[carrier_listed]". Access Granted.',
+        "New Channel sofia/sipinterface_1/",
+    ):
         assert [line for line in log_lines(model43, "freeswitch", needle) if invite.call_id in line]
     assert log_lines(model43, "freeswitch", "ecallmgr@kazoo-model.local won call control")
     assert log_lines(model43, "kazoo", "received affirmative route response for request")
@@ -214,7 +220,9 @@ def test_unknown_number_gets_reorder_at_once(
 
 
 @pytest.mark.parametrize("number", ["+14155550106", "+14155550107", "+14155550108", "+14155550111"])
-def test_numbers_in_states_that_do_not_route_get_604(model43: RunningModel, listed: UdpPeer, number: str) -> None:
+def test_numbers_in_states_that_do_not_route_get_604(
+    model43: RunningModel, listed: UdpPeer, number: str
+) -> None:
     _, final, _ = call(listed, Invite(number, listed.address, model43.sbc), model43.sbc)
     assert final is not None and (final.code, final.reason) == (604, "Nope Nope Nope")
 
@@ -228,14 +236,18 @@ def test_number_that_does_not_normalize_gets_604_after_the_route_timeout(
     assert log_lines(model43, "kazoo", ", 1234: not_reconcilable")
 
 
-def test_number_only_in_to_header_fails_with_the_default_field(model43: RunningModel, listed: UdpPeer) -> None:
+def test_number_only_in_to_header_fails_with_the_default_field(
+    model43: RunningModel, listed: UdpPeer
+) -> None:
     invite = Invite("trunk", listed.address, model43.sbc, to_user=ROUTED)
     _, final, _ = call(listed, invite, model43.sbc)
     assert final is not None and final.code == 604
     assert [line for line in log_lines(model43, "kazoo", ", trunk: ") if invite.call_id in line]
 
 
-def test_number_without_callflow_gets_picnic_after_the_route_timeout(model43: RunningModel, listed: UdpPeer) -> None:
+def test_number_without_callflow_gets_picnic_after_the_route_timeout(
+    model43: RunningModel, listed: UdpPeer
+) -> None:
     invite = Invite("+14155550104", listed.address, model43.sbc)
     _, final, elapsed = call(listed, invite, model43.sbc)
     assert final is not None and (final.code, final.reason) == (486, "PICNIC")
@@ -317,8 +329,10 @@ def test_insane_message_gets_400_when_sanity_does_not_drop(listed: UdpPeer, tmp_
 
 @pytest.mark.parametrize("value", ["0", "garbage"])
 def test_max_forwards_zero_or_garbage_gets_483(model43: RunningModel, listed: UdpPeer, value: str) -> None:
-    invite = Invite(ROUTED, listed.address, model43.sbc, drop=("max-forwards",), extra=[f"Max-Forwards: {value}"])
-    codes, final, _ = call(listed, invite, model43.sbc)
+    invite = Invite(
+        ROUTED, listed.address, model43.sbc, drop=("max-forwards",), extra=[f"Max-Forwards: {value}"]
+    )
+    _, final, _ = call(listed, invite, model43.sbc)
     assert final is not None and (final.code, final.reason) == (483, "Too Many Hops")
     ip, port = listed.address
     assert log_lines(model43, "kamailio", f"too much hops, not enough barley from {ip}:{port}")
@@ -331,7 +345,9 @@ def test_max_forwards_is_not_checked_by_the_media_role(model43: RunningModel, li
 
 
 def test_missing_max_forwards_is_inserted(model43: RunningModel, listed: UdpPeer) -> None:
-    codes, _, _ = call(listed, Invite(ROUTED, listed.address, model43.sbc, drop=("max-forwards",)), model43.sbc)
+    codes, _, _ = call(
+        listed, Invite(ROUTED, listed.address, model43.sbc, drop=("max-forwards",)), model43.sbc
+    )
     assert codes == [100, 180, 200]
 
 
@@ -341,7 +357,11 @@ def test_content_length_larger_than_the_udp_body(model43: RunningModel, listed: 
     listed.send(data, model43.sbc)
     assert listed.barrier(model43.sbc) == []
     assert log_lines(model43, "kamailio", "dropping insane message from")
-    direct = Invite(ROUTED, listed.address, model43.media).render().replace(b"Content-Length: ", b"Content-Length: 9")
+    direct = (
+        Invite(ROUTED, listed.address, model43.media)
+        .render()
+        .replace(b"Content-Length: ", b"Content-Length: 9")
+    )
     listed.send(direct, model43.media)
     assert [r.code for r in listed.barrier(model43.media)] == [400]
 
@@ -362,7 +382,11 @@ def test_sdp_with_only_unsupported_codecs(model43: RunningModel, listed: UdpPeer
     invite = Invite(ROUTED, listed.address, model43.sbc, body=body)
     _, final, _ = call(listed, invite, model43.sbc)
     assert final is not None and (final.code, final.reason) == (486, "Unable to Comply")
-    assert [line for line in log_lines(model43, "freeswitch", "CODEC NEGOTIATION ERROR.  SDP:") if invite.call_id in line]
+    assert [
+        line
+        for line in log_lines(model43, "freeswitch", "CODEC NEGOTIATION ERROR.  SDP:")
+        if invite.call_id in line
+    ]
     _, direct, _ = call(listed, Invite(ROUTED, listed.address, model43.media, body=body), model43.media)
     assert direct is not None and (direct.code, direct.reason) == (488, "Not Acceptable Here")
 
@@ -382,7 +406,9 @@ def test_second_to_header_is_dropped(model43: RunningModel, listed: UdpPeer) -> 
     assert lines and all(invite.call_id not in line for line in lines)
 
 
-@pytest.mark.parametrize("agent", ["friendly-scanner", "sundayddr", "pplsip", "my NiceGuy 1", "PortSIP VoIP", "sipcli/v1"])
+@pytest.mark.parametrize(
+    "agent", ["friendly-scanner", "sundayddr", "pplsip", "my NiceGuy 1", "PortSIP VoIP", "sipcli/v1"]
+)
 def test_scanner_user_agents_are_dropped(model43: RunningModel, listed: UdpPeer, agent: str) -> None:
     invite = Invite(ROUTED, listed.address, model43.sbc, drop=("user-agent",), extra=[f"User-Agent: {agent}"])
     listed.send(invite.render(), model43.sbc)
@@ -416,7 +442,9 @@ def test_kazoo_5_log_format(model5: RunningModel, listed: UdpPeer) -> None:
 
 
 def test_direct_bad_version_and_scheme(model43: RunningModel, listed: UdpPeer) -> None:
-    bad_version = Invite(ROUTED, listed.address, model43.media).render().replace(b" SIP/2.0\r\n", b" SIP/7.0\r\n", 1)
+    bad_version = (
+        Invite(ROUTED, listed.address, model43.media).render().replace(b" SIP/2.0\r\n", b" SIP/7.0\r\n", 1)
+    )
     listed.send(bad_version, model43.media)
     tel = Invite(ROUTED, listed.address, model43.media, ruri="mailto:someone@127.0.0.1")
     listed.send(tel.render(), model43.media)
@@ -430,4 +458,6 @@ def test_media_role_down_gives_480(listed: UdpPeer, tmp_path: Path) -> None:
         codes, final, _ = call(listed, invite, model.sbc)
         assert codes == [100, 480]
         assert final is not None and final.reason == "All servers busy"
-        assert log_lines(model, "kamailio", f"{invite.call_id}|end|no servers available in primary or backup group")
+        assert log_lines(
+            model, "kamailio", f"{invite.call_id}|end|no servers available in primary or backup group"
+        )

@@ -111,6 +111,7 @@ def sll2(ip: bytes) -> bytes:
 
 def write_pcap(path: Path, linktype: int, frames: list[bytes], t0: float = 1_764_130_000.0) -> Path:
     writer = RawPcapWriter(str(path), linktype=linktype, sync=True)
+    writer.linktype = linktype  # scapy reads linktype=0 (DLT_NULL) as "not given"
     writer.write_header(None)
     for i, frame in enumerate(frames):
         t = t0 + i / 1000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 
@@ -84,6 +85,18 @@ def test_tcp_sequence_wraparound(tmp_path: Path) -> None:
     assert [m.data for m in read_messages(path)] == [inv]
 
 
+def test_capture_joining_mid_message_resynchronizes_on_the_next_start_line(tmp_path: Path) -> None:
+    first, second = invite("cut@127.0.0.10", transport="TCP"), invite("next@127.0.0.10", transport="TCP")
+    tail = first[-30:]  # no SYN seen, and the first segment starts inside a message body
+    cut = 7  # the next start line straddles two segments
+    frames = [
+        ipv4(A, B, TCP_P, tcp(40000, 5060, 9000, tail + second[:cut])),
+        ipv4(A, B, TCP_P, tcp(40000, 5060, 9000 + len(tail) + cut, second[cut:])),
+    ]
+    msgs = read_messages(write_pcap(tmp_path / "mid.pcap", LINKTYPE_RAW, frames))
+    assert [m.data for m in msgs] == [second]
+
+
 def test_two_messages_in_one_segment_and_keepalives(tmp_path: Path) -> None:
     inv = invite(transport="TCP")
     ok = response(inv, 200, "OK")
@@ -105,6 +118,18 @@ def test_cooked_linux_v1_and_v2_and_ipv6(tmp_path: Path) -> None:
         ]
         msgs = read_messages(write_pcap(tmp_path / f"{linktype}.pcap", linktype, frames))
         assert [(m.src, m.data) for m in msgs] == [((A, 5060), inv4), (("::1", 5062), inv6)]
+
+
+def test_bsd_loopback_link_type(tmp_path: Path) -> None:
+    inv = invite()
+    frame = struct.pack("<I", 2) + ipv4(A, B, UDP_P, udp(5060, 5060, inv))  # DLT_NULL, AF_INET
+    assert [m.data for m in read_messages(write_pcap(tmp_path / "null.pcap", 0, [frame]))] == [inv]
+
+
+def test_not_a_capture_file_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "x.txt").write_text("INVITE sip:a@127.0.0.2 SIP/2.0\r\n")
+    with pytest.raises(ValueError, match=r"x\.txt: not a pcap or pcapng file"):
+        read_messages(tmp_path / "x.txt")
 
 
 def test_ipv6_fragments_and_ipv6_tcp(tmp_path: Path) -> None:

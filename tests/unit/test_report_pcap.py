@@ -110,3 +110,26 @@ def test_tshark_finds_checksums_good_and_tcp_streams_clean(tmp_path: Path) -> No
     assert _tshark(path, "frame.number", display="tcp.analysis.flags && !tcp.analysis.window_update") == []
     handshakes = _tshark(path, "tcp.srcport", display="tcp.flags.syn==1 && tcp.flags.ack==0")
     assert sorted(r[0] for r in handshakes) == ["40000", "40001"]
+
+
+def _ipv6_exchanges() -> list[Exchange]:
+    return [
+        rejected_exchange("udp", call_id="v6-udp", local=("::1", 5060), remote=("::1", 5070)),
+        rejected_exchange("tcp", call_id="v6-tcp", local=("::1", 40010), remote=("::1", 5070)),
+    ]
+
+
+def test_ipv6_exchanges_round_trip(tmp_path: Path) -> None:
+    xs = _ipv6_exchanges()
+    write_pcap(xs, tmp_path / "v6.pcap")
+    msgs = read_messages(tmp_path / "v6.pcap")
+    assert [m.data for m in msgs] == _wire_order(xs)
+    assert msgs[0].src == ("::1", 5060)
+
+
+@needs_tshark
+def test_tshark_dissects_ipv6_sip(tmp_path: Path) -> None:
+    write_pcap(_ipv6_exchanges(), tmp_path / "v6.pcap")
+    rows = _tshark(tmp_path / "v6.pcap", "ipv6.src", "sip.Call-ID")
+    assert sorted(r[1] for r in rows) == sorted(["v6-udp", "v6-tcp"] * 4)
+    assert {r[0] for r in rows} == {"::1"}

@@ -1,0 +1,1 @@
+"""Interoperability with SIP software nobody here wrote: SIPp runs and scenarios."""

@@ -1,0 +1,138 @@
+"""`kazoo-harness run` as a user runs it: exit codes, the JSON report, JUnit XML and pcaps."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROUTED = """\
+name: listed carrier routes
+cause: call_flow
+description: A trusted carrier calls a routed number.
+carrier: {role: listed}
+send: {number: routed}
+expect: {outcome: routed}
+"""
+UNLISTED = """\
+name: unlisted carrier is challenged
+cause: acl
+description: An unlisted carrier gets the challenge and the FreeSWITCH line.
+carrier: {role: unlisted}
+send: {number: routed}
+expect: {outcome: acl_rejected}
+"""
+DROPPED = """\
+name: missing CSeq is dropped
+cause: malformed
+description: Silence, ended by the drop line.
+carrier: {role: listed}
+send: {number: routed, mutators: [drop-header=CSeq]}
+expect: {outcome: dropped_insane}
+"""
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", "run", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _catalog(tmp_path: Path, **files: str) -> Path:
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / f"{name}.yaml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_all_pass_exit_0_with_reports(tmp_path: Path) -> None:
+    _catalog(tmp_path, routed=ROUTED, unlisted=UNLISTED, dropped=DROPPED)
+    proc = _run(tmp_path, "scenarios", "--json", "out.json", "--junit", "junit.xml", "--pcap", "pcaps", "--seed", "5")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.rstrip().splitlines()[-1] == "3 passed, 0 failed"
+    assert "Scenario results by seed cause" in proc.stdout
+    records = {r["name"]: r for r in json.loads((tmp_path / "out.json").read_text())}
+    assert set(records) == {"listed carrier routes", "unlisted carrier is challenged", "missing CSeq is dropped"}
+    unlisted = records["unlisted carrier is challenged"]
+    assert unlisted["verdict"] == "passed" and unlisted["outcome"] == "response"
+    assert unlisted["codes"] == {"final": 407, "provisional": [100]}
+    assert unlisted["logs"]["missing"] == [] and "SIP auth challenge" in unlisted["logs"]["matched"][0]["line"]
+    assert unlisted["reproduce"].startswith("pytest scenarios/unlisted.yaml::") and "--harness-seed 5" in unlisted["reproduce"]
+    assert unlisted["timings"]["duration_ms"] > 0 and unlisted["call_id"]
+    dropped = records["missing CSeq is dropped"]
+    assert dropped["outcome"] == "silence" and dropped["timings"]["ended_early"] is True
+    cases = ET.parse(tmp_path / "junit.xml").getroot().findall(".//testcase")
+    assert len(cases) == 3
+    assert len(list((tmp_path / "pcaps").glob("*.pcap"))) == 3
+
+
+def test_failures_exit_1(tmp_path: Path) -> None:
+    _catalog(tmp_path, wrong=UNLISTED.replace("acl_rejected", "routed"), routed=ROUTED)
+    proc = _run(tmp_path, "scenarios")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stdout.rstrip().splitlines()[-1] == "1 passed, 1 failed"
+    assert "reproduce: pytest scenarios/wrong.yaml::" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no-such-folder"], "no such scenario path"),
+        (["scenarios", "--profile", "kazoo-9"], "unknown profile"),
+        (["scenarios", "--bogus-flag"], "No such option"),
+    ],
+)
+def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
+    _catalog(tmp_path, routed=ROUTED)
+    proc = _run(tmp_path, *args)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert message in proc.stdout + proc.stderr
+
+
+def test_schema_error_exit_2(tmp_path: Path) -> None:
+    _catalog(tmp_path, bad=ROUTED.replace("send:", "sned:"))
+    proc = _run(tmp_path, "scenarios")
+    assert proc.returncode == 2
+    assert "bad.yaml:5: sned: unknown field" in proc.stdout
+
+
+def test_unreachable_target_exit_3(tmp_path: Path) -> None:
+    _catalog(tmp_path, routed=ROUTED)
+    target = tmp_path / "down.toml"
+    target.write_text(
+        'name = "down"\nprofile = "kazoo-4.3"\n\n[[sbc]]\nhost = "127.0.0.1"\nport = 9\ntransports = ["udp"]\n\n'
+        '[carriers]\nlisted = "127.0.0.10"\n\n[numbers]\nrouted = "+14155550100"\n',
+        encoding="utf-8",
+    )
+    proc = _run(tmp_path, "scenarios", "--target", str(target))
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "error" in proc.stdout.lower()
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (CI installs it)")
+def test_pcap_is_dissected_as_sip_by_tshark(tmp_path: Path) -> None:
+    _catalog(tmp_path, routed=ROUTED)
+    proc = _run(tmp_path, "scenarios", "--pcap", "pcaps", "--json", "out.json")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (pcap,) = (tmp_path / "pcaps").glob("*.pcap")
+    record = json.loads((tmp_path / "out.json").read_text())[0]
+    messages = record["exchange"]["sent"] + record["exchange"]["received"]
+    fields = subprocess.run(
+        ["tshark", "-r", str(pcap), "-Y", "sip", "-T", "fields", "-e", "ip.src", "-e", "sip.CSeq.method"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.split("\n")  # fmt: skip
+    rows = [line.split("\t") for line in fields if line.strip()]
+    assert len(rows) == len(messages)  # INVITE, 100, 180, 200, ACK, BYE, 200
+    sources = {row[0] for row in rows}
+    assert sources == {"127.0.0.10", "127.0.0.1"}
+    assert {row[1] for row in rows} >= {"INVITE", "ACK", "BYE"}

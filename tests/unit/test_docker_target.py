@@ -1,0 +1,54 @@
+"""The docker target's engine-free parts: the error without an engine, the build context, the
+Dockerfiles' contract (BASE_IMAGE argument, few instructions)."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from harness.scenario.docker_target import (
+    IMAGES,
+    REPO_ROOT,
+    DockerUnavailable,
+    build_context,
+    docker_client,
+    engine_unavailable_reason,
+)
+from harness.scenario.targets import TargetStartError
+
+
+def test_no_engine_names_the_engine_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-such.sock")
+    with pytest.raises(DockerUnavailable) as caught:
+        docker_client(timeout=2)
+    assert "docker/engine.sh start" in str(caught.value)
+    assert str(tmp_path) in str(caught.value)
+    assert isinstance(caught.value, TargetStartError)  # the plugin turns it into a usage error
+    reason = engine_unavailable_reason()
+    assert reason is not None and "docker/engine.sh start" in reason
+
+
+def test_build_context_holds_the_package_and_no_venv() -> None:
+    with tarfile.open(fileobj=build_context(), mode="r") as tar:
+        names = set(tar.getnames())
+    assert "pyproject.toml" in names
+    assert "harness/lab/kamailio.cfg.tmpl" in names
+    assert "docker/lab_kamailio.py" in names
+    assert all(dockerfile in names for dockerfile, _ in IMAGES.values())
+    assert not any(n.startswith((".venv", ".git")) or "__pycache__" in n for n in names)
+
+
+def test_build_context_is_stable_for_the_build_cache() -> None:
+    assert build_context().getvalue() == build_context().getvalue()
+
+
+@pytest.mark.parametrize("role", sorted(IMAGES))
+def test_dockerfiles_take_base_image_and_stay_short(role: str) -> None:
+    text = (REPO_ROOT / IMAGES[role][0]).read_text()
+    lines = [line for line in text.splitlines() if line and not line.startswith(("#", " "))]
+    assert lines[0] == "ARG BASE_IMAGE=debian:bookworm-slim"
+    assert lines[1] == "FROM ${BASE_IMAGE}"
+    # vfs copies the whole filesystem for each layer-making instruction
+    assert sum(line.split()[0] in ("COPY", "RUN", "ADD") for line in lines) <= 2
