@@ -10,13 +10,13 @@ import json
 import os
 import random
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from harness.kazoo.profiles import DEFAULT_PROFILE, Profile, ProfileError, load_profile
+from harness.kazoo.profiles import DEFAULT_PROFILE, ProfileError, load_profile
 from harness.net.carrier import CarrierUA
 from harness.scenario.case import ScenarioCase, expand, load_cases
 from harness.scenario.records import scenario_record
@@ -52,7 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--kazoo-profile",
         dest="kazoo_profile",
         default=None,
-        help=f"expectation profile: kazoo-4.3 (default), kazoo-5, or a profile file. ini: kazoo_profile",
+        help="expectation profile: kazoo-4.3 (default), kazoo-5, or a profile file. ini: kazoo_profile",
     )
     group.addoption(
         "--harness-seed",
@@ -63,10 +63,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "replayed. ini: harness_seed",
     )
     group.addoption(
-        "--harness-json", dest="harness_json", default=None, help="write one JSON record per scenario to this file"
+        "--harness-json",
+        dest="harness_json",
+        default=None,
+        help="write one JSON record per scenario to this file",
     )
     group.addoption(
-        "--harness-pcap", dest="harness_pcap", default=None, help="write one pcap per scenario into this directory"
+        "--harness-pcap",
+        dest="harness_pcap",
+        default=None,
+        help="write one pcap per scenario into this directory",
     )
     parser.addini("kazoo_target", "default for --kazoo-target", default="embedded")
     parser.addini("kazoo_profile", "default for --kazoo-profile", default=DEFAULT_PROFILE)
@@ -134,8 +140,11 @@ def session_target(config: pytest.Config) -> Target:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     target = config.stash.get(TARGET_KEY, None)
-    if target is not None and target.model is not None:
-        target.model.stop()
+    if target is not None:
+        if target.close is not None:
+            target.close()
+        elif target.model is not None:
+            target.model.stop()
     path = config.getoption("harness_json", None)
     if path and not hasattr(config, "workerinput"):
         Path(path).write_text(json.dumps(config.stash[RESULTS_KEY], indent=2) + "\n", encoding="utf-8")
@@ -156,7 +165,11 @@ def carrier(kazoo: Target) -> Iterator[Callable[..., CarrierUA]]:
     made: list[CarrierUA] = []
 
     def make(
-        role: str | None = "listed", *, address: str | None = None, transport: str = "udp", port: int | None = None
+        role: str | None = "listed",
+        *,
+        address: str | None = None,
+        transport: str = "udp",
+        port: int | None = None,
     ) -> CarrierUA:
         ip, p = kazoo.carrier(role, address, port)
         ua = CarrierUA(ip, p, transport, timers=Timers(t1=0.5))
@@ -177,7 +190,9 @@ def run_scenario(kazoo: Target, pytestconfig: pytest.Config) -> Callable[[dict[s
         node_data.setdefault("description", node_data.get("name", "python scenario"))
         import yaml
 
-        checked = check(yaml.compose(yaml.safe_dump(node_data)), SCENARIO, "<python>", "")
+        node = yaml.compose(yaml.safe_dump(node_data))
+        assert node is not None
+        checked = check(node, SCENARIO, "<python>", "")
         results = [
             run_case_sync(case, kazoo, session_seed=pytestconfig.stash[SEED_KEY])
             for case in expand(checked, Path("<python>"), 1)
@@ -221,7 +236,7 @@ class ScenarioFile(pytest.File):
                 item.add_marker(release.replace("-", "_").replace(".", "_"))
             yield item
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioError):
             return f"scenario schema error: {excinfo.value}"
         return str(super().repr_failure(excinfo))
@@ -254,7 +269,7 @@ class ScenarioItem(pytest.Item):
         if self.result.failures:
             raise ScenarioFailure(self.result)
 
-    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:  # type: ignore[override]
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioFailure):
             return format_failure(excinfo.value.result, self.config)
         return str(super().repr_failure(excinfo))
@@ -269,7 +284,12 @@ def reproduce_command(case: ScenarioCase, config: pytest.Config) -> str:
     target = _option(config, "kazoo_target")
     if target != "embedded":
         parts += ["--kazoo-target", target]
-    parts += ["--kazoo-profile", _option(config, "kazoo_profile"), "--harness-seed", str(config.stash[SEED_KEY])]
+    parts += [
+        "--kazoo-profile",
+        _option(config, "kazoo_profile"),
+        "--harness-seed",
+        str(config.stash[SEED_KEY]),
+    ]
     return shlex.join(parts)
 
 
@@ -283,7 +303,11 @@ def format_failure(result: ScenarioResult, config: pytest.Config) -> str:
         f"  {case.description}",
         "",
         f"expected: {exp.describe()}"
-        + (f"  (outcome {exp.outcome} from profile {config.getoption('kazoo_profile') or 'kazoo-4.3'})" if exp.outcome else ""),
+        + (
+            f"  (outcome {exp.outcome} from profile {config.getoption('kazoo_profile') or 'kazoo-4.3'})"
+            if exp.outcome
+            else ""
+        ),
         f"got:      {result.got}",
         "",
         "failures:",
@@ -295,12 +319,13 @@ def format_failure(result: ScenarioResult, config: pytest.Config) -> str:
     return "\n".join(lines)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    outcome = yield
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
     if not isinstance(item, ScenarioItem) or call.when != "call":
-        return
-    report = outcome.get_result()
+        return report
     result = item.result
     record = scenario_record(item.case, result, report.outcome, reproduce_command(item.case, item.config))
     report.user_properties.append(("harness_record", json.dumps(record)))
@@ -312,6 +337,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
             Path(pcap_dir).mkdir(parents=True, exist_ok=True)
             write_pcap([result.exchange], Path(pcap_dir) / f"{item.case.cause}-{item.case.test_id}.pcap")
+    return report
 
 
 def _attach_html(report: pytest.TestReport, result: ScenarioResult) -> None:
@@ -326,7 +352,7 @@ def _attach_html(report: pytest.TestReport, result: ScenarioResult) -> None:
     assert result.exchange is not None
     log_lines = result.logs.explain() if result.logs is not None else "(no log expectations)"
     html = f"<div>{svg_ladder(result.exchange)}</div><pre>{escape(log_lines)}</pre>"
-    report.extras = [*getattr(report, "extras", []), extras.html(html)]
+    report.extras = [*getattr(report, "extras", []), extras.html(html)]  # type: ignore[attr-defined]
 
 
 class _Recorder:

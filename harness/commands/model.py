@@ -116,7 +116,7 @@ async def serve(config: ModelConfig, ready_file: Path | None) -> None:
     try:
         await stack.start()
     except OSError as exc:
-        await stack.stop()
+        await stack.stop()  # release the listeners that did bind
         _fail(EXIT_CANNOT_BIND, f"cannot bind a listener: {exc}")
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -38,9 +38,16 @@ class _Progress:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.progress.advance(self.task)
-            record = next((json.loads(str(v)) for k, v in report.user_properties if k == "harness_record"), None)
+            record = next(
+                (json.loads(str(v)) for k, v in report.user_properties if k == "harness_record"), None
+            )
             if record is None:
-                record = {"id": report.nodeid, "name": report.nodeid, "cause": "other", "verdict": report.outcome}
+                record = {
+                    "id": report.nodeid,
+                    "name": report.nodeid,
+                    "cause": "other",
+                    "verdict": report.outcome,
+                }
                 if report.failed:
                     record["failures"] = [str(report.longrepr)]
             if report.skipped and isinstance(report.longrepr, tuple):
@@ -54,7 +61,9 @@ def _summary(console: Console, records: list[dict[str, Any]]) -> None:
     table = Table(title="Scenario results by seed cause", show_lines=False)
     for col in ("cause", "scenario", "expected", "got", "time", "verdict"):
         table.add_column(col, overflow="fold")
-    ordered = sorted(records, key=lambda r: (CAUSE_ORDER.index(r["cause"]) if r["cause"] in CAUSE_ORDER else 99))
+    ordered = sorted(
+        records, key=lambda r: CAUSE_ORDER.index(r["cause"]) if r["cause"] in CAUSE_ORDER else 99
+    )
     last = None
     for r in ordered:
         cause = r["cause"] if r["cause"] != last else ""
@@ -64,25 +73,47 @@ def _summary(console: Console, records: list[dict[str, Any]]) -> None:
         )
         ms = r.get("timings", {}).get("duration_ms")
         name = r.get("name", r["id"]) + (f" [{r['param']}]" if r.get("param") else "")
-        table.add_row(cause, name, r.get("expected", ""), r.get("got", ""), f"{ms:.0f} ms" if ms else "", verdict)
+        table.add_row(
+            cause, name, r.get("expected", ""), r.get("got", ""), f"{ms:.0f} ms" if ms else "", verdict
+        )
     console.print(table)
 
 
 def run(
-    paths: Annotated[list[str] | None, typer.Argument(help="scenario files or folders (default: scenarios/)")] = None,
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="scenario files or folders (default: scenarios/)")
+    ] = None,
     target: Annotated[
-        str, typer.Option("--target", envvar="KAZOO_TARGET", help="embedded (default), lab, docker, or a target file")
+        str,
+        typer.Option(
+            "--target", envvar="KAZOO_TARGET", help="embedded (default), lab, docker, or a target file"
+        ),
     ] = "embedded",
     profile: Annotated[
-        str, typer.Option("--profile", envvar="KAZOO_PROFILE", help="kazoo-4.3 (default), kazoo-5, or a profile file")
+        str,
+        typer.Option(
+            "--profile", envvar="KAZOO_PROFILE", help="kazoo-4.3 (default), kazoo-5, or a profile file"
+        ),
     ] = "kazoo-4.3",
-    keyword: Annotated[str | None, typer.Option("-k", help="only scenarios matching this pytest -k expression")] = None,
-    seed: Annotated[int | None, typer.Option("--seed", envvar="HARNESS_SEED", help="seed for generated data")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="write one JSON record per scenario here")] = None,
+    keyword: Annotated[
+        str | None, typer.Option("-k", help="only scenarios matching this pytest -k expression")
+    ] = None,
+    seed: Annotated[
+        int | None, typer.Option("--seed", envvar="HARNESS_SEED", help="seed for generated data")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="write one JSON record per scenario here")
+    ] = None,
     junit: Annotated[Path | None, typer.Option("--junit", help="write JUnit XML here")] = None,
-    pcap: Annotated[Path | None, typer.Option("--pcap", help="write one pcap per scenario into this directory")] = None,
-    html: Annotated[Path | None, typer.Option("--html", help="write an HTML report (ladders and log lines) here")] = None,
-    workers: Annotated[int, typer.Option("-n", "--workers", help="parallel workers (pytest-xdist); 0 = none")] = 0,
+    pcap: Annotated[
+        Path | None, typer.Option("--pcap", help="write one pcap per scenario into this directory")
+    ] = None,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="write an HTML report (ladders and log lines) here")
+    ] = None,
+    workers: Annotated[
+        int, typer.Option("-n", "--workers", help="parallel workers (pytest-xdist); 0 = none")
+    ] = 0,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="print every failure in full")] = True,
 ) -> None:
     """Run scenarios against a target and print a summary table grouped by seed cause.
@@ -114,7 +145,11 @@ def run(
     # pytest's own terminal output goes to a file: the table below is the readable result
     log = Path(tempfile.mkstemp(prefix="kazoo-harness-run-", suffix=".log")[1])
     with Progress(
-        TextColumn("[bold]running scenarios"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        TextColumn("[bold]running scenarios"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     ) as progress:
         plugin = _Progress(progress)
         code = _pytest_quietly(args, plugin, log)
@@ -123,7 +158,9 @@ def run(
         json_out.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
     if code == pytest.ExitCode.USAGE_ERROR or code == EXIT_INFRA:
         text = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
-        reason = next((line for line in reversed(text) if "kazoo-harness" in line or "error" in line.lower()), "")
+        reason = next(
+            (line for line in reversed(text) if "kazoo-harness" in line or "error" in line.lower()), ""
+        )
         console.print(f"[red]error:[/] {reason or 'pytest refused the arguments'} (full output: {log})")
         raise typer.Exit(EXIT_INFRA if code == EXIT_INFRA else EXIT_USAGE)
     if plugin.errors:
@@ -135,7 +172,9 @@ def run(
     if verbose:
         for r in failed:
             console.rule(f"[red]FAILED {r['id']}")
-            console.print(r.get("failure_text") or "\n".join(r.get("failures", [])), markup=False, highlight=False)
+            console.print(
+                r.get("failure_text") or "\n".join(r.get("failures", [])), markup=False, highlight=False
+            )
     passed = sum(r["verdict"] == "passed" for r in records)
     skipped = sum(r["verdict"] == "skipped" for r in records)
     line = f"{passed} passed, {len(failed)} failed" + (f", {skipped} skipped" if skipped else "")

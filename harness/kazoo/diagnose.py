@@ -145,7 +145,8 @@ def acl_step(reader: kn.DocReader, ip: str, port: int | None, node: str | None, 
             "Kazoo's own Kamailio nodes only",
             cause="acl",
         )
-    if live_value is not None and live_value != (trusted is not None):
+    # `api acl IP LIST` checks without a port: compare it with the document's port-less answer
+    if live_value is not None and live_value != (lists.check(TRUSTED, ip, None) is not None):
         doc_says = "trusted" if trusted else "not trusted"
         live_says = "trusts" if live_value else "does not trust"
         return Step(

@@ -220,6 +220,14 @@ class EslClient:
     async def api(self, cmd: str, *, deadline: float | None = None) -> str:
         return (await self.command(f"api {cmd}", deadline=deadline)).body
 
+    async def bgapi(self, cmd: str) -> str:
+        """Start a background api command; returns its Job-UUID (the result comes as a BACKGROUND_JOB
+        event, for clients subscribed to it)."""
+        reply = await self.command(f"bgapi {cmd}")
+        if not reply.reply_text.startswith("+OK"):
+            raise EslError(f"bgapi {cmd!r} refused: {reply.reply_text}")
+        return reply.headers.get("Job-UUID", reply.reply_text.removeprefix("+OK Job-UUID: "))
+
     async def exit(self) -> str:
         """Polite goodbye: ``+OK bye``; the server then sends a disconnect notice and closes."""
         return (await self.command("exit")).reply_text

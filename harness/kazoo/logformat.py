@@ -58,6 +58,7 @@ _FS_NAMES: dict[int, str] = {
 }
 _LAGER_NAMES: dict[str, str] = {"CRIT": "critical", "EMERG": "emergency"}
 KAMAILIO_PROFILES = ("kazoo-4.3", "kazoo-5")
+KAMAILIO_NULL = "<null>"  # what Kamailio's $ci prints for a message without a Call-ID
 NO_CALL_ID = "0000000000"  # lager's placeholder when a process has no call-id in its metadata
 
 
@@ -130,7 +131,8 @@ def kamailio_line(
     script: str = "script",
 ) -> str:
     """The text Kazoo's Kamailio script logs: ``<callid>|<area>|msg`` (kazoo-4.3) or ``<area> - msg``
-    (kazoo-5). A 4.3 line without a Call-ID has no prefix (as ``second To header not null``).
+    (kazoo-5). A 4.3 line without a Call-ID has no prefix (as ``second To header not null``); pass
+    ``call_id=KAMAILIO_NULL`` for a ``$ci|end|`` line of a message that has none (``<null>|end|...``).
     With ``pid`` the stderr prefix `` 0(<pid>) LEVEL: <script>: `` is added (what ``-E`` writes)."""
     if profile == "kazoo-4.3":
         text = f"{call_id}|{area}|{message}" if call_id else message
@@ -236,7 +238,8 @@ def _parse_kamailio_text(text: str, level: str | None, module: str | None) -> Pa
     """The script part: ``<callid>|area|msg`` or ``area - msg``; with a known prefix any text is fine."""
     m43 = _KAM43_RE.match(text)
     if m43 is not None:
-        return ParsedLine("kamailio", level, module, None, m43["cid"], m43["msg"], None)
+        cid = None if m43["cid"] == KAMAILIO_NULL else m43["cid"]
+        return ParsedLine("kamailio", level, module, None, cid, m43["msg"], None)
     m5 = _KAM5_RE.match(text)
     if m5 is not None:
         return ParsedLine("kamailio", level, module, None, None, m5["msg"], None)

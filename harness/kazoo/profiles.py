@@ -70,7 +70,9 @@ def load_profile(name_or_path: str | Path | None = None, _seen: tuple[str, ...] 
         source = f"{base.source} <- {path}"
         release = release or base.release
     if release not in RELEASES:
-        raise ProfileError(f"{path}: 'release' must be one of {', '.join(RELEASES)} (or inherited via 'extends')")
+        raise ProfileError(
+            f"{path}: 'release' must be one of {', '.join(RELEASES)} (or inherited via 'extends')"
+        )
     for key, value in (data.get("outcomes") or {}).items():
         if not isinstance(value, dict):
             raise ProfileError(f"{path}: outcome {key!r} must be a mapping")

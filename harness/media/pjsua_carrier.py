@@ -48,6 +48,7 @@ class MediaResult:
     setup_time: float | None = None  # from makeCall to the answer
     held: float = 0.0  # how long the answered call was kept up
     cancelled: bool = False  # we ended the call before a final answer (CANCEL)
+    rang_for: float | None = None  # from the first 18x to the answer, or to our CANCEL
     codec: str | None = None
     local_rtp: str | None = None  # ip:port of our RTP as the SDP offer named it
     remote_rtp: str | None = None  # where pjsua sent RTP (from the answer's SDP)
@@ -248,6 +249,8 @@ class _Dialer:
                 )
                 if ringing_too_long or now >= answer_deadline:
                     result.cancelled = True
+                    if self.first_ringing is not None:
+                        result.rang_for = now - self.first_ringing
                     self._hang_up(call)
             if self.hung_up and now - self._hung_up_at >= HANGUP_DEADLINE:
                 result.error = "no answer to our BYE/CANCEL"
@@ -279,10 +282,10 @@ class _Dialer:
 
     def _audio_index(self, call: Any) -> int | None:
         try:
-            media = call.getInfo().media
+            info = call.getInfo()  # keep it: ``info.media`` is a view into this object (SWIG)
         except self.pj.Error:
             return None
-        for index, item in enumerate(media):
+        for index, item in enumerate(info.media):
             if item.type == self.pj.PJMEDIA_TYPE_AUDIO:
                 return index
         return None
@@ -303,6 +306,8 @@ class _Dialer:
             self.answered_at = now
             result.answered = True
             result.setup_time = now - self.started
+            if self.first_ringing is not None:
+                result.rang_for = now - self.first_ringing
             result.final_code, result.final_reason = info.lastStatusCode, info.lastReason
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             if self.answered_at is not None:
@@ -331,16 +336,16 @@ class _Dialer:
 
 
 def _make_call_class(pj: Any) -> Any:
-    class DialerCall(pj.Call):  # type: ignore[misc,name-defined]
+    class DialerCall(pj.Call):  # pjsua2 calls back into these methods
         def __init__(self, account: Any, dialer: _Dialer) -> None:
             super().__init__(account)
             self.dialer: _Dialer | None = dialer
 
-        def onCallState(self, prm: Any) -> None:  # noqa: N802 - pjsua2's callback name
+        def onCallState(self, prm: Any) -> None:
             if self.dialer is not None:
                 self.dialer.on_state(self)
 
-        def onCallMediaState(self, prm: Any) -> None:  # noqa: N802
+        def onCallMediaState(self, prm: Any) -> None:
             if self.dialer is not None:
                 self.dialer.on_media(self)
 

@@ -13,6 +13,7 @@ import contextlib
 import ipaddress
 import json
 import urllib.parse
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -77,7 +78,12 @@ def event_frame(event: Mapping[str, Any], fmt: str) -> bytes:
     if fmt == "json":
         body = json.dumps({k: str(v) for k, v in event.items()})
         return frame({"Content-Type": "text/event-json"}, body)
-    plain = "".join(f"{k}: {urllib.parse.quote(str(v))}\n" for k, v in event.items()) + "\n"
+    # Plain form: URL-encoded headers; a body (``_body`` in JSON) follows its own Content-Length.
+    headers = {k: str(v) for k, v in event.items() if k != "_body"}
+    body = str(event.get("_body", ""))
+    if body:
+        headers["Content-Length"] = str(len(body.encode("utf-8")))
+    plain = "".join(f"{k}: {urllib.parse.quote(v)}\n" for k, v in headers.items()) + "\n" + body
     return frame({"Content-Type": "text/event-plain"}, plain)
 
 
@@ -210,9 +216,13 @@ class EslServer:
         sender = asyncio.create_task(self._send_loop(listener))
         try:
             if not self._allowed(writer):
+                peer = writer.get_extra_info("peername")[0]
+                self.bus.freeswitch("WARNING", "mod_event_socket.c", 2688, f'IP {peer} Rejected by acl "esl"')
                 listener.outbox.put_nowait(
                     frame({"Content-Type": "text/rude-rejection"}, RUDE_REJECTION_TEXT)
                 )
+                # FreeSWITCH then ends the connection the usual way, with a disconnect notice.
+                listener.outbox.put_nowait(frame({"Content-Type": "text/disconnect-notice"}, DISCONNECT_TEXT))
                 return
             self._listeners.add(listener)
             listener.outbox.put_nowait(AUTH_REQUEST)
@@ -290,13 +300,13 @@ class EslServer:
             reply(command_reply("+OK bye"))
             return False
         if verb == "log":
-            level_text = arg or "debug"
             try:
-                listener.log_level = level_number(level_text)
+                listener.log_level = level_number(arg or "debug")
             except ValueError:
                 reply(command_reply("-ERR invalid log level"))
                 return True
-            reply(command_reply(f"+OK log level {level_text} [{listener.log_level}]"))
+            # FreeSWITCH echoes the argument as given: "log" alone answers "+OK log level  [7]".
+            reply(command_reply(f"+OK log level {arg} [{listener.log_level}]"))
         elif verb == "nolog":
             was_logging = listener.log_level is not None
             listener.log_level = None
@@ -314,6 +324,16 @@ class EslServer:
             )
         elif verb == "api":
             reply(frame({"Content-Type": "api/response"}, await self._run_api(arg)))
+        elif verb == "bgapi":
+            job = str(uuid.uuid4())
+            reply(
+                frame(
+                    {"Content-Type": "command/reply", "Reply-Text": f"+OK Job-UUID: {job}", "Job-UUID": job}
+                )
+            )
+            task = asyncio.create_task(self._background_job(job, arg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         else:
             reply(command_reply("-ERR command not found"))
         return True
@@ -326,9 +346,26 @@ class EslServer:
         if fmt == "xml":  # not needed by the harness; say so instead of sending a different format
             listener.outbox.put_nowait(command_reply("-ERR xml event format not supported by the model"))
             return
+        if not words:
+            listener.outbox.put_nowait(command_reply("-ERR no keywords supplied"))
+            return
         listener.event_format = fmt
-        listener.event_names.update(word for word in words if word)
+        listener.event_names.update(words)
         listener.outbox.put_nowait(command_reply(f"+OK event listener enabled {fmt}"))
+
+    async def _background_job(self, job: str, command: str) -> None:
+        """``bgapi``: the result arrives later as a BACKGROUND_JOB event with the output as its body."""
+        name, _, args = command.partition(" ")
+        body = await self._run_api(command)
+        self._deliver_event(
+            {
+                "Event-Name": "BACKGROUND_JOB",
+                "Job-UUID": job,
+                "Job-Command": name,
+                "Job-Command-Arg": args,
+                "_body": body,
+            }
+        )
 
     async def _run_api(self, command: str) -> str:
         name = command.split(" ", 1)[0]

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
 import logging
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,8 +40,9 @@ MAX_FORWARDS_LIMIT = 50
 SCANNERS_EQUAL = ("friendly-scanner", "sundayddr", "pplsip")
 SCANNERS_CONTAINING = ("NiceGuy", "PortSIP", "sipcli", "QNQ")
 ROLE_SWITCHES = ("traffic_filter", "antiflood", "acl", "authorization")
-ANTIFLOOD_WINDOW = 2.0  # pike-like: requests per source address per window
-ANTIFLOOD_LIMIT = 32
+ANTIFLOOD_WINDOW = 2.0  # antiflood-role.cfg: pike, 50 requests per 2 s per source address
+ANTIFLOOD_LIMIT = 50
+PORTSIP_SESSION = re.compile(rb"^s=portsip\.com\r?$", re.M)
 TRANSACTION_LINGER = 32.0  # answer retransmissions this long after the final
 PROBE_TIMEOUT = 1.0  # the dispatcher's verdict when the media role stays silent
 
@@ -107,6 +110,27 @@ def rewrite_failure(
     if not after_provisional:
         return 486, "Unable to Comply", None
     return code, reason, None
+
+
+def realm_acls(store: DocumentStore, realm: str) -> Mapping[str, object] | None:
+    """The ``acls`` object of the account whose ``realm`` is ``realm`` (what frontier answers)."""
+    try:
+        rows = store.all_docs("accounts", include_docs=True)
+    except LookupError:
+        return None
+    for row in rows:
+        doc = row.get("doc")
+        if isinstance(doc, dict) and str(doc.get("realm", "")).lower() == realm.lower():
+            acls = doc.get("acls")
+            return acls if isinstance(acls, dict) else None
+    return None
+
+
+def _in_cidr(ip: str, cidr: object) -> bool:
+    try:
+        return ipaddress.ip_address(ip) in ipaddress.ip_network(str(cidr), strict=False)
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -257,25 +281,34 @@ class SbcRole:
         if len(request.all("to")) > 1:
             self._log("error", "second To header not null - dropping message", None)
             return
-        user_agent = request.user_agent
-        if is_scanner(user_agent):
-            self._log("warning", f"dropping message with user-agent {user_agent} from {ip}:{port}", call_id)
-            return
+        # sanity.cfg route[SANITY_CHECK]: sanity, Max-Forwards, scanners, in that order
         insane = sanity_failure(request, path.proto)
         if insane is not None:
             if self.sanity_drops_request:
                 self._log("warning", f"dropping insane message from {ip}:{port}", call_id)
             else:
-                self._reply(request, path, 400, insane)
+                self._log("warning", f"insane message from {ip}:{port}", call_id)
+                self._reply(request, path, 400, "Bad Request")
             return
         forwarded = self._max_forwards(request, path, call_id)
         if forwarded is None:
             return
         request = forwarded
-        if self.switches.get("antiflood") and self._flooding(path.peer[0]):
-            ip, port = path.peer
-            self._log("warning", f"pike blocking {request.method} from {ip}:{port}", call_id, "antiflood")
+        user_agent = request.user_agent
+        if is_scanner(user_agent):
+            self._log("warning", f"dropping message with user-agent {user_agent} from {ip}:{port}", call_id)
             return
+        if PORTSIP_SESSION.search(request.body):
+            self._log("warning", "dropping message with 's=portsip.com' string in SDP", call_id)
+            return
+        if self.switches.get("antiflood") and not self._has_to_tag(request) and not self._trusted(ip, port):
+            if self._flooding(ip):
+                self._log(
+                    "warning",
+                    f"dropping request from {request.get('from')} due to rate of requests with source {ip}:{port}",
+                    call_id,
+                )
+                return
         if request.method == "OPTIONS":
             self._reply(request, path, 200, "Rawr!!")
             return
@@ -329,8 +362,7 @@ class SbcRole:
             if ip_domain:
                 self._log("warning", "dropping INVITE request with IP domain", call_id)
                 return True
-        if self.switches.get("acl") and not trusted:
-            self._log("warning", f"rejecting INVITE from {ip}:{port} by acl", call_id, "acl")
+        if self.switches.get("acl") and not trusted and not self._realm_acl_allows(request, ip, call_id):
             self._reply(request, path, 603, "Rejected by ACL")
             return True
         if self.switches.get("authorization") and not trusted and not self._credentials_ok(request):
@@ -344,6 +376,25 @@ class SbcRole:
             )
             return True
         return False
+
+    def _realm_acl_allows(self, request: Request, ip: str, call_id: str | None) -> bool:
+        """acl-role.cfg ACL_CHECK for the realm: the account whose ``realm`` is the From domain (the To
+        domain when From holds an IP) may carry ``acls: {order, cidrs}``; none means permitted."""
+        try:
+            realm = request.from_.uri.host
+            if host_is_ip(realm):
+                realm = request.to.uri.host
+        except SipParseError:
+            return True
+        acls = realm_acls(self.store, realm)
+        order = str(acls.get("order", "")) if acls else ""
+        permitted = True
+        if order:
+            listed = any(_in_cidr(ip, cidr) for cidr in acls.get("cidrs", []) or [])
+            permitted = listed if order == "allow,deny" else not listed
+        verdict = "permitted" if permitted else "rejected"
+        self._log("info", f"{request.method} from {ip} is {verdict} by ACL for {realm}", call_id, "ACL")
+        return permitted
 
     def _flooding(self, ip: str) -> bool:
         now = time.monotonic()

@@ -8,6 +8,7 @@ runs a stack in a background thread with its own event loop and returns once eve
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import tempfile
 import threading
@@ -233,11 +234,15 @@ def start_model(config: ModelConfig | None = None) -> RunningModel:
 
     async def main() -> None:
         stopping = asyncio.Event()
+        stack: ModelStack | None = None
         try:
             stack = ModelStack(config)
             await stack.start()
         except BaseException as exc:
             outcome["error"] = exc
+            if stack is not None:  # release what did bind (a busy port further down)
+                with contextlib.suppress(Exception):
+                    await stack.stop()
             ready.set()
             return
         outcome["stack"], outcome["stopping"] = stack, stopping

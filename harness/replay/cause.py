@@ -104,12 +104,21 @@ def _wire_matches(spec: Mapping[str, Any], exchange: Exchange) -> bool:
     return reason is None or re.search(str(reason), exchange.final.reason) is not None
 
 
-def _log_evidence(spec: Mapping[str, Any], lines: list[LogLine], values: Mapping[str, str | None]) -> list[str]:
+def _log_evidence(
+    spec: Mapping[str, Any], lines: list[LogLine], values: Mapping[str, str | None]
+) -> list[str]:
     """The lines proving every "present" pattern of the outcome, or [] when one is missing."""
     proof: list[str] = []
     for p in (spec.get("logs") or {}).get("present") or []:
         regex = re.compile(loose_pattern(str(p["pattern"]), values))
-        hit = next((ln for ln in lines if (not p.get("source") or ln.source == p["source"]) and regex.search(ln.raw)), None)
+        hit = next(
+            (
+                ln
+                for ln in lines
+                if (not p.get("source") or ln.source == p["source"]) and regex.search(ln.raw)
+            ),
+            None,
+        )
         if hit is None:
             return []
         proof.append(str(hit))

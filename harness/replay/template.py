@@ -43,7 +43,9 @@ def to_template(data: bytes) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise TemplateError(f"the captured INVITE is not UTF-8 text (byte {exc.start}); cannot template it") from exc
+        raise TemplateError(
+            f"the captured INVITE is not UTF-8 text (byte {exc.start}); cannot template it"
+        ) from exc
     msg = parse_message(data)
     if not isinstance(msg, Request):
         raise TemplateError("not a request")
@@ -60,7 +62,9 @@ def to_template(data: bytes) -> str:
         lines = head.split("\n")
         for i, line in enumerate(lines):
             if re.match(r"(?i)(from|f)[ \t]*:", line):
-                lines[i] = re.sub(rf"(;[ \t]*tag[ \t]*=[ \t]*){re.escape(tag)}", r"\1{from_tag}", line, count=1)
+                lines[i] = re.sub(
+                    rf"(;[ \t]*tag[ \t]*=[ \t]*){re.escape(tag)}", r"\1{from_tag}", line, count=1
+                )
                 break
         head = "\n".join(lines)
     target = _hostport(msg.uri.host, msg.uri.port)
@@ -74,8 +78,9 @@ def to_template(data: bytes) -> str:
     return head + body
 
 
-def fill_template(template: str, values: Mapping[str, str]) -> bytes:
-    """The bytes to send: placeholders filled, ``{{``/``}}`` undone, LF sent as CRLF when there is no CR."""
+def fill_template(template: str, values: Mapping[str, str], *, exact: bool = False) -> bytes:
+    """The bytes to send: placeholders filled, ``{{``/``}}`` undone, LF sent as CRLF when there is no CR
+    (``exact``: line ends as written)."""
 
     def sub(m: re.Match[str]) -> str:
         if m.group(0) in ("{{", "}}"):
@@ -85,13 +90,11 @@ def fill_template(template: str, values: Mapping[str, str]) -> bytes:
             raise TemplateError(f"raw template uses {{{name}}}; known: {', '.join(sorted(values))}")
         return values[name]
 
-    text = template if "\r" in template else template.replace("\n", "\r\n")
+    text = template if exact or "\r" in template else template.replace("\n", "\r\n")
     return _FIELD.sub(sub, text).encode("utf-8")
 
 
-def run_values(
-    *, target: Address, source: Address, call_id: str, seed: int | None = None
-) -> dict[str, str]:
+def run_values(*, target: Address, source: Address, call_id: str, seed: int | None = None) -> dict[str, str]:
     """Placeholder values for one run: the target and source, a Call-ID, a seeded branch and From tag."""
     rng = random.Random(seed)
     return {

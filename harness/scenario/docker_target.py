@@ -179,7 +179,9 @@ def ensure_images(
                 forcerm=True,
             )
         except docker.errors.BuildError as exc:
-            tail = "".join(str(step.get("stream", step.get("error", ""))) for step in list(exc.build_log)[-15:])
+            tail = "".join(
+                str(step.get("stream", step.get("error", ""))) for step in list(exc.build_log)[-15:]
+            )
             raise TargetStartError(f"building {tag} failed: {exc}\n{tail}") from exc
         except docker.errors.APIError as exc:
             raise TargetStartError(f"building {tag} failed: {exc}") from exc
@@ -320,7 +322,11 @@ def _create(client: Any, stack: DockerStack, role: str, image: str, command: lis
 
 
 def start_docker_stack(
-    profile: str, *, client: Any = None, ready_timeout: float = 60.0, route_timeout: float = CATALOG_ROUTE_TIMEOUT
+    profile: str,
+    *,
+    client: Any = None,
+    ready_timeout: float = 60.0,
+    route_timeout: float = CATALOG_ROUTE_TIMEOUT,
 ) -> DockerStack:
     """Build missing images, create and start the model and Kamailio containers, wait until both answer."""
     client = client or docker_client()
@@ -383,7 +389,9 @@ def _text(address: Address) -> str:
     return f"{address[0]}:{address[1]}"
 
 
-def target_for_stack(stack: DockerStack, profile: Profile, route_timeout: float = CATALOG_ROUTE_TIMEOUT) -> Target:
+def target_for_stack(
+    stack: DockerStack, profile: Profile, route_timeout: float = CATALOG_ROUTE_TIMEOUT
+) -> Target:
     roles = demo_roles()
     carriers: dict[str, tuple[str, int | None]] = {
         name: (str(v["ip"]), v.get("port")) for name, v in roles.get("carriers", {}).items()
@@ -467,7 +475,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.scenario.docker_target")
     parser.add_argument("action", choices=("build", "check"), help="build the images, or check the engine")
     parser.add_argument("--rebuild", action="store_true", help="build even when the image exists")
-    parser.add_argument("--base-image", default=None, help=f"BASE_IMAGE (default: {LOCAL_BASE_IMAGE} if present)")
+    parser.add_argument(
+        "--base-image", default=None, help=f"BASE_IMAGE (default: {LOCAL_BASE_IMAGE} if present)"
+    )
     parser.add_argument("--roles", default="harness,model,kamailio", help="images to build, comma-separated")
     args = parser.parse_args(argv)
     try:
@@ -475,7 +485,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "build":
             started = time.monotonic()
             tags = ensure_images(
-                client, args.roles.split(","), base_image=args.base_image, rebuild=args.rebuild, progress=print
+                client,
+                args.roles.split(","),
+                base_image=args.base_image,
+                rebuild=args.rebuild,
+                progress=print,
             )
             print(f"images ready in {time.monotonic() - started:.1f} s: {', '.join(tags.values())}")
         else:

@@ -29,7 +29,9 @@ def dialed_form(e164: str, fmt: str) -> str:
     if fmt == "parens":
         return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
     if fmt == "spaced":
-        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL).replace("-", " ")
+        return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.INTERNATIONAL).replace(
+            "-", " "
+        )
     if fmt in ("dashed", "dotted"):
         text = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
         plain = "".join(c if c.isdigit() else " " for c in text).split()

@@ -9,7 +9,9 @@ from harness.scenario.case import ScenarioCase
 from harness.scenario.runner import ScenarioResult
 
 
-def scenario_record(case: ScenarioCase, result: ScenarioResult | None, verdict: str, reproduce: str) -> dict[str, Any]:
+def scenario_record(
+    case: ScenarioCase, result: ScenarioResult | None, verdict: str, reproduce: str
+) -> dict[str, Any]:
     record: dict[str, Any] = {
         "id": case.test_id,
         "name": case.name,

@@ -12,8 +12,8 @@ from typing import Any
 
 from harness.kazoo import numbers as kazoo_numbers
 from harness.logs.assertions import LogExpectation, LogVerdict, check, wait_for_drop
-from harness.logs.hub import LogHub
 from harness.logs.file_source import FileSource
+from harness.logs.hub import LogHub
 from harness.logs.source import LogSource
 from harness.net.carrier import CarrierUA
 from harness.net.exchange import Exchange
@@ -71,7 +71,11 @@ class ScenarioSetupError(RuntimeError):
 
 def case_seed(case: ScenarioCase, session_seed: int) -> int:
     """A stable per-case seed: the same session seed replays the same bytes for every case."""
-    return case.seed if case.seed is not None else random.Random(f"{session_seed}:{case.test_id}").randrange(2**31)
+    return (
+        case.seed
+        if case.seed is not None
+        else random.Random(f"{session_seed}:{case.test_id}").randrange(2**31)
+    )
 
 
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -83,7 +87,9 @@ def fill(pattern: str, values: dict[str, str]) -> str:
     def sub(m: re.Match[str]) -> str:
         name = m.group(1)
         if name not in values:
-            raise ScenarioSetupError(f"log pattern {pattern!r} uses {{{name}}}, known: {', '.join(sorted(values))}")
+            raise ScenarioSetupError(
+                f"log pattern {pattern!r} uses {{{name}}}, known: {', '.join(sorted(values))}"
+            )
         return re.escape(values[name])
 
     return _PLACEHOLDER.sub(sub, pattern)
@@ -120,7 +126,9 @@ async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0)
     ruri_user = _resolve_user(target, send.get("ruri_user"), fmt) or number
     to_user = _resolve_user(target, send.get("to_user"), fmt) or ruri_user
     # the user Kazoo reads as the dialed number (stepswitch inbound_user_field, Request by default)
-    field = ((case.setup.get("system_config") or {}).get("stepswitch") or {}).get("inbound_user_field", "Request")
+    field = ((case.setup.get("system_config") or {}).get("stepswitch") or {}).get(
+        "inbound_user_field", "Request"
+    )
     dialed = to_user if str(field).lower() == "to" else ruri_user
     destination = target.media if case.via == "media" else target.sbc
     if destination is None:
@@ -169,8 +177,14 @@ async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0)
         if send.get("credentials"):
             creds = send["credentials"]
             credentials = Credentials(str(creds["username"]), str(creds["password"]))
-        present = [LogExpectation(fill(p.pattern, placeholders), p.source, p.count, True) for p in expectation.logs_present]
-        absent = [LogExpectation(fill(p.pattern, placeholders), p.source, p.count, False) for p in expectation.logs_absent]
+        present = [
+            LogExpectation(fill(p.pattern, placeholders), p.source, p.count, True)
+            for p in expectation.logs_present
+        ]
+        absent = [
+            LogExpectation(fill(p.pattern, placeholders), p.source, p.count, False)
+            for p in expectation.logs_absent
+        ]
         absent += [
             LogExpectation(NEVER_PATTERNS[n].pattern, NEVER_PATTERNS[n].source, None, False)
             for n in expectation.never
@@ -215,7 +229,9 @@ async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0)
             exchange.seed = seed
             result.exchange = exchange
             if present or absent:
-                result.logs = await _check_logs(hub, exchange, present, absent, since, placeholders, expectation)
+                result.logs = await _check_logs(
+                    hub, exchange, present, absent, since, placeholders, expectation
+                )
     finally:
         ua.close()
     min_delay = expectation.min_delay
@@ -236,7 +252,7 @@ async def _check_logs(
     placeholders: dict[str, str],
     expectation: Expectation,
 ) -> LogVerdict:
-    """"Must appear" lines are awaited up to LOG_GRACE and pass the moment they arrive; "must not appear"
+    """ "Must appear" lines are awaited up to LOG_GRACE and pass the moment they arrive; "must not appear"
     lines are watched over the exchange and a short window after it, so a clean scenario ends early."""
     verdict = None
     if present:
@@ -246,7 +262,12 @@ async def _check_logs(
         )  # fmt: skip
     if absent:
         forbidden = await check(
-            hub, exchange, absent, since=since, deadline=time.time() + ABSENT_WINDOW, placeholders=placeholders
+            hub,
+            exchange,
+            absent,
+            since=since,
+            deadline=time.time() + ABSENT_WINDOW,
+            placeholders=placeholders,
         )
         if verdict is None:
             return forbidden

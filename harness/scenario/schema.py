@@ -209,7 +209,9 @@ def check(node: yaml.Node, spec: Spec, path: str, field: str) -> Any:
 
 
 def _kind_name(spec: Spec) -> str:
-    return {"str_or_int": "string or number", "number": "number", "int": "whole number"}.get(spec.kind, spec.kind)
+    return {"str_or_int": "string or number", "number": "number", "int": "whole number"}.get(
+        spec.kind, spec.kind
+    )
 
 
 def _describe(node: yaml.Node) -> str:

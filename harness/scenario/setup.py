@@ -27,8 +27,13 @@ def applied(target: Target, setup: dict[str, Any]) -> Iterator[Target]:
         yield target
         return
     if target.model is None:
-        raise SetupUnsupported(f"target {target.name!r} cannot apply scenario setup {sorted(setup)} (needs provisioning)")
-    with _system_config(target, setup.get("system_config") or {}), _media(target, setup.get("media")) as effective:
+        raise SetupUnsupported(
+            f"target {target.name!r} cannot apply scenario setup {sorted(setup)} (needs provisioning)"
+        )
+    with (
+        _system_config(target, setup.get("system_config") or {}),
+        _media(target, setup.get("media")) as effective,
+    ):
         yield effective
 
 
@@ -40,9 +45,8 @@ def _system_config(target: Target, changes: dict[str, dict[str, Any]]) -> Iterat
         for doc_id, fields in changes.items():
             current = store.get("system_config", doc_id)
             saved[doc_id] = copy.deepcopy(current)
-            doc = copy.deepcopy(current) if current else {"_id": doc_id}
-            section = doc.setdefault("default", {})
-            section.update(fields)
+            doc: dict[str, Any] = copy.deepcopy(current) if current else {"_id": doc_id}
+            doc["default"] = {**(doc.get("default") or {}), **fields}
             store.put("system_config", doc)
         yield
     finally:

@@ -40,7 +40,7 @@ def judge(
                 failures.append(f"expected final {exp.describe()}, got {got_final.code} {got_final.reason}")
             elif exp.final_reason and not re.search(exp.final_reason, got_final.reason):
                 failures.append(
-                    f"expected reason matching /{exp.final_reason}/, got {got_final.code} {got_final.reason!r}"
+                    f"expected reason /{exp.final_reason}/, got {got_final.code} {got_final.reason!r}"
                 )
             for name, pattern in exp.headers:
                 value = got_final.get(name)
@@ -50,18 +50,24 @@ def judge(
                     failures.append(f"expected header {name} matching /{pattern}/, got {value!r}")
             for name in exp.absent_headers:
                 if got_final.has(name):
-                    failures.append(f"header {name} must not be in the {got_final.code}: {got_final.get(name)!r}")
+                    failures.append(
+                        f"header {name} must not be in the {got_final.code}: {got_final.get(name)!r}"
+                    )
     if exp.provisional and not _subsequence(exp.provisional, ex.provisional_codes):
         failures.append(
-            f"expected provisional responses {list(exp.provisional)} in that order, got {ex.provisional_codes}"
+            f"expected provisional {list(exp.provisional)} in that order, got {ex.provisional_codes}"
         )
     if min_delay is not None and got_final is not None:
-        final_event = next((e for e in ex.received if e.first_line.startswith("SIP/2.0 " + str(got_final.code))), None)
+        final_event = next(
+            (e for e in ex.received if e.first_line.startswith("SIP/2.0 " + str(got_final.code))), None
+        )
         first_sent = ex.sent[0] if ex.sent else None
         if final_event is not None and first_sent is not None:
             delay = final_event.t - first_sent.t
             if delay < min_delay * 0.9:
-                failures.append(f"expected the final after at least {min_delay:.2f} s (route timeout), got {delay:.3f} s")
+                failures.append(
+                    f"expected the final after at least {min_delay:.2f} s (route timeout), got {delay:.3f} s"
+                )
     for never in exp.never:
         if never == "answered" and got_final is not None and 200 <= got_final.code < 300:
             failures.append(f"the call must never be answered, got {got_final.code}")

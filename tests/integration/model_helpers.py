@@ -43,6 +43,7 @@ class Invite:
     method: str = "INVITE"
     ruri: str | None = None
     to_user: str | None = None
+    from_host: str | None = None  # default: the source address
     call_id: str = field(default_factory=lambda: f"model-{secrets.token_hex(8)}@127.0.0.10")
     branch: str = field(default_factory=lambda: f"z9hG4bK{secrets.token_hex(8)}")
     from_tag: str = field(default_factory=lambda: secrets.token_hex(4))
@@ -59,7 +60,7 @@ class Invite:
         headers = [
             ("Via", f"SIP/2.0/{self.transport} {ip}:{port};branch={self.branch};rport"),
             ("Max-Forwards", "70"),
-            ("From", f"<sip:+14155551234@{ip}>;tag={self.from_tag}"),
+            ("From", f"<sip:+14155551234@{self.from_host or ip}>;tag={self.from_tag}"),
             ("To", f"<sip:{self.to_user or self.number}@{host}>"),
             ("Call-ID", self.call_id),
             ("CSeq", f"{self.cseq} {self.method}"),

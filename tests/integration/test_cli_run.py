@@ -57,17 +57,28 @@ def _catalog(tmp_path: Path, **files: str) -> Path:
 
 def test_all_pass_exit_0_with_reports(tmp_path: Path) -> None:
     _catalog(tmp_path, routed=ROUTED, unlisted=UNLISTED, dropped=DROPPED)
-    proc = _run(tmp_path, "scenarios", "--json", "out.json", "--junit", "junit.xml", "--pcap", "pcaps", "--seed", "5")
+    proc = _run(
+        tmp_path, "scenarios", "--json", "out.json", "--junit", "junit.xml", "--pcap", "pcaps", "--seed", "5"
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.rstrip().splitlines()[-1] == "3 passed, 0 failed"
     assert "Scenario results by seed cause" in proc.stdout
     records = {r["name"]: r for r in json.loads((tmp_path / "out.json").read_text())}
-    assert set(records) == {"listed carrier routes", "unlisted carrier is challenged", "missing CSeq is dropped"}
+    assert set(records) == {
+        "listed carrier routes",
+        "unlisted carrier is challenged",
+        "missing CSeq is dropped",
+    }
     unlisted = records["unlisted carrier is challenged"]
     assert unlisted["verdict"] == "passed" and unlisted["outcome"] == "response"
     assert unlisted["codes"] == {"final": 407, "provisional": [100]}
-    assert unlisted["logs"]["missing"] == [] and "SIP auth challenge" in unlisted["logs"]["matched"][0]["line"]
-    assert unlisted["reproduce"].startswith("pytest scenarios/unlisted.yaml::") and "--harness-seed 5" in unlisted["reproduce"]
+    assert (
+        unlisted["logs"]["missing"] == [] and "SIP auth challenge" in unlisted["logs"]["matched"][0]["line"]
+    )
+    assert (
+        unlisted["reproduce"].startswith("pytest scenarios/unlisted.yaml::")
+        and "--harness-seed 5" in unlisted["reproduce"]
+    )
     assert unlisted["timings"]["duration_ms"] > 0 and unlisted["call_id"]
     dropped = records["missing CSeq is dropped"]
     assert dropped["outcome"] == "silence" and dropped["timings"]["ended_early"] is True
@@ -110,7 +121,8 @@ def test_unreachable_target_exit_3(tmp_path: Path) -> None:
     _catalog(tmp_path, routed=ROUTED)
     target = tmp_path / "down.toml"
     target.write_text(
-        'name = "down"\nprofile = "kazoo-4.3"\n\n[[sbc]]\nhost = "127.0.0.1"\nport = 9\ntransports = ["udp"]\n\n'
+        'name = "down"\nprofile = "kazoo-4.3"\n\n[[sbc]]\nhost = "127.0.0.1"\nport = 9\n'
+        'transports = ["udp"]\n\n'
         '[carriers]\nlisted = "127.0.0.10"\n\n[numbers]\nrouted = "+14155550100"\n',
         encoding="utf-8",
     )

@@ -202,3 +202,71 @@ def test_open_retry_succeeds_when_server_comes_up(tmp_path: Path) -> None:
             await server.stop()
 
     assert run(body()) == "+OK log level 5 [5]"
+
+
+def test_bgapi_result_arrives_as_background_job_event(tmp_path: Path) -> None:
+    async def api(cmd: str) -> str:
+        return f"+OK {cmd}\n"
+
+    async def body(server: EslServer, bus: LogBus) -> None:
+        async with await EslClient.open("127.0.0.1", server.port) as esl:
+            assert await esl.events("BACKGROUND_JOB", fmt="plain") == "+OK event listener enabled plain"
+            job = await esl.bgapi("reloadacl now")
+            frame = await esl.next_frame()
+            assert frame is not None and frame.content_type == "text/event-plain"
+            event = frame.event()
+            assert (
+                event["Event-Name"],
+                event["Job-UUID"],
+                event["Job-Command"],
+                event["Job-Command-Arg"],
+            ) == (
+                "BACKGROUND_JOB",
+                job,
+                "reloadacl",
+                "now",
+            )
+            assert event["_body"] == "+OK reloadacl now\n"
+
+    run(with_server(tmp_path, body, api=api))
+
+
+def test_replies_match_freeswitch_wording(tmp_path: Path) -> None:
+    async def body(server: EslServer, bus: LogBus) -> list[str]:
+        async with await EslClient.open("127.0.0.1", server.port) as esl:
+            return [
+                (await esl.command("event json")).reply_text,
+                (await esl.command("log")).reply_text,
+                (await esl.command("log loud")).reply_text,
+                (await esl.command("noevents")).reply_text,
+                (await esl.command("nolog")).reply_text,
+                (await esl.command("nolog")).reply_text,
+                (await esl.command("sendevent X")).reply_text,
+            ]
+
+    assert run(with_server(tmp_path, body)) == [
+        "-ERR no keywords supplied",
+        "+OK log level  [7]",
+        "-ERR invalid log level",
+        "-ERR not listening for events",
+        "+OK no longer logging",
+        "-ERR not loging",
+        "-ERR command not found",
+    ]
+
+
+def test_rude_rejection_is_logged_and_followed_by_disconnect(tmp_path: Path) -> None:
+    async def body(server: EslServer, bus: LogBus) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        rejection = await read_frame(reader)
+        assert (rejection.content_type, rejection.body) == (
+            "text/rude-rejection",
+            "Access Denied, go away.\n",
+        )
+        assert (await read_frame(reader)).content_type == "text/disconnect-notice"
+        assert await asyncio.wait_for(reader.read(), timeout=5) == b""
+        writer.close()
+        logged = (tmp_path / "freeswitch.log").read_text()
+        assert 'IP 127.0.0.1 Rejected by acl "esl"' in logged
+
+    run(with_server(tmp_path, body, acl=["127.0.0.77/32"]))

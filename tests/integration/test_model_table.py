@@ -324,7 +324,9 @@ def test_missing_required_header_is_dropped_by_the_sbc_and_400_direct(
 def test_insane_message_gets_400_when_sanity_does_not_drop(listed: UdpPeer, tmp_path: Path) -> None:
     with _start("kazoo-4.3", tmp_path, sanity_drops_request=False) as model:
         listed.send(Invite(ROUTED, listed.address, model.sbc, drop=("cseq",)).render(), model.sbc)
-        assert [r.code for r in listed.barrier(model.sbc)] == [400]
+        assert [(r.code, r.reason) for r in listed.barrier(model.sbc)] == [(400, "Bad Request")]
+        ip, port = listed.address
+        assert log_lines(model, "kamailio", f"|end|insane message from {ip}:{port}")
 
 
 @pytest.mark.parametrize("value", ["0", "garbage"])

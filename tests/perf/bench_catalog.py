@@ -24,7 +24,17 @@ ROOT = Path(__file__).resolve().parents[2]
 def one_run(workers: int, profile: str) -> tuple[float, list[dict[str, object]]]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "records.json"
-        cmd = [sys.executable, "-m", "harness.cli", "run", "scenarios", "--json", str(out), "--profile", profile]
+        cmd = [
+            sys.executable,
+            "-m",
+            "harness.cli",
+            "run",
+            "scenarios",
+            "--json",
+            str(out),
+            "--profile",
+            profile,
+        ]
         if workers:
             cmd += ["-n", str(workers)]
         started = time.perf_counter()
@@ -56,7 +66,9 @@ def main() -> None:
     print(f"wall time (fresh process, median of {args.runs}): {statistics.median(walls):.2f} s  "
           f"(runs: {', '.join(f'{w:.2f}' for w in walls)})")  # fmt: skip
     print(f"sum of scenario times: {summed:.2f} s; mean {summed / n * 1000:.0f} ms per scenario")
-    print(f"silence/closed scenarios: {len(silences)}, {silence_time:.2f} s in all, {early} ended by their log line")
+    print(
+        f"silence/closed scenarios: {len(silences)}, {silence_time:.2f} s in all, {early} ended by a log line"
+    )
 
 
 if __name__ == "__main__":

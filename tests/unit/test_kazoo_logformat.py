@@ -66,6 +66,8 @@ def test_kamailio_43_and_5_bare() -> None:
     )
     p43 = parse_line(f"{CID}|auth|challenging INVITE")
     assert (p43.format, p43.call_id, p43.message) == ("kamailio", CID, "challenging INVITE")
+    no_cid = parse_line("<null>|end|dropping insane message from 127.0.0.66:5060")
+    assert (no_cid.format, no_cid.call_id) == ("kamailio", None)
     p5 = parse_line("end - dropping insane message from 127.0.0.66:5060")
     assert (p5.format, p5.call_id, p5.message) == (
         "kamailio",

@@ -1,0 +1,241 @@
+"""`kazoo-harness replay`: send a customer's captured INVITE at a stack again and name the cause.
+
+SOURCE is a pcap/pcapng file, a FreeSWITCH sip-trace log, or a file (``-`` = stdin) holding one SIP
+message. Exit codes: 0 the replay ran (whatever the response), 2 bad input or a refused INVITE
+(non-loopback addresses without --refresh), 3 the target could not be used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from harness.commands.send import EXIT_UNUSABLE_TARGET, fail, loopback_ip, parse_target
+from harness.kazoo.profiles import DEFAULT_PROFILE, Profile, ProfileError, load_profile
+from harness.model.demo import demo_roles
+from harness.net.exchange import Address
+from harness.replay.capture import CapturedMessage
+from harness.replay.rewrite import is_local
+from harness.replay.scenario_file import scenario_yaml
+from harness.replay.session import ReplayRefused, ReplayResult, replay_invite
+from harness.replay.source import SourceError, captured_final, load_source, pick_invite
+from harness.replay.template import TemplateError
+from harness.report.ladder import text_ladder
+
+
+@dataclass
+class Stack:
+    """Where the replay goes: the SBC address, the carrier roles and the log files there."""
+
+    description: str
+    sbc: Address
+    carriers: dict[str, tuple[str, int | None]]
+    log_files: dict[str, Path] = field(default_factory=dict)
+
+
+def _demo_carriers() -> dict[str, tuple[str, int | None]]:
+    return {name: (str(v["ip"]), v.get("port")) for name, v in demo_roles().get("carriers", {}).items()}
+
+
+@contextmanager
+def open_stack(spec: str, profile: Profile) -> Iterator[Stack]:
+    """``embedded`` (a model started for this replay), ``HOST:PORT`` (loopback) or a target file."""
+    if spec == "embedded":
+        from harness.scenario.embedded import start_embedded
+
+        try:
+            target = start_embedded(profile)
+        except OSError as exc:
+            fail(f"the embedded Kazoo model failed to start: {exc}", EXIT_UNUSABLE_TARGET)
+        try:
+            yield Stack(
+                f"embedded Kazoo model ({profile.name})", target.sbc, target.carriers, dict(target.log_files)
+            )
+        finally:
+            target.model.stop()
+        return
+    if not Path(spec.partition("#")[0]).is_file():
+        host, port = parse_target(spec)
+        yield Stack(f"{host}:{port}", (host, port), _demo_carriers())
+        return
+    from harness.scenario.target import TargetError
+    from harness.scenario.targets import TargetStartError, open_target
+
+    try:
+        target = open_target(spec, profile)
+    except TargetError as exc:
+        fail(f"--target {spec}: {exc}")
+    except TargetStartError as exc:
+        fail(f"--target {spec}: {exc}", EXIT_UNUSABLE_TARGET)
+    if not is_local(target.sbc[0]):
+        fail(f"refusing target {target.sbc[0]}: replay only sends to loopback addresses (127.0.0.0/8)")
+    try:
+        yield Stack(
+            f"{spec} ({target.sbc[0]}:{target.sbc[1]})", target.sbc, target.carriers, dict(target.log_files)
+        )
+    finally:
+        if target.model is not None:
+            target.model.stop()
+
+
+def choose_source(
+    invite: CapturedMessage, role: str | None, stack: Stack
+) -> tuple[str, int | None, str | None]:
+    """The source address (ip, fixed port or None) and a note when the capture's own cannot be used."""
+    if role is None:
+        ip = invite.src[0]
+        if ip and is_local(ip) and ":" not in ip and ip != "0.0.0.0":
+            return ip, None, None
+        role = "listed"
+        where = f"from {ip}" if ip else "without a source address"
+        note = (
+            f"captured {where} (not loopback): sending as the listed carrier; --source-role chooses another"
+        )
+    else:
+        note = None
+    if role in stack.carriers:
+        ip, port = stack.carriers[role]
+        return ip, port, note
+    if role[:1].isdigit() or role == "localhost":
+        return loopback_ip(role, "--source-role address"), None, note
+    fail(f"--source-role {role!r}: not a carrier role ({', '.join(sorted(stack.carriers))}) nor an address")
+
+
+def carrier_mapping(source_ip: str, port: int | None, transport: str, stack: Stack) -> dict[str, Any]:
+    """The scenario's `carrier`: the role whose address it is (portable across targets), else the address."""
+    mapping: dict[str, Any] = {}
+    for name, (ip, role_port) in stack.carriers.items():
+        if ip == source_ip and role_port == port and name != "sbc_self":
+            mapping["role"] = name
+            break
+    else:
+        mapping["address"] = source_ip if port is None else f"{source_ip}:{port}"
+    if transport != "udp":
+        mapping["transport"] = transport
+    return mapping
+
+
+def render(result: ReplayResult, source: str, kind: str, stack: Stack) -> str:
+    inv = result.invite
+    src = f"{inv.src[0]}:{inv.src[1]}" if inv.src[0] else "unknown source"
+    lines = [
+        f"replay of {inv.first_line!r} from {source} ({kind}, {inv.transport}, {src}, {len(inv.data)} bytes)",
+        f"target: {stack.description}",
+        "sent: the captured bytes, unchanged"
+        if result.as_captured
+        else "sent: refreshed (new Call-ID, branch and From tag; Request-URI and top Via name the target and us)",
+    ]
+    if result.rewritten:
+        local = result.exchange.local[0]
+        lines.append(
+            f"rewritten to the local carrier address {local}: " + ", ".join(map(str, result.rewritten))
+        )
+    lines += ["", text_ladder(result.exchange), ""]
+    if result.captured_final is not None:
+        same = "same as" if result.matches_capture else "DIFFERENT from"
+        cap = result.captured_final
+        lines.append(f"captured response: {cap.code} {cap.reason} ({same} the replay)")
+    if stack.log_files:
+        lines.append(f"log lines tied to the call ({len(result.related)}):")
+        lines += [f"  {line}" for line in result.related] or ["  (none)"]
+    d = result.diagnosis
+    lines.append(f"cause: {d.cause}" + (f" (profile outcome {d.outcome})" if d.outcome else ""))
+    lines += [f"note: {n}" for n in result.notes]
+    return "\n".join(lines)
+
+
+def replay(
+    source: Annotated[
+        str,
+        typer.Argument(help="pcap/pcapng file, FreeSWITCH sip-trace log, or one SIP message (file or -)."),
+    ],
+    call_id: Annotated[
+        str | None, typer.Option(help="The call to replay when the source holds several.")
+    ] = None,
+    target: Annotated[
+        str,
+        typer.Option(
+            help="'embedded' (a model started for the replay), HOST:PORT (loopback) or a target file."
+        ),
+    ] = "embedded",
+    source_role: Annotated[
+        str | None, typer.Option(help="Send as carrier role (listed, unlisted, ...) or from a 127.x address.")
+    ] = None,
+    refresh: Annotated[
+        bool,
+        typer.Option(help="New Call-ID/branch/tag, R-URI and Via for the target, foreign addresses local."),
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    to_scenario: Annotated[
+        Path | None, typer.Option(help="Write a scenario file reproducing the capture.")
+    ] = None,
+    profile: Annotated[
+        str, typer.Option(help="Expectation profile: kazoo-4.3, kazoo-5 or a file.")
+    ] = DEFAULT_PROFILE,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a final response.")] = 5.0,
+    seed: Annotated[int | None, typer.Option(help="Seed for the identifiers --refresh draws.")] = None,
+) -> None:
+    """Send a captured INVITE at a stack again; show the exchange, the stack's log lines and the cause."""
+    if timeout <= 0:
+        fail("--timeout must be positive")
+    try:
+        loaded = load_profile(profile)
+        capture = load_source(source, sys.stdin.buffer.read() if source == "-" else None)
+        invite = pick_invite(capture, call_id)
+    except (SourceError, ProfileError, ValueError) as exc:
+        fail(str(exc))
+    with open_stack(target, loaded) as stack:
+        source_ip, port, note = choose_source(invite, source_role, stack)
+        try:
+            result = asyncio.run(
+                replay_invite(
+                    invite,
+                    target=stack.sbc,
+                    source_ip=source_ip,
+                    source_port=port,
+                    profile=loaded,
+                    refresh=refresh,
+                    log_files=stack.log_files,
+                    timeout=timeout,
+                    seed=seed,
+                    captured_final=captured_final(capture, invite),
+                )
+            )
+        except ReplayRefused as exc:
+            fail(str(exc))
+        if note:
+            result.notes.insert(0, note)
+        if to_scenario is not None:
+            _write_scenario(to_scenario, result, source, stack, source_ip, port)
+        typer.echo(json.dumps(result.to_json()) if as_json else render(result, source, capture.kind, stack))
+    if result.exchange.outcome in ("unreachable", "error"):
+        raise typer.Exit(EXIT_UNUSABLE_TARGET)
+
+
+def _write_scenario(
+    path: Path, result: ReplayResult, source: str, stack: Stack, source_ip: str, port: int | None
+) -> None:
+    carrier = carrier_mapping(source_ip, port, result.exchange.transport, stack)
+    try:
+        text = scenario_yaml(
+            result.invite, result.exchange, result.diagnosis, carrier=carrier, source_name=source
+        )
+    except TemplateError as exc:
+        fail(f"--to-scenario: {exc}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    result.notes.append(f"scenario written to {path}")
+    if "scenarios" not in path.resolve().parts:
+        result.notes.append("pytest collects scenario files only under a directory named 'scenarios'")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("replay")(replay)

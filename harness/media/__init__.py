@@ -1,0 +1,1 @@
+"""Calls with real media (pjsua2) for the audio checks."""

@@ -1,0 +1,81 @@
+"""Real calls with media: a pjsua2 user agent (its own process) through the embedded model's SBC.
+
+Nothing is mocked: pjsua2 sends and receives RTP on loopback, the model's media role answers.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterator
+
+import pytest
+
+from harness.media.pjsua_carrier import MediaResult, pjsua_available, place_call
+from harness.model.stack import ModelConfig, RunningModel, start_model
+
+SKIP_REASON = pjsua_available()
+pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
+
+CARRIER_IP = "127.0.0.10"  # the demo data's trusted carrier (role `listed`)
+NUMBERS = {  # demo data number roles (harness/model/demo/roles.json)
+    "routed": "+14155550100",
+    "busy": "+14155550120",
+    "ringing_forever": "+14155550121",
+    "dead_air": "+14155550122",
+}
+HOLD = 1.0  # T: how long an answered call is kept up while RTP is counted
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[RunningModel]:
+    running = start_model(ModelConfig(sbc_port=0, media_port=0, esl_port=0, couch_port=0, route_timeout=0.5))
+    yield running
+    running.stop()
+
+
+def is_loopback(address: str | None) -> bool:
+    return address is not None and ipaddress.ip_address(address.rpartition(":")[0]).is_loopback
+
+
+def test_routed_call_has_two_way_audio(model: RunningModel) -> None:
+    result = place_call(model.sbc, CARRIER_IP, NUMBERS["routed"], HOLD)
+    assert result.answered and result.final_code == 200, result
+    assert result.codec == "PCMU", result
+    assert result.rtp_rx_packets > 0 and result.rtp_tx_packets > 0, result
+    assert result.two_way_audio and not result.dead_air
+    assert result.first_rtp_after is not None and result.first_rtp_after < HOLD
+    # media stayed on loopback: our RTP on the carrier's address, the peer's on a loopback one
+    assert result.local_rtp is not None and result.local_rtp.startswith(f"{CARRIER_IP}:"), result
+    assert is_loopback(result.remote_rtp), result
+
+
+def test_dead_air_is_an_answered_call_without_rtp(model: RunningModel) -> None:
+    result = place_call(model.sbc, CARRIER_IP, NUMBERS["dead_air"], HOLD)
+    assert result.answered and result.final_code == 200, result
+    assert result.dead_air, result
+    assert result.rtp_rx_packets == 0 and result.first_rtp_after is None
+    assert result.rtp_tx_packets > 0, result  # we did send: the silence is the far end's
+    assert result.held >= HOLD
+
+
+def test_busy_number_gets_486(model: RunningModel) -> None:
+    result = place_call(model.sbc, CARRIER_IP, NUMBERS["busy"], HOLD)
+    assert (result.final_code, result.final_reason) == (486, "Number busy"), result
+    assert not result.answered and not result.cancelled
+    assert result.rtp_rx_packets == 0 and result.rtp_tx_packets == 0
+
+
+def test_ringing_forever_rings_until_the_caller_cancels(model: RunningModel) -> None:
+    ring = 1.0
+    result: MediaResult = place_call(
+        model.sbc,
+        CARRIER_IP,
+        NUMBERS["ringing_forever"],
+        HOLD,
+        answer_timeout=10.0,
+        cancel_after_ringing=ring,
+    )
+    assert result.provisional_codes == [180], result
+    # no final answer came during `ring` seconds of ringing: we cancelled, and the INVITE ended in 487
+    assert result.cancelled and result.rang_for is not None and result.rang_for >= ring, result
+    assert result.final_code == 487 and not result.answered, result
