@@ -29,6 +29,8 @@ from harness.replay.session import ReplayRefused, ReplayResult, replay_invite
 from harness.replay.source import SourceError, captured_final, load_source, pick_invite
 from harness.replay.template import TemplateError
 from harness.report.ladder import text_ladder
+from harness.sip.errors import SipParseError
+from harness.sip.message import parse_message
 
 
 @dataclass
@@ -91,7 +93,7 @@ def choose_source(
 ) -> tuple[str, int | None, str | None]:
     """The source address (ip, fixed port or None) and a note when the capture's own cannot be used."""
     if role is None:
-        ip = invite.src[0]
+        ip = invite.src[0] or _via_host(invite.data)
         if ip and is_local(ip) and ":" not in ip and ip != "0.0.0.0":
             return ip, None, None
         role = "listed"
@@ -107,6 +109,14 @@ def choose_source(
     if role[:1].isdigit() or role == "localhost":
         return loopback_ip(role, "--source-role address"), None, note
     fail(f"--source-role {role!r}: not a carrier role ({', '.join(sorted(stack.carriers))}) nor an address")
+
+
+def _via_host(data: bytes) -> str:
+    """Where a pasted message (no capture addresses) says it came from: its top Via's host."""
+    try:
+        return parse_message(data).top_via.host
+    except SipParseError:
+        return ""
 
 
 def carrier_mapping(source_ip: str, port: int | None, transport: str, stack: Stack) -> dict[str, Any]:
@@ -131,7 +141,7 @@ def render(result: ReplayResult, source: str, kind: str, stack: Stack) -> str:
         f"target: {stack.description}",
         "sent: the captured bytes, unchanged"
         if result.as_captured
-        else "sent: refreshed (new Call-ID, branch and From tag; Request-URI and top Via name the target and us)",
+        else "sent: refreshed (new Call-ID, branch, From tag; Request-URI and top Via for the target and us)",
     ]
     if result.rewritten:
         local = result.exchange.local[0]

@@ -114,7 +114,7 @@ def run(
     workers: Annotated[
         int, typer.Option("-n", "--workers", help="parallel workers (pytest-xdist); 0 = none")
     ] = 0,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="print every failure in full")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only the table, no failure details")] = False,
 ) -> None:
     """Run scenarios against a target and print a summary table grouped by seed cause.
 
@@ -169,7 +169,7 @@ def run(
         raise typer.Exit(EXIT_USAGE)
     _summary(console, records)
     failed = [r for r in records if r["verdict"] == "failed"]
-    if verbose:
+    if not quiet:
         for r in failed:
             console.rule(f"[red]FAILED {r['id']}")
             console.print(

@@ -214,14 +214,19 @@ class SippResult:
             f"{stats.call_rate:.1f} cps, failures {stats.failures or '{}'}"
         )
         tail = self.errors.strip()[-800:]
-        return f"{' '.join(self.command)}\n-> {self.meaning}; {counted}\n{tail}"
+        return f"{' '.join(self.command)}\n-> {self.meaning}; {counted} (files: {self.work_dir})\n{tail}"
 
 
 class Sipp:
-    """A SIPp process; a context manager that always stops what it started."""
+    """A SIPp process; a context manager that always stops what it started.
+
+    Without a ``work_dir`` a temporary one is made, and removed on exit when SIPp exited with 0 (a
+    failed run's files stay for reading; :meth:`SippResult.describe` names the directory).
+    """
 
     def __init__(self, options: SippOptions, work_dir: Path | None = None) -> None:
         self.options = options
+        self._owns_work_dir = work_dir is None
         self.work_dir = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="sipp-"))
         self.local_port = options.local_port or free_udp_port(options.local_ip)
         self.stats_file = self.work_dir / "stats.csv"
@@ -346,6 +351,8 @@ class Sipp:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+        if self._owns_work_dir and self.process is not None and self.process.returncode == 0:
+            shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
 def run_sipp(options: SippOptions, timeout: float | None = None) -> SippResult:

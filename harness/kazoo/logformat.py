@@ -165,16 +165,15 @@ def kazoo_line(
 
 _STAMP = r"(?P<stamp>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d+)"
 _FS_RE = re.compile(
-    r"^(?:(?P<uuid>[0-9A-Za-z][^\s\[]*) )?"
+    r"^(?:(?P<uuid>\S+) )?"
     + _STAMP
     + r"(?: (?P<idle>\d+(?:\.\d+)?)%)? \[(?P<level>[A-Z]+)\] (?P<file>[^\s:]+):(?P<line>\d+) ?(?P<msg>.*)$",
     re.DOTALL,
 )
-_KAZOO_RE = re.compile(
-    r"^(?:" + _STAMP + r" )?(?:.*?\s)?\[(?P<level>[a-z]+)\] "
-    r"\|(?P<cid>[^|]*)\|(?P<module>[A-Za-z0-9_]+):(?P<line>\d+) \((?P<pid>[^)]*)\) ?(?P<msg>.*)$",
-    re.DOTALL,
-)
+_KAZOO_TAIL = r"\|(?P<cid>[^|]*)\|(?P<module>[A-Za-z0-9_]+):(?P<line>\d+) \((?P<pid>[^)]*)\) ?(?P<msg>.*)$"
+_KAZOO_RE = re.compile(r"^(?:" + _STAMP + r" )?\[(?P<level>[a-z]+)\] " + _KAZOO_TAIL, re.DOTALL)
+# the syslog form (`Nov 26 ... host 2600hz[123]: |cid|module:line (<pid>) msg`) carries no level
+_KAZOO_SYSLOG_RE = re.compile(r"(?:^|\s)" + _KAZOO_TAIL, re.DOTALL)
 # stderr ` 0(1234) WARNING: <script>: ` or syslog `... kamailio[1234]: WARNING: <script>: `
 _KAM_PREFIX_RE = re.compile(
     r"^(?P<head>.*?(?:\d+\(\d+\)|\[\d+\]:))\s+(?P<level>[A-Z]+):\s+(?:<(?P<module>[^>]+)>|(?P<mod2>[\w.]+))"
@@ -219,18 +218,21 @@ def _parse_freeswitch(text: str) -> ParsedLine | None:
 
 
 def _parse_kazoo(text: str) -> ParsedLine | None:
-    m = _KAZOO_RE.match(text)
+    if "|" not in text:
+        return None
+    m = _KAZOO_RE.match(text) or _KAZOO_SYSLOG_RE.search(text)
     if m is None:
         return None
     cid = m["cid"] or None
+    groups = m.groupdict()
     return ParsedLine(
         "kazoo",
-        _level_or_none(m["level"]),
+        _level_or_none(groups.get("level")),
         m["module"],
         int(m["line"]),
         None if cid in (None, NO_CALL_ID, "undefined") else cid,
         m["msg"],
-        _epoch(m["stamp"]),
+        _epoch(groups.get("stamp")),
     )
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from harness.kazoo.acls import TRUSTED, AclLists, entries_from_store
+from harness.kazoo.logformat import KAMAILIO_NULL
 from harness.model.logbus import LogBus
 from harness.model.store import DocumentStore
 from harness.model.transport import Address, ReplyPath, SipListener
@@ -86,30 +87,62 @@ def sanity_failure(request: Request, proto: str) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class FailureVerdict:
+    """What the failure route makes of a media-role final answer: the caller's code and reason, and
+    the line it logs as (level, area, message) or None."""
+
+    code: int
+    reason: str
+    log: tuple[str, str, str] | None = None
+
+
 def rewrite_failure(
-    code: int, reason: str, after_provisional: bool, profile: str
-) -> tuple[int, str, str | None]:
-    """Kazoo's INTERNAL_FAULT failure route: the (code, reason) the caller gets for a media-role final
-    answer, and the WARN line it logs (or None)."""
-    if code < 300 or code in (401, 407, 486):
-        return code, reason, None
-    if code == 403:
-        return code, reason, "failed-auth"
+    code: int,
+    reason: str,
+    session_progress: bool,
+    profile: str,
+    *,
+    cancelled: bool = False,
+    media_uri: str = "",
+) -> FailureVerdict:
+    """default.cfg failure_route[INTERNAL_FAULT] for an initial INVITE, branch by branch in its order.
+
+    ``session_progress``: a 180, 183 or 200 was relayed (FLAG_SESSION_PROGRESS). Kazoo 5.x also turns
+    reorder's 604 into 486 Unable to Comply; a 480 after progress becomes 603 Endpoint Not Available
+    (kazoo-behaviour.md; some default.cfg versions send 486 there)."""
+    if code < 300 or cancelled:
+        return FailureVerdict(code, reason)
+    if code == 407:
+        return FailureVerdict(
+            code, reason, ("info", "log", f"media {media_uri} challenged the invite, creating redirect")
+        )
+    if 600 <= code <= 699 and code not in (600, 603, 604, 606):
+        new_code = code - 200
+        return FailureVerdict(
+            new_code, reason, ("info", "failure", f"sending {code} reply as {new_code} {reason}")
+        )
+    if code == 604 and profile == "kazoo-5":
+        return FailureVerdict(486, "Unable to Comply")
+    if "call barred" in reason:
+        return FailureVerdict(code, reason, ("info", "failure", "ignoring call barred"))
+    if session_progress:
+        if code == 480:
+            return FailureVerdict(
+                603, "Endpoint Not Available", ("info", "failure", "overriding reply code 480")
+            )
+        return FailureVerdict(code, reason, ("info", "failure", "ignoring failure after session progress"))
+    if code == 403 and reason == "Forbidden":
+        return FailureVerdict(code, reason, ("warning", "failure", "Failed auth from IP {source_ip}"))
+    if code in (401, 486):
+        return FailureVerdict(code, reason, ("info", "failure", f"auth reply {code} {reason}"))
     if code == 402:
-        return 486, "Insufficient Funds", None
-    if code == 686:
-        return 486, "PICNIC", "sending 686 reply as 486 PICNIC"
-    if code == 604:
-        return (486, "Unable to Comply", None) if profile == "kazoo-5" else (code, reason, None)
-    if code >= 600:
-        if code in (600, 603, 606):
-            return code, reason, None
-        return code - 200, reason, None
-    if code == 480 and after_provisional:
-        return 603, "Endpoint Not Available", None
-    if not after_provisional:
-        return 486, "Unable to Comply", None
-    return code, reason, None
+        return FailureVerdict(
+            486, "Insufficient Funds", ("info", "failure", "overriding reply code 402 with 486")
+        )
+    if 400 <= code <= 599:
+        return FailureVerdict(486, "Unable to Comply", ("info", "failure", f"internal reply {code} {reason}"))
+    return FailureVerdict(code, reason)
 
 
 def realm_acls(store: DocumentStore, realm: str) -> Mapping[str, object] | None:
@@ -141,7 +174,8 @@ class Transaction:
     client: ReplyPath
     branch: str
     method: str
-    provisional: bool = False  # an 18x went to the caller
+    provisional: bool = False  # a 180/183 went to the caller (FLAG_SESSION_PROGRESS)
+    cancelled: bool = False
     media_heard: bool = False
     final: bytes | None = None
     probe: asyncio.TimerHandle | None = None
@@ -274,9 +308,9 @@ class SbcRole:
         if isinstance(message, Response):
             return  # the SBC sends no requests to callers; a stray response is absorbed
         request = message
-        call_id = request.get("call-id")
+        call_id = request.get("call-id") or KAMAILIO_NULL  # what the script's $ci prints
         if not vias:
-            self._log("error", "no via found in request", call_id)
+            self._log("error", "no via found in request", None)  # core, before the script: no $ci
             return
         if len(request.all("to")) > 1:
             self._log("error", "second To header not null - dropping message", None)
@@ -301,30 +335,42 @@ class SbcRole:
         if PORTSIP_SESSION.search(request.body):
             self._log("warning", "dropping message with 's=portsip.com' string in SDP", call_id)
             return
-        if self.switches.get("antiflood") and not self._has_to_tag(request) and not self._trusted(ip, port):
-            if self._flooding(ip):
-                self._log(
-                    "warning",
-                    f"dropping request from {request.get('from')} due to rate of requests with source {ip}:{port}",
-                    call_id,
-                )
-                return
+        if self._flood_dropped(request, ip, port, call_id):
+            return
         if request.method == "OPTIONS":
             self._reply(request, path, 200, "Rawr!!")
             return
         if self._optional_roles_stop(request, path, call_id):
             return
-        in_dialog = self._has_to_tag(request)
-        if request.method == "INVITE" and not in_dialog and request.has("route"):
+        if self._has_to_tag(request):  # in-dialog: loose-routed on to the media role
+            if request.method == "ACK":
+                self._relay_ack(request, path)
+            else:
+                self._relay_request(request, path)
+            return
+        self._initial_request(request, path, call_id)
+
+    def _initial_request(self, request: Request, path: ReplyPath, call_id: str | None) -> None:
+        """default.cfg: CANCEL/ACK need their transaction, some methods need a dialog, no route-set."""
+        if request.method == "CANCEL":
+            self._relay_cancel(request, path)
+            return
+        if request.method == "ACK":
+            self._relay_ack(request, path)
+            return
+        if request.method == "UPDATE":
+            self._log("warning", "update outside dialog not allowed", call_id)
+            self._reply(request, path, 403, "Dialog does not exist")
+            return
+        if request.method in ("BYE", "PRACK"):
+            self._log("warning", "originating subsequent requests outside dialog not allowed", call_id)
+            self._reply(request, path, 403, "Dialog does not exist")
+            return
+        if request.has("route"):
             self._log("warning", "dropping initial request with route-set", call_id)
             self._reply(request, path, 403, "No pre-loaded routes")
             return
-        if request.method == "CANCEL":
-            self._relay_cancel(request, path)
-        elif request.method == "ACK":
-            self._relay_ack(request, path)
-        else:
-            self._relay_request(request, path)
+        self._relay_request(request, path)
 
     @staticmethod
     def _has_to_tag(request: Request) -> bool:
@@ -386,15 +432,30 @@ class SbcRole:
                 realm = request.to.uri.host
         except SipParseError:
             return True
-        acls = realm_acls(self.store, realm)
-        order = str(acls.get("order", "")) if acls else ""
+        acls = realm_acls(self.store, realm) or {}
+        order = str(acls.get("order", ""))
+        cidrs = acls.get("cidrs")
         permitted = True
         if order:
-            listed = any(_in_cidr(ip, cidr) for cidr in acls.get("cidrs", []) or [])
+            listed = isinstance(cidrs, list) and any(_in_cidr(ip, cidr) for cidr in cidrs)
             permitted = listed if order == "allow,deny" else not listed
         verdict = "permitted" if permitted else "rejected"
         self._log("info", f"{request.method} from {ip} is {verdict} by ACL for {realm}", call_id, "ACL")
         return permitted
+
+    def _flood_dropped(self, request: Request, ip: str, port: int, call_id: str | None) -> bool:
+        """antiflood-role.cfg ANTIFLOOD_RATE_LIMIT (initial requests from untrusted sources only)."""
+        if not self.switches.get("antiflood") or self._has_to_tag(request) or self._trusted(ip, port):
+            return False
+        if not self._flooding(ip):
+            return False
+        from_uri = str(request.from_.uri)
+        self._log(
+            "warning",
+            f"dropping request from {from_uri} due to rate of requests with source {ip}:{port}",
+            call_id,
+        )
+        return True
 
     def _flooding(self, ip: str) -> bool:
         now = time.monotonic()
@@ -476,8 +537,9 @@ class SbcRole:
         branch = self._branch_for(request, path)
         invite = self.transactions.get((branch, "INVITE"))
         if invite is None or invite.final is not None:
-            self._reply(request, path, 481, "Call/Transaction Does Not Exist")
+            self._reply(request, path, 481, "Call leg/transaction does not exist")
             return
+        invite.cancelled = True
         self._relay_request(request, path)
 
     def _relay_ack(self, request: Request, path: ReplyPath) -> None:
@@ -509,23 +571,32 @@ class SbcRole:
             if message.code == 100:
                 return  # hop by hop: the caller already has our 100
             if message.code < 200:
-                tx.provisional = tx.provisional or message.code >= 180
+                tx.provisional = tx.provisional or message.code in (180, 183)
             else:
-                relayed = self._failure_route(tx, message, relayed)
+                if not self._has_to_tag(tx.request):  # the failure route handles initial INVITEs only
+                    relayed = self._failure_route(tx, message, relayed)
                 if message.code >= 300:
                     self._ack_media(tx, message)
         self._deliver(tx, relayed.to_bytes(), final=message.code >= 200)
 
     def _failure_route(self, tx: Transaction, response: Response, relayed: SipMessage) -> SipMessage:
-        code, reason, note = rewrite_failure(response.code, response.reason, tx.provisional, self.profile)
-        call_id = tx.request.get("call-id")
-        if note == "failed-auth":
-            self._log("warning", f"Failed auth from IP {tx.client.peer[0]}", call_id)
-        elif note is not None:
-            self._log("info", note, call_id)
-        if (code, reason) == (response.code, response.reason):
+        host, port = self.dispatcher
+        verdict = rewrite_failure(
+            response.code,
+            response.reason,
+            tx.provisional,
+            self.profile,
+            cancelled=tx.cancelled,
+            media_uri=f"sip:{host}:{port}",
+        )
+        if verdict.log is not None:
+            level, area, message = verdict.log
+            self._log(
+                level, message.replace("{source_ip}", tx.client.peer[0]), tx.request.get("call-id"), area
+            )
+        if (verdict.code, verdict.reason) == (response.code, response.reason):
             return relayed
-        return relayed.with_start_line(f"SIP/2.0 {code} {reason}".encode())
+        return relayed.with_start_line(f"SIP/2.0 {verdict.code} {verdict.reason}".encode())
 
     def _ack_media(self, tx: Transaction, response: Response) -> None:
         """tm acknowledges a negative final hop by hop (RFC 3261 §17.1.1.3)."""

@@ -57,7 +57,7 @@ def expectation(exchange: Exchange) -> dict[str, Any]:
     if exchange.final is not None:
         final: dict[str, Any] = {"code": exchange.final.code}
         if exchange.final.reason:
-            final["reason"] = f"^{re.escape(exchange.final.reason)}$"
+            final["reason"] = "^" + re.escape(exchange.final.reason).replace("\\ ", " ") + "$"
         return {"final": final}
     if exchange.outcome == "closed":
         return {"closed": True}
@@ -88,8 +88,8 @@ def scenario_yaml(
         "expect": expectation(exchange),
     }
     head = (
-        "# Written by `kazoo-harness replay --to-scenario`. The INVITE is sent as captured except for the\n"
-        "# placeholders the runner fills: " + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS) + ".\n"
+        "# Written by `kazoo-harness replay --to-scenario`. The INVITE is sent as captured except for\n"
+        "# the placeholders the runner fills:\n# " + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS) + ".\n"
     )
     body = yaml.dump(scenario, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
     if yaml.safe_load(body)["send"]["raw"] != raw:  # the YAML form must give back the very same text

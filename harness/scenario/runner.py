@@ -17,10 +17,12 @@ from harness.logs.hub import LogHub
 from harness.logs.source import LogSource
 from harness.net.carrier import CarrierUA
 from harness.net.exchange import Exchange
+from harness.replay.template import raw_request
 from harness.scenario.case import ScenarioCase
 from harness.scenario.expectation import Expectation, LogPattern, resolve
 from harness.scenario.numbers import dialed_form
 from harness.scenario.setup import SetupUnsupported, applied
+from harness.scenario.safety import before_send
 from harness.scenario.target import Target
 from harness.scenario.verdict import judge
 from harness.sip import builder
@@ -172,6 +174,10 @@ async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0)
             "to_host": to_host,
             "from_user": str(resolved.from_user or ""),
         }
+        if "raw" in send:  # a captured message as a template (harness.replay.template) replaces it
+            data, placeholders = raw_request(str(send["raw"]), placeholders, target=destination, seed=seed)
+            data = apply_mutators(data, mutators, seed=seed) if mutators else data
+            dialed = placeholders["dialed"]
         result.placeholders = placeholders
         credentials = None
         if send.get("credentials"):
@@ -198,6 +204,7 @@ async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0)
         else:
             timeout = target.route_timeout + 3.0
 
+        await before_send(target, destination)  # safety: named/loopback destinations only, rate cap
         async with LogHub(_log_sources(target)) as hub:
             since = time.time()
             early_end = asyncio.Event()

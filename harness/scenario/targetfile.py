@@ -11,12 +11,14 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from harness.kazoo.profiles import Profile
+from harness.logs.source import LogSource
 from harness.scenario.target import Address, StackAccess, Target, TargetError
 
 TRANSPORTS = ("udp", "tcp", "tls")
@@ -151,6 +153,7 @@ class TargetFile:
             carriers=dict(self.carriers),
             numbers=dict(self.numbers),
             log_files={s.name: Path(s.path) for s in self.logs if s.kind == "file" and s.path},
+            log_sources=self.stream_sources(),
             esl=(esl.host, esl.port, esl_password(esl.password_env)) if esl else None,
             route_timeout=self.route_timeout,
             silence_window=self.silence_window,
@@ -163,6 +166,24 @@ class TargetFile:
             secrets=self.secrets(),
             source_file=self,
         )
+
+    def stream_sources(self) -> dict[str, Callable[[], LogSource]]:
+        """Factories of the event-socket, docker and command log sources (a fresh one per scenario)."""
+        from harness.logs.command_source import CommandSource
+        from harness.logs.docker_source import DockerSource
+        from harness.logs.esl_source import EslSource
+
+        endpoints = {e.name: e for e in self.esl}
+        out: dict[str, Callable[[], LogSource]] = {}
+        for log in self.logs:
+            if log.kind == "esl" and log.esl in endpoints:
+                e = endpoints[log.esl]
+                out[log.name] = partial(EslSource, e.host, e.port, esl_password(e.password_env), log.name)
+            elif log.kind == "docker" and log.container:
+                out[log.name] = partial(DockerSource, log.container, log.name)
+            elif log.kind == "command" and log.command:
+                out[log.name] = partial(CommandSource, list(log.command), log.name)
+        return out
 
     def stack_access(self) -> StackAccess:
         esl = self.esl[0] if self.esl else None
@@ -464,3 +485,13 @@ def split_target_ref(ref: str) -> tuple[str, str | None]:
     if sep and file.endswith(".toml"):
         return file, node or None
     return ref, None
+
+
+def sbc_refs(target_ref: str) -> list[str]:
+    """For ``run --each-sbc``: one ``FILE#node`` target reference per SBC node of a target file (the
+    reference unchanged for other targets or a file with one node)."""
+    file, node = split_target_ref(target_ref)
+    if node is not None or not file.endswith(".toml") or not Path(file).is_file():
+        return [target_ref]
+    nodes = load_target_file(file).sbc
+    return [f"{file}#{n.name}" for n in nodes] if len(nodes) > 1 else [target_ref]

@@ -37,6 +37,7 @@ def is_loopback(address: str | None) -> bool:
     return address is not None and ipaddress.ip_address(address.rpartition(":")[0]).is_loopback
 
 
+@pytest.mark.slow
 def test_routed_call_has_two_way_audio(model: RunningModel) -> None:
     result = place_call(model.sbc, CARRIER_IP, NUMBERS["routed"], HOLD)
     assert result.answered and result.final_code == 200, result
@@ -49,6 +50,7 @@ def test_routed_call_has_two_way_audio(model: RunningModel) -> None:
     assert is_loopback(result.remote_rtp), result
 
 
+@pytest.mark.slow
 def test_dead_air_is_an_answered_call_without_rtp(model: RunningModel) -> None:
     result = place_call(model.sbc, CARRIER_IP, NUMBERS["dead_air"], HOLD)
     assert result.answered and result.final_code == 200, result
@@ -65,6 +67,7 @@ def test_busy_number_gets_486(model: RunningModel) -> None:
     assert result.rtp_rx_packets == 0 and result.rtp_tx_packets == 0
 
 
+@pytest.mark.slow
 def test_ringing_forever_rings_until_the_caller_cancels(model: RunningModel) -> None:
     ring = 1.0
     result: MediaResult = place_call(

@@ -79,6 +79,11 @@ def test_unlisted_source_gets_407_through_the_sbc_on_kazoo_43(model43: RunningMo
     assert codes == [100, 407]
     assert final is not None and final.proxy_authenticate is not None
     assert final.proxy_authenticate.params["realm"] == UNLISTED  # the From host
+    assert log_lines(
+        model43,
+        "kamailio",
+        f"{invite.call_id}|log|media sip:{model43.media[0]}:{model43.media[1]} challenged",
+    )
     sbc_ip = model43.sbc[0]
     assert log_lines(
         model43,
@@ -108,7 +113,7 @@ def test_unlisted_source_gets_403_on_kazoo_5(model5: RunningModel) -> None:
         model5, "freeswitch", "Rejected by acls and auth-calls-acl-only flag is set, rejecting call"
     )
     assert any(invite.call_id in line and f"IP/Port {model5.sbc[0]} " in line for line in lines)
-    assert log_lines(model5, "kamailio", f"end - Failed auth from IP {UNLISTED}")
+    assert log_lines(model5, "kamailio", f"failure - Failed auth from IP {UNLISTED}")
 
 
 def test_wrong_digest_in_the_retry_gets_403(model43: RunningModel) -> None:
@@ -132,7 +137,7 @@ def test_wrong_digest_in_the_retry_gets_403(model43: RunningModel) -> None:
         codes, _, _ = call(peer, retry, model43.sbc)
     assert codes == [100, 403]
     assert log_lines(model43, "freeswitch", "SIP auth failure (INVITE) on sofia profile 'sipinterface_1'")
-    assert log_lines(model43, "kamailio", f"|end|Failed auth from IP {UNLISTED}")
+    assert log_lines(model43, "kamailio", f"|failure|Failed auth from IP {UNLISTED}")
 
 
 @pytest.mark.parametrize(
@@ -253,7 +258,7 @@ def test_number_without_callflow_gets_picnic_after_the_route_timeout(
     assert final is not None and (final.code, final.reason) == (486, "PICNIC")
     assert elapsed >= ROUTE_TIMEOUT
     assert log_lines(model43, "kazoo", "unable to find callflow")
-    assert log_lines(model43, "kamailio", f"{invite.call_id}|end|sending 686 reply as 486 PICNIC")
+    assert log_lines(model43, "kamailio", f"{invite.call_id}|failure|sending 686 reply as 486 PICNIC")
     _, direct, _ = call(listed, Invite("+14155550104", listed.address, model43.media), model43.media)
     assert direct is not None and (direct.code, direct.reason) == (686, "PICNIC")
 
@@ -299,7 +304,8 @@ def test_missing_via_is_dropped_silently(model43: RunningModel, listed: UdpPeer)
     invite = Invite(ROUTED, listed.address, model43.sbc, drop=("via",))
     listed.send(invite.render(), model43.sbc)
     assert_silence(listed, model43.sbc, invite.call_id)
-    assert log_lines(model43, "kamailio", f"{invite.call_id}|end|no via found in request")
+    lines = log_lines(model43, "kamailio", "no via found in request")
+    assert lines and all("|end|" not in line for line in lines)  # a core line: no script prefix
     direct = Invite(ROUTED, listed.address, model43.media, drop=("via",))
     listed.send(direct.render(), model43.media)
     assert_silence(listed, model43.media, direct.call_id)
@@ -435,6 +441,18 @@ def test_options(profile: str, model43: RunningModel, model5: RunningModel, list
     direct = Invite("", listed.address, model.media, method="OPTIONS", ruri=f"sip:{model.media[0]}", body=b"")
     _, direct_final, _ = call(listed, direct, model.media)
     assert direct_final is not None and direct_final.code == 200
+
+
+def test_requests_outside_a_dialog(model43: RunningModel, listed: UdpPeer) -> None:
+    bye = Invite(ROUTED, listed.address, model43.sbc, method="BYE", body=b"")
+    _, final, _ = call(listed, bye, model43.sbc)
+    assert final is not None and (final.code, final.reason) == (403, "Dialog does not exist")
+    assert log_lines(
+        model43, "kamailio", f"{bye.call_id}|end|originating subsequent requests outside dialog not allowed"
+    )
+    cancel = Invite(ROUTED, listed.address, model43.sbc, method="CANCEL", body=b"")
+    _, final, _ = call(listed, cancel, model43.sbc)
+    assert final is not None and final.code == 481
 
 
 def test_kazoo_5_log_format(model5: RunningModel, listed: UdpPeer) -> None:

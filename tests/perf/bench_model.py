@@ -13,14 +13,10 @@ import argparse
 import asyncio
 import secrets
 import statistics
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from harness.model.stack import ModelConfig, start_model  # noqa: E402
-from harness.sip.message import Response, parse_message  # noqa: E402
+from harness.model.stack import ModelConfig, start_model
+from harness.sip.message import Response, parse_message
 
 CLIENT_IP = "127.0.0.10"  # the demo data's listed carrier
 DEADLINE = 10.0
@@ -37,12 +33,15 @@ def invite(number: str, local: tuple[str, int], target: tuple[str, int], call_id
         f"Via: SIP/2.0/UDP {ip}:{port};branch=z9hG4bK{secrets.token_hex(8)};rport\r\n"
         f"Max-Forwards: 70\r\nFrom: <sip:+14155551234@{ip}>;tag={secrets.token_hex(4)}\r\n"
         f"To: <sip:{number}@{target[0]}>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n"
-        f"Contact: <sip:bench@{ip}:{port}>\r\nContent-Type: application/sdp\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"Contact: <sip:bench@{ip}:{port}>\r\nContent-Type: application/sdp\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 
 
-def in_dialog(method: str, cseq: int, answer: Response, local: tuple[str, int], target: tuple[str, int]) -> bytes:
+def in_dialog(
+    method: str, cseq: int, answer: Response, local: tuple[str, int], target: tuple[str, int]
+) -> bytes:
     ip, port = local
     return (
         f"{method} sip:bench@{target[0]}:{target[1]} SIP/2.0\r\n"
@@ -100,14 +99,18 @@ async def run(calls: int, window: int, number: str, target: tuple[str, int]) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--calls", type=int, default=2000)
     parser.add_argument("--window", type=int, default=32, help="calls in flight at once")
     parser.add_argument("--number", default="+14155550100", help="dialed number (default: the routed one)")
     parser.add_argument("--profile", default="kazoo-4.3", choices=["kazoo-4.3", "kazoo-5"])
     args = parser.parse_args()
     model = start_model(
-        ModelConfig(profile=args.profile, sbc_port=0, media_port=0, esl_port=0, couch_port=0, route_timeout=2.6)
+        ModelConfig(
+            profile=args.profile, sbc_port=0, media_port=0, esl_port=0, couch_port=0, route_timeout=2.6
+        )
     )
     try:
         asyncio.run(run(min(50, args.calls), args.window, args.number, model.sbc))  # warm-up

@@ -37,6 +37,8 @@ def test_fs_line_shape_and_round_trip() -> None:
 
 def test_fs_line_with_uuid_prefix_and_idle() -> None:
     text = fs_line(3, "sofia.c", 7, "boom", call_id=CID, when=WHEN, idle=97.5, uuid_prefix=True)
+    odd = parse_line(fs_line(3, "sofia.c", 7, "boom", call_id="%2Fodd-[id]", when=WHEN, uuid_prefix=True))
+    assert (odd.format, odd.call_id) == ("freeswitch", "%2Fodd-[id]")
     assert text == f"{CID} 2026-11-26 04:00:01.123456 97.50% [ERR] sofia.c:7 boom"
     parsed = parse_line(text)
     assert (parsed.call_id, parsed.level, parsed.message) == (CID, "ERROR", "boom")
@@ -114,6 +116,16 @@ def test_kazoo_lager_line() -> None:
         CID,
     )
     assert parsed.message == "unable to determine account"
+    syslog = parse_line(
+        f"Nov 26 04:00:01 kz1 2600hz[4242]: |{CID}|stepswitch_inbound:80 (<0.28779.145>) unable to determine"
+    )
+    assert (syslog.format, syslog.level, syslog.call_id, syslog.file, syslog.message) == (
+        "kazoo",
+        None,
+        CID,
+        "stepswitch_inbound",
+        "unable to determine",
+    )
     no_cid = parse_line(kazoo_line("critical", "ecallmgr_fs_acls", 12, "x"))
     assert (no_cid.call_id, no_cid.level) == (None, "CRIT")
     assert "[critical]" in kazoo_line("CRIT", "m", 1, "x")

@@ -51,12 +51,38 @@ def request(text: str = INVITE) -> Request:
 def test_failure_route(
     code: int, reason: str, after_18x: bool, profile: str, expected: tuple[int, str]
 ) -> None:
-    assert rewrite_failure(code, reason, after_18x, profile)[:2] == expected
+    verdict = rewrite_failure(code, reason, after_18x, profile)
+    assert (verdict.code, verdict.reason) == expected
 
 
-def test_failure_route_notes() -> None:
-    assert rewrite_failure(686, "PICNIC", False, "kazoo-4.3")[2] == "sending 686 reply as 486 PICNIC"
-    assert rewrite_failure(403, "Forbidden", False, "kazoo-4.3")[2] == "failed-auth"
+def test_failure_route_log_lines() -> None:
+    assert rewrite_failure(686, "PICNIC", False, "kazoo-4.3").log == (
+        "info",
+        "failure",
+        "sending 686 reply as 486 PICNIC",
+    )
+    assert rewrite_failure(403, "Forbidden", False, "kazoo-4.3").log == (
+        "warning",
+        "failure",
+        "Failed auth from IP {source_ip}",
+    )
+    challenged = rewrite_failure(
+        407, "Proxy Authentication Required", False, "kazoo-4.3", media_uri="sip:x:1"
+    )
+    assert (
+        challenged.log is not None
+        and challenged.log[2] == "media sip:x:1 challenged the invite, creating redirect"
+    )
+
+
+def test_failure_route_leaves_a_cancelled_transaction_alone() -> None:
+    verdict = rewrite_failure(487, "Request Terminated", False, "kazoo-4.3", cancelled=True)
+    assert (verdict.code, verdict.reason) == (487, "Request Terminated")
+
+
+def test_call_barred_is_relayed() -> None:
+    verdict = rewrite_failure(403, "call barred", False, "kazoo-4.3")
+    assert (verdict.code, verdict.reason) == (403, "call barred")
 
 
 @pytest.mark.parametrize(

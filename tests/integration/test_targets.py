@@ -1,0 +1,148 @@
+"""Target files against a running embedded model: `target check`, scenarios through a file target with
+its safety settings, and a search of every output, report, log and journal for the secrets used."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from harness.cli import app
+from harness.kazoo.profiles import load_profile
+from harness.model.stack import ModelConfig, RunningModel, start_model
+from harness.scenario.case import load_cases
+from harness.scenario.runner import run_case_sync
+from harness.scenario.safety import UnsafeTarget
+from harness.scenario.targetfile import load_target_file
+from tests.integration.targets_helpers import model_target_file
+
+REPO = Path(__file__).resolve().parents[2]
+ESL_SECRET = "esl-Pw-7f3a91c2"
+COUCH_USER_SECRET = "couch-user-b81d"
+COUCH_PASSWORD_SECRET = "couch-Pw-50e6aa"
+SECRETS = (ESL_SECRET, COUCH_USER_SECRET, COUCH_PASSWORD_SECRET)
+SECRET_ENV = {"T_ESL_PW": ESL_SECRET, "T_COUCH_USER": COUCH_USER_SECRET, "T_COUCH_PW": COUCH_PASSWORD_SECRET}
+RUN_DEADLINE = 120.0
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[RunningModel]:
+    config = ModelConfig(
+        sbc_port=0, media_port=0, esl_port=0, couch_port=0, route_timeout=0.3, esl_password=ESL_SECRET
+    )
+    running = start_model(config)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def secret_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SECRET_ENV.items():
+        monkeypatch.setenv(name, value)
+
+
+def secret_file(model: RunningModel, directory: Path, safety: str | None = None) -> Path:
+    kwargs = {"safety": safety} if safety is not None else {}
+    return model_target_file(
+        model, directory, esl_password_env="T_ESL_PW", couch_env=("T_COUCH_USER", "T_COUCH_PW"), **kwargs
+    )
+
+
+def test_target_check_probes_every_endpoint(model: RunningModel, tmp_path: Path, secret_env: None) -> None:
+    result = CliRunner().invoke(app, ["target", "check", str(secret_file(model, tmp_path))])
+    assert result.exit_code == 0, result.output
+    for probe in ("SBC OPTIONS", "event socket auth", "CouchDB"):
+        assert probe in result.stdout
+    assert "FAIL" not in result.stdout and "200 Rawr!!" in result.stdout
+    assert not any(secret in result.output for secret in SECRETS)
+
+
+def test_target_check_reports_what_fails(
+    model: RunningModel, tmp_path: Path, secret_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("T_ESL_PW", "wrong-password")
+    path = secret_file(model, tmp_path)
+    text = path.read_text(encoding="utf-8").replace(f"port = {model.sbc[1]}", "port = 9", 1)
+    path.write_text(text, encoding="utf-8")
+    result = CliRunner().invoke(app, ["target", "check", str(path)])
+    assert result.exit_code == 1, result.output
+    rows = {line.split("│")[1].strip(): line for line in result.stdout.splitlines() if line.count("│") > 3}
+    assert "FAIL" in rows["SBC OPTIONS"] and "FAIL" in rows["event socket auth"]
+    assert "ok" in rows["CouchDB"]
+    assert "wrong-password" not in result.output
+
+
+def test_invalid_target_file_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[[sbc]]\nhost = "sbc.example.com"\n', encoding="utf-8")
+    result = CliRunner().invoke(app, ["target", "check", str(path)])
+    assert result.exit_code == 2 and "sbc[0].host" in result.stderr
+
+
+def test_runner_refuses_a_destination_the_file_does_not_name(model: RunningModel, tmp_path: Path) -> None:
+    target = load_target_file(model_target_file(model, tmp_path)).to_target(load_profile("kazoo-4.3"))
+    target.sbc = ("203.0.113.9", 5060)  # TEST-NET-3: never sent to, the check comes first
+    case = load_cases(REPO / "scenarios/acl/listed_host.yaml")[0]
+    with pytest.raises(UnsafeTarget, match="203.0.113.9"):
+        run_case_sync(case, target)
+
+
+def run_cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "harness.cli", *args],
+        capture_output=True, text=True, env=env, cwd=cwd, timeout=RUN_DEADLINE,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_malformed_refused_and_secrets_never_written(model: RunningModel, tmp_path: Path) -> None:
+    env = {**os.environ, **SECRET_ENV, "KAZOO_HARNESS_JOURNAL_DIR": str(tmp_path / "journals")}
+    env["PYTHONPATH"] = str(REPO)
+    locked = secret_file(model, tmp_path, safety="allow_malformed = false\nallow_provisioning = true\n")
+    scenarios = [str(REPO / "scenarios/malformed/missing_via.yaml"), str(REPO / "scenarios/acl/listed_host.yaml")]
+    outputs: list[str] = []
+
+    report = tmp_path / "locked.json"
+    junit = tmp_path / "locked.xml"
+    done = run_cli(["run", *scenarios, "--target", str(locked), "--json", str(report), "--junit", str(junit)], env, REPO)
+    outputs += [done.stdout, done.stderr]
+    assert done.returncode == 0, done.stdout + done.stderr
+    records = {r["cause"]: r for r in __import__("json").loads(report.read_text())}
+    assert records["malformed"]["verdict"] == "skipped"
+    assert "allow_malformed" in records["malformed"]["skip_reason"]
+    assert records["acl"]["verdict"] == "passed"
+
+    open_file = secret_file(model, tmp_path / "open", safety="allow_malformed = true\n") if (
+        (tmp_path / "open").mkdir() or True
+    ) else None
+    assert open_file is not None
+    report2 = tmp_path / "open.json"
+    done = run_cli(["run", scenarios[0], "--target", str(open_file), "--json", str(report2)], env, REPO)
+    outputs += [done.stdout, done.stderr]
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [r["verdict"] for r in __import__("json").loads(report2.read_text())] == ["passed"]
+
+    for args in (
+        ["diagnose", "+14155550100", "--carrier-ip", "127.0.0.66", "--target", str(locked), "--json"],
+        ["diagnose", "+14155550100", "--carrier-ip", "127.0.0.10", "--target", str(locked), "--invite"],
+        ["target", "check", str(locked)],
+        ["restore"],
+    ):
+        done = run_cli(args, env, REPO)
+        outputs += [done.stdout, done.stderr]
+        assert done.returncode in (0, 1), done.stdout + done.stderr
+
+    # everything written: command outputs, reports, model logs, journals, pytest's run logs
+    written = [p for p in [*tmp_path.rglob("*"), *model.log_dir.rglob("*")] if p.is_file()]
+    texts = outputs + [p.read_text(encoding="utf-8", errors="replace") for p in written]
+    assert len(written) >= 5
+    for secret in SECRETS:
+        leaks = [t[:200] for t in texts if secret in t]
+        assert not leaks, f"secret {secret!r} leaked: {leaks}"

@@ -1,0 +1,190 @@
+"""Target files (validation, Target built from them) and the safety rails, without sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+
+from harness.kazoo.access import MODEL_DEFAULT_ACCESS, MODEL_DEFAULT_SBC
+from harness.kazoo.profiles import load_profile
+from harness.model.stack import ModelConfig
+from harness.scenario.safety import (
+    RateCap,
+    RedactingFilter,
+    UnsafeTarget,
+    before_send,
+    check_destination,
+    redact,
+    refusal,
+    require_provisioning,
+)
+from harness.scenario.target import Target
+from harness.scenario.targetfile import (
+    Secret,
+    TargetFileError,
+    load_target_file,
+    parse_target_file,
+    sbc_refs,
+    split_target_ref,
+)
+from harness.scenario.targets import open_target
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "scenarios" / "targets"
+PROFILE = load_profile("kazoo-4.3")
+
+
+def parse(data: dict[str, object]) -> object:
+    return parse_target_file(Path("t.toml"), data)
+
+
+@pytest.mark.parametrize("name", ["embedded-model.toml", "staging.example.toml", "lab.toml"])
+def test_examples_validate(name: str) -> None:
+    spec = load_target_file(EXAMPLES / name)
+    target = spec.to_target(PROFILE)
+    assert target.kind == "file" and target.sbc == spec.sbc[0].address
+    assert target.carriers["listed"][0]
+
+
+def test_staging_example_is_locked_down() -> None:
+    spec = load_target_file(EXAMPLES / "staging.example.toml")
+    assert [n.name for n in spec.sbc] == ["kam1", "kam2"]
+    assert not spec.safety.allow_malformed and not spec.safety.allow_provisioning
+    assert spec.safety.rate_limit == 5
+    target = spec.to_target(PROFILE, "kam2")
+    assert target.sbc == ("192.0.2.12", 5060) and target.name.endswith("#kam2")
+    assert set(target.log_sources) == {"freeswitch", "kamailio", "kazoo"}
+    assert target.stack is not None and target.stack.node == "ecallmgr@apps1.staging"
+
+
+def test_embedded_model_example_matches_model_defaults() -> None:
+    spec = load_target_file(EXAMPLES / "embedded-model.toml")
+    config = ModelConfig()
+    assert spec.sbc[0].address == (config.host, config.sbc_port) == MODEL_DEFAULT_SBC
+    assert spec.media == (config.host, config.media_port)
+    assert spec.couch is not None and spec.couch.url == MODEL_DEFAULT_ACCESS.couch_url
+    assert MODEL_DEFAULT_ACCESS.esl == (config.host, config.esl_port, config.esl_password)
+    assert spec.node == MODEL_DEFAULT_ACCESS.node == config.node
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "sbc: missing"),
+        ({"sbc": {"host": "kazoo.example.com"}}, "sbc[0].host: not an IP address"),
+        ({"sbc": {"host": "127.0.0.1", "port": 70000}}, "port out of range"),
+        ({"sbc": {"host": "127.0.0.1", "port": "5060"}}, "expected int"),
+        ({"sbc": {"host": "127.0.0.1", "transports": ["sctp"]}}, "unknown transport"),
+        ({"sbc": [{"host": "127.0.0.1", "name": "a"}, {"host": "127.0.0.2", "name": "a"}]}, "unique"),
+        ({"sbc": {"host": "127.0.0.1"}, "colour": "red"}, "colour: unknown key"),
+        ({"sbc": {"host": "127.0.0.1"}, "carriers": {"listed": "127.0.0.10:x"}}, "carriers.listed"),
+        ({"sbc": {"host": "127.0.0.1"}, "couch": {"url": "http://admin:pw@127.0.0.1:5984"}}, "credentials"),
+        ({"sbc": {"host": "127.0.0.1"}, "couch": {"url": "ftp://127.0.0.1"}}, "http(s) URL"),
+        ({"sbc": {"host": "127.0.0.1"}, "esl": [{"host": "127.0.0.1", "password_env": "a b"}]}, "variable"),
+        ({"sbc": {"host": "127.0.0.1"}, "logs": [{"name": "k", "kind": "file"}]}, "logs[0].path"),
+        ({"sbc": {"host": "127.0.0.1"}, "logs": [{"name": "f", "kind": "esl", "esl": "x"}]}, "no [[esl]]"),
+        ({"sbc": {"host": "127.0.0.1"}, "safety": {"rate_limit": -1}}, "rate_limit"),
+        ({"sbc": {"host": "127.0.0.1"}, "safety": {"allow_malformed": "yes"}}, "expected bool"),
+    ],
+)
+def test_invalid_files_name_the_key(data: dict[str, object], message: str) -> None:
+    with pytest.raises(TargetFileError, match=None) as caught:
+        parse(data)
+    assert message in str(caught.value) and "t.toml" in str(caught.value)
+
+
+def test_bad_toml_and_missing_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[sbc]\nhost=", encoding="utf-8")
+    with pytest.raises(TargetFileError, match="not valid TOML"):
+        load_target_file(bad)
+    with pytest.raises(TargetFileError, match="cannot read"):
+        load_target_file(tmp_path / "absent.toml")
+
+
+def test_defaults_are_safe() -> None:
+    spec = parse({"sbc": {"host": "10.0.0.5"}})
+    assert spec.safety.allow_malformed is False  # type: ignore[attr-defined]
+    assert spec.safety.allow_provisioning is False  # type: ignore[attr-defined]
+    assert spec.safety.rate_limit == 10.0  # type: ignore[attr-defined]
+
+
+def test_open_target_reads_files_and_nodes() -> None:
+    target = open_target(str(EXAMPLES / "staging.example.toml") + "#kam2", PROFILE)
+    assert target.sbc == ("192.0.2.12", 5060) and target.allow_malformed is False
+    assert split_target_ref("a/b.toml#n1") == ("a/b.toml", "n1")
+    assert split_target_ref("embedded") == ("embedded", None)
+    refs = sbc_refs(str(EXAMPLES / "staging.example.toml"))
+    assert [r.rsplit("#", 1)[1] for r in refs] == ["kam1", "kam2"]
+    assert sbc_refs("embedded") == ["embedded"]
+
+
+def test_secrets_come_from_the_environment_and_are_masked(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("T_ESL", "esl-secret-1")
+    monkeypatch.setenv("T_COUCH", "couch-secret-2")
+    spec = parse(
+        {
+            "sbc": {"host": "127.0.0.1"},
+            "esl": [{"host": "127.0.0.1", "password_env": "T_ESL"}],
+            "couch": {"url": "http://127.0.0.1:5984", "username_env": "T_USER", "password_env": "T_COUCH"},
+        }
+    )
+    target = spec.to_target(PROFILE)  # type: ignore[attr-defined]
+    assert target.esl[2] == "esl-secret-1"
+    assert set(target.secrets) == {"esl-secret-1", "couch-secret-2"}
+    shown = repr(target)
+    assert "esl-secret-1" not in shown and "couch-secret-2" not in shown and "***" in shown
+    assert repr(Secret("x")) == "'***'" and str(Secret("x")) == "x"
+
+
+def test_redact_and_log_filter(caplog: pytest.LogCaptureFixture) -> None:
+    assert redact("auth s3cret ok s3cret-long", ["s3cret", "s3cret-long"]) == "auth *** ok ***"
+    logger = logging.getLogger("harness.test.redact")
+    logger.addFilter(RedactingFilter(["hunter2"]))
+    with caplog.at_level(logging.INFO, logger="harness.test.redact"):
+        logger.info("password is %s", "hunter2")
+    assert "hunter2" not in caplog.text and "***" in caplog.text
+
+
+def file_target(**kwargs: object) -> Target:
+    spec = load_target_file(EXAMPLES / "staging.example.toml")
+    target = spec.to_target(PROFILE)
+    for key, value in kwargs.items():
+        setattr(target, key, value)
+    return target
+
+
+def test_destinations_only_named_or_loopback() -> None:
+    target = file_target()
+    check_destination(target, ("192.0.2.11", 5060))  # named in the file
+    check_destination(target, ("127.0.0.1", 5060))  # loopback
+    with pytest.raises(UnsafeTarget, match="203.0.113.9"):
+        check_destination(target, ("203.0.113.9", 5060))
+    with pytest.raises(UnsafeTarget):
+        asyncio.run(before_send(target, ("203.0.113.9", 5060)))
+
+
+def test_malformed_and_provisioning_refused() -> None:
+    target = file_target()
+    assert "allow_malformed" in (refusal(target, "malformed") or "")
+    assert refusal(target, "acl") is None
+    assert refusal(target, "call_flow", repeated=True) is not None
+    assert refusal(target, "call_flow", oversized=True) is not None
+    with pytest.raises(UnsafeTarget, match="allow_provisioning"):
+        require_provisioning(target)
+    target.allow_malformed = True
+    assert refusal(target, "malformed") is None
+
+
+def test_rate_cap_spaces_sends() -> None:
+    cap = RateCap(20.0)
+    waits = [cap.reserve() for _ in range(10)]
+    # each reservation is one interval after the previous one (minus the instants between the calls)
+    gaps = [b - a for a, b in zip(waits, waits[1:], strict=False)]
+    assert waits[0] == 0.0
+    assert all(0.049 < gap <= 0.05 for gap in gaps), gaps
+    assert 0.44 < waits[-1] <= 0.45
+    with pytest.raises(ValueError):
+        RateCap(0)
