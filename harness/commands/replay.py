@@ -12,7 +12,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,7 +23,7 @@ from harness.kazoo.profiles import DEFAULT_PROFILE, Profile, ProfileError, load_
 from harness.model.demo import demo_roles
 from harness.net.exchange import Address
 from harness.replay.capture import CapturedMessage
-from harness.replay.rewrite import is_local
+from harness.replay.rewrite import is_local, rewrite_foreign
 from harness.replay.scenario_file import scenario_yaml
 from harness.replay.session import ReplayRefused, ReplayResult, replay_invite
 from harness.replay.source import SourceError, captured_final, load_source, pick_invite
@@ -97,10 +97,8 @@ def choose_source(
         if ip and is_local(ip) and ":" not in ip and ip != "0.0.0.0":
             return ip, None, None
         role = "listed"
-        where = f"from {ip}" if ip else "without a source address"
-        note = (
-            f"captured {where} (not loopback): sending as the listed carrier; --source-role chooses another"
-        )
+        why = "not a loopback IPv4 address" if ip else "no source address"
+        note = f"captured from {ip or '?'} ({why}): sent as the listed carrier; --source-role chooses another"
     else:
         note = None
     if role in stack.carriers:
@@ -153,6 +151,8 @@ def render(result: ReplayResult, source: str, kind: str, stack: Stack) -> str:
         same = "same as" if result.matches_capture else "DIFFERENT from"
         cap = result.captured_final
         lines.append(f"captured response: {cap.code} {cap.reason} ({same} the replay)")
+    elif kind != "raw":
+        lines.append("captured response: none in the capture")
     if stack.log_files:
         lines.append(f"log lines tied to the call ({len(result.related)}):")
         lines += [f"  {line}" for line in result.related] or ["  (none)"]
@@ -234,10 +234,10 @@ def _write_scenario(
     path: Path, result: ReplayResult, source: str, stack: Stack, source_ip: str, port: int | None
 ) -> None:
     carrier = carrier_mapping(source_ip, port, result.exchange.transport, stack)
+    # the scenario may run against real elements: it keeps the captured bytes but never foreign addresses
+    invite = replace(result.invite, data=rewrite_foreign(result.invite.data, source_ip)[0])
     try:
-        text = scenario_yaml(
-            result.invite, result.exchange, result.diagnosis, carrier=carrier, source_name=source
-        )
+        text = scenario_yaml(invite, result.exchange, result.diagnosis, carrier=carrier, source_name=source)
     except TemplateError as exc:
         fail(f"--to-scenario: {exc}")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.scenario.targetfile import sbc_refs
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
 CAUSE_ORDER = ["acl", "number_format", "number_mapping", "malformed", "call_flow"]
 
@@ -114,6 +116,9 @@ def run(
     workers: Annotated[
         int, typer.Option("-n", "--workers", help="parallel workers (pytest-xdist); 0 = none")
     ] = 0,
+    each_sbc: Annotated[
+        bool, typer.Option("--each-sbc", help="run every scenario against each SBC node of the target file")
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="only the table, no failure details")] = False,
 ) -> None:
     """Run scenarios against a target and print a summary table grouped by seed cause.
@@ -129,7 +134,7 @@ def run(
         console.print(f"[red]error:[/] no such scenario path: {', '.join(missing)}")
         raise typer.Exit(EXIT_USAGE)
     args = [*selected, "-p", "no:cacheprovider", "-q", "--no-header", "--tb=short", "-rN"]
-    args += ["--kazoo-target", target, "--kazoo-profile", profile]
+    args += ["--kazoo-profile", profile]  # --kazoo-target per run below (--each-sbc: one run per node)
     if seed is not None:
         args += ["--harness-seed", str(seed)]
     if keyword:
@@ -152,7 +157,16 @@ def run(
         console=console,
     ) as progress:
         plugin = _Progress(progress)
-        code = _pytest_quietly(args, plugin, log)
+        code = int(pytest.ExitCode.OK)
+        for ref in sbc_refs(target) if each_sbc else [target]:
+            first = len(plugin.records)
+            node_code = _pytest_quietly([*args, "--kazoo-target", ref], plugin, log)
+            if ref != target:  # a cluster is healthy only when every node is: label records by node
+                for record in plugin.records[first:]:
+                    record["sbc"] = ref.rpartition("#")[2]
+                    record["param"] = " ".join(filter(None, [record.get("param"), f"@{record['sbc']}"]))
+            if code in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+                code = node_code
     records = plugin.records
     if json_out:
         json_out.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")

@@ -6,6 +6,7 @@ Exit status: 0 all probes work, 1 a probe failed, 2 the file does not validate.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +77,9 @@ async def _esl_probe(spec: TargetFile) -> list[Probe]:
                 status = (await client.api("status")).splitlines()
             out.append(Probe("event socket auth", where, True, f"{(status or [''])[-1]}, {_timed(start)}"))
         except EslError as exc:
-            out.append(Probe("event socket auth", where, False, str(exc)))
+            cause = exc.__cause__
+            why = str(exc) if not str(exc).endswith(": ") else f"{exc}{type(cause).__name__}"
+            out.append(Probe("event socket auth", where, False, why))
     return out
 
 
@@ -151,7 +154,7 @@ def check(file: Annotated[Path, typer.Argument(help="a TOML target file")]) -> N
         typer.echo(f"kazoo-harness target check: {exc}", err=True)
         raise typer.Exit(2) from None
     secrets = spec.secrets()
-    missing = [name for name in spec.secret_envs() if not __import__("os").environ.get(name)]
+    missing = sorted({name for name in spec.secret_envs() if not os.environ.get(name)})
     probes = probe_target(spec)
     console = Console(width=160)
     table = Table(title=f"target {spec.name} ({file}), profile {spec.profile}")

@@ -333,3 +333,23 @@ def _restore_doc(client: CouchClient, db: str, doc_id: str, before: Doc | None) 
         body["_rev"] = current["_rev"]
     client.put_doc(db, body)
     return f"{db}/{doc_id}: restored"
+
+
+@contextmanager
+def provisioned_setup(target: Target, system_config: dict[str, dict[str, Any]]) -> Iterator[Provisioner]:
+    """A scenario's ``setup: system_config`` on a real stack: each document's ``default`` section gets
+    the given fields through CouchDB (journaled), restored at the end. For harness/scenario/setup.py on
+    targets without an embedded model; raises UnsafeTarget without ``allow_provisioning``."""
+    with Provisioner.for_target(target) as prov:
+        for doc_id, fields in system_config.items():
+            prov.edit(kn.SYSTEM_CONFIG_DB, doc_id, _set_default_fields(fields))
+            if doc_id == "ecallmgr":
+                prov.reload_acl()
+        yield prov
+
+
+def _set_default_fields(fields: dict[str, Any]) -> Callable[[Doc], None]:
+    def change(doc: Doc) -> None:
+        doc.setdefault("default", {}).update(fields)
+
+    return change

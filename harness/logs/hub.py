@@ -3,7 +3,8 @@
 ``async with LogHub([FileSource(...), EslSource(...)]) as hub:`` enters every source (each starts at
 *now*), then reads them concurrently. ``await hub.wait_for(pred, since=t0, deadline=t0 + 5)`` returns the
 first line received at or after ``since`` that satisfies ``pred`` - already stored or still to come - or
-None at the deadline. A source that fails is recorded in ``hub.errors`` and the others keep running.
+None at the deadline. A source that fails (to start, or later) is recorded in ``hub.errors`` and the others
+keep running; ``strict=True`` makes a source that cannot start fail the hub instead.
 """
 
 from __future__ import annotations
@@ -47,9 +48,12 @@ class LogCursor:
 
 
 class LogHub:
-    def __init__(self, sources: Iterable[LogSource] = (), *, max_lines: int = 200_000) -> None:
+    def __init__(
+        self, sources: Iterable[LogSource] = (), *, max_lines: int = 200_000, strict: bool = False
+    ) -> None:
         self.sources: list[LogSource] = list(sources)
         self.max_lines = max_lines
+        self.strict = strict  # True: a source that cannot start fails the hub instead of being recorded
         self.errors: dict[str, BaseException] = {}
         self._lines: list[LogLine] = []
         self._received: list[float] = []  # receive times, for bisecting ``since``
@@ -66,7 +70,14 @@ class LogHub:
         await self._stack.__aenter__()
         try:
             for source in self.sources:
-                await self._stack.enter_async_context(source)
+                try:
+                    await self._stack.enter_async_context(source)
+                except Exception as exc:
+                    if self.strict:
+                        raise
+                    # An unreachable event socket must not stop the file sources from proving a drop.
+                    self.errors[source.name] = exc
+                    continue
                 self._tasks.append(asyncio.create_task(self._read(source), name=f"log-source-{source.name}"))
         except BaseException:
             await self.__aexit__(None, None, None)

@@ -185,6 +185,7 @@ def _account(pj: Any, plan: _Plan, transport_id: int) -> Any:
     media = config.mediaConfig.transportConfig
     media.boundAddress = plan.from_ip
     media.publicAddress = plan.from_ip
+    media.port = 0  # any free port: several pjsua2 children may run at once
     # no NAT tricks: Contact, Via and SDP must name the loopback address the carrier is bound to
     config.natConfig.contactRewriteUse = 0
     config.natConfig.viaRewriteUse = 0

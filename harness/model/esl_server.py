@@ -235,7 +235,8 @@ class EslServer:
                         frame({"Content-Type": "text/disconnect-notice"}, DISCONNECT_TEXT)
                     )
                     return
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError):
+            # ValueError: a command line over the stream limit (garbage), treated as a broken client
             return
         finally:
             self._listeners.discard(listener)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,7 +39,9 @@ KNOWN_METHODS = frozenset(
      "NOTIFY", "REFER", "MESSAGE", "PUBLISH"}
 )  # fmt: skip
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, MESSAGE, INFO, UPDATE, REGISTER, REFER, NOTIFY"
+RING_TIME = 0.02  # how long a routed call rings before the callee answers
 RING_TIMEOUT = 120.0  # Kamailio's INVITE timer ends a call that rings forever
+RTP_TIMEOUT = 3600.0
 CALL_LINGER = 32.0  # keep a finished call to answer retransmissions (timer J/H)
 MAX_STREAM_MESSAGE = 2 * 1024 * 1024  # sofia: 413 over 2 MB
 
@@ -59,6 +61,7 @@ class Call:
     hangup: asyncio.Event = field(default_factory=asyncio.Event)
     rtp: RtpStream | None = None
     answer_sdp: bytes = b""
+    media_off: bool = False  # the callflow asked for dead air
     task: asyncio.Task[None] | None = None
 
     @property
@@ -124,7 +127,9 @@ class MediaRole:
         routing: RoutingRole,
         node: str,
         events: EventSink | None = None,
+        ring_time: float = RING_TIME,
     ) -> None:
+        self.ring_time = ring_time
         self.host = host
         self.profile = profile
         self.store = store
@@ -229,7 +234,7 @@ class MediaRole:
         if call is None or call.rtp is None or call.rtp.packets_sent or not request.body:
             return
         # late offer: the caller's SDP comes in the ACK
-        self._start_rtp(call, request.body)
+        self._spawn(self._start_rtp(call, request.body))
 
     def _on_bye(self, request: Request, path: ReplyPath) -> None:
         call = self.calls.get(request.call_id)
@@ -280,10 +285,13 @@ class MediaRole:
         if not self._authorize(call):
             self._finish(call, "CALL_REJECTED")
             return
-        task = asyncio.get_running_loop().create_task(self._run_call(call))
-        call.task = task
+        call.task = self._spawn(self._run_call(call))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # ------------------------------------------------------------------ ACL / digest
     def _authorize(self, call: Call) -> bool:
@@ -417,10 +425,12 @@ class MediaRole:
                 self._respond(call, 480, "Temporarily Unavailable")
                 self._finish(call, "NO_ANSWER")
             return
-        if call.final is not None:
+        # the device rings a moment before answering, as a real one does; it also keeps the 180 ahead
+        # of the 200 through a multi-process SBC such as Kamailio, which relays replies in parallel
+        if await self._hung_up_within(call, self.ring_time) or call.final is not None:
             return
         rtp = RtpStream(self.host)
-        port = await rtp.open()
+        port = rtp.open()
         call.rtp = rtp
         if offer is not None:
             supported = (
@@ -433,9 +443,6 @@ class MediaRole:
             from harness.sip.sdp import make_offer
 
             call.answer_sdp = make_offer(self.host, port, ["PCMU"])
-        if call.final is not None:  # cancelled while the socket opened
-            rtp.stop()
-            return
         self._respond(
             call,
             200,
@@ -444,15 +451,15 @@ class MediaRole:
             body=call.answer_sdp,
         )
         call.answered = True
-        if offer is not None and decision.behaviour != "no_media":
-            self._start_rtp(call, invite.body)
+        # an answered call nobody hangs up ends at FreeSWITCH's rtp-timeout (3600 s in Kazoo 4.3)
+        asyncio.get_running_loop().call_later(RTP_TIMEOUT, self._time_out, call)
         if decision.behaviour == "no_media":
-            call.rtp = None
-            rtp.stop()
-            call.rtp = RtpStream(self.host)  # keeps the answered call media-less (no packets, ever)
+            call.media_off = True  # dead air: answered, but not one packet
+        elif offer is not None:
+            await self._start_rtp(call, invite.body)
 
-    def _start_rtp(self, call: Call, sdp_body: bytes) -> None:
-        if call.rtp is None:
+    async def _start_rtp(self, call: Call, sdp_body: bytes) -> None:
+        if call.rtp is None or call.media_off or call.hangup.is_set():
             return
         try:
             offer = parse_sdp(sdp_body)
@@ -464,7 +471,7 @@ class MediaRole:
         address = offer.address(audio)
         if address is None or not is_loopback(address):
             return  # never send media off the machine
-        call.rtp.start(address, audio.port)
+        await call.rtp.start(address, audio.port)
 
     def _contact(self, call: Call) -> str:
         try:
@@ -508,6 +515,10 @@ class MediaRole:
         if code >= 200:
             call.final = code
         call.path.send(call.last)
+
+    def _time_out(self, call: Call) -> None:
+        if not call.hangup.is_set():
+            self._hang_up(call, "MEDIA_TIMEOUT")
 
     def _hang_up(self, call: Call, cause: str) -> None:
         call.hangup.set()

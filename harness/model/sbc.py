@@ -45,6 +45,7 @@ ANTIFLOOD_WINDOW = 2.0  # antiflood-role.cfg: pike, 50 requests per 2 s per sour
 ANTIFLOOD_LIMIT = 50
 PORTSIP_SESSION = re.compile(rb"^s=portsip\.com\r?$", re.M)
 TRANSACTION_LINGER = 32.0  # answer retransmissions this long after the final
+TRANSACTION_MAX = 180.0  # past Kamailio's 120 s INVITE timer
 PROBE_TIMEOUT = 1.0  # the dispatcher's verdict when the media role stays silent
 
 
@@ -207,6 +208,7 @@ class SbcRole:
         bus: LogBus,
         store: DocumentStore,
         dispatcher: Address,
+        node: str = "ecallmgr@kazoo-model.local",
         sanity_drops_request: bool = True,
         switches: Mapping[str, bool] | None = None,
         probe_timeout: float = PROBE_TIMEOUT,
@@ -216,6 +218,7 @@ class SbcRole:
         self.bus = bus
         self.store = store
         self.dispatcher = dispatcher
+        self.node = node
         self.sanity_drops_request = sanity_drops_request
         self.switches = {name: False for name in ROLE_SWITCHES} | dict(switches or {})
         self.probe_timeout = probe_timeout
@@ -255,8 +258,8 @@ class SbcRole:
                 tx.probe.cancel()
 
     def reload_acl(self) -> None:
-        """The trusted list the optional roles (acl, authorization, traffic_filter) consult."""
-        self.acls = AclLists.build(entries_from_store(self.store, "kamailio"))
+        """The trusted list the optional roles consult: ecallmgr's, for the same node as FreeSWITCH."""
+        self.acls = AclLists.build(entries_from_store(self.store, self.node))
 
     def _trusted(self, ip: str, port: int) -> bool:
         try:
@@ -528,6 +531,8 @@ class SbcRole:
             return
         tx = Transaction(request, path, branch, request.method)
         self.transactions[key] = tx
+        loop = asyncio.get_running_loop()
+        loop.call_later(TRANSACTION_MAX, self._forget, tx)  # bounds the table whatever the media role does
         if request.method == "INVITE":
             self._reply(request, path, 100, "Attempting to connect your call")
             tx.probe = asyncio.get_running_loop().call_later(self.probe_timeout, self._probe_expired, tx)
@@ -641,7 +646,7 @@ class SbcRole:
                 self._no_servers(tx)
 
     def _no_servers(self, tx: Transaction) -> None:
-        self._log("error", "no servers available in primary or backup group", tx.request.get("call-id"))
+        self._log("warning", "no servers available in primary or backup group", tx.request.get("call-id"))
         try:
             data = make_response(tx.request, 480, "All servers busy").to_bytes()
         except (SipParseError, ValueError):

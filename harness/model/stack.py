@@ -12,7 +12,6 @@ import contextlib
 import socket
 import tempfile
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,6 +123,7 @@ class ModelStack:
             bus=self.bus,
             store=self.store,
             dispatcher=dispatcher,
+            node=config.node,
             sanity_drops_request=config.sanity_drops_request,
             switches=config.role_switches,
             probe_timeout=config.dispatcher_probe,
@@ -197,17 +197,6 @@ class RunningModel:
     _loop: asyncio.AbstractEventLoop = field(repr=False)
     _stopping: asyncio.Event = field(repr=False)
     _thread: threading.Thread = field(repr=False)
-
-    def addresses(self) -> Mapping[str, object]:
-        return {
-            "profile": self.profile,
-            "sbc": {"udp": list(self.sbc), "tcp": list(self.sbc)},
-            "media": list(self.media),
-            "esl": list(self.esl),
-            "couch_url": self.couch_url,
-            "log_dir": str(self.log_dir),
-            "node": self.node,
-        }
 
     def stop(self) -> None:
         if self._thread.is_alive() and not self._loop.is_closed():

@@ -428,7 +428,8 @@ class CarrierUA:
                 response = action.response
                 if response.code < 200:
                     exchange.provisional.append(response)
-                    if cancel_after_provisional and not cancelled:
+                    # a caller hangs up on ringing (18x); 100 Trying is only the next hop's receipt
+                    if cancel_after_provisional and not cancelled and response.code > 100:
                         cancelled = await self._start_cancel(session, invite_txn.request)
                     continue
                 exchange.final, exchange.outcome = response, "response"

@@ -176,7 +176,13 @@ async def replay_invite(
             data = refresh_invite(
                 data, target=target, local=(source_ip, ua.advertised_port), transport=transport, seed=seed
             )
-            data, rewritten = rewrite_foreign(data, source_ip)
+            rewritten = foreign_addresses(invite.data)  # refresh and rewrite together replace them all
+            data, _ = rewrite_foreign(data, source_ip)
+            left = foreign_addresses(data)
+            if left:
+                raise ReplayRefused(
+                    f"still names non-loopback addresses after --refresh: {', '.join(map(str, left))}"
+                )
         values = {"source_ip": source_ip, "source_port": str(ua.local_port or "") or None}
         result = await _send(ua, data, target, profile, log_files or {}, timeout, values)
     finally:

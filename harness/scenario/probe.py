@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
@@ -30,6 +31,15 @@ MALFORMED_LINES = (
 )
 MALFORMED_CODES = {400, 413, 416, 420, 483, 488, 505}
 LOG_GRACE = 0.5
+
+
+def _is_drop(text: str) -> bool:
+    return any(marker in text for marker in MALFORMED_LINES)
+
+
+async def _watch_drop(hub: LogHub, since: float, deadline: float, found: asyncio.Event) -> None:
+    if await hub.wait_for(lambda line: _is_drop(line.raw), since, deadline) is not None:
+        found.set()
 
 
 async def options_ping(local_ip: str, sbc: Address, timeout: float = 2.0) -> Exchange:
@@ -64,17 +74,29 @@ async def invite_step(
     try:
         async with LogHub(sources) as hub:
             since = time.time()
-            if raw is not None:
-                exchange = await ua.invite(raw, sbc, timeout=timeout)
-            else:
-                spec = ua.spec(sbc, ruri_user=ruri_user or number, to_user=number)
-                exchange = await ua.invite(builder.build_invite(spec), sbc, timeout=timeout, dialed=number)
+            # a drop line ends the wait for an answer that will never come
+            early_end = asyncio.Event()
+            watcher = asyncio.create_task(_watch_drop(hub, since, since + timeout, early_end))
+            try:
+                if raw is not None:
+                    exchange = await ua.invite(raw, sbc, timeout=timeout, early_end=early_end)
+                else:
+                    spec = ua.spec(sbc, ruri_user=ruri_user or number, to_user=number)
+                    message = builder.build_invite(spec)
+                    exchange = await ua.invite(
+                        message, sbc, timeout=timeout, dialed=number, early_end=early_end
+                    )
+            finally:
+                watcher.cancel()
+                await asyncio.gather(watcher, return_exceptions=True)
             await hub.wait_for(lambda _line: False, since, time.time() + (LOG_GRACE if sources else 0))
             call_id = exchange.call_id or ""
+            # tied to the call by Call-ID or source address; drop lines in the window even untied (Kamailio
+            # logs some, e.g. "no via found", before it knows the Call-ID)
             lines = [
                 str(line)
                 for line in hub.lines(since)
-                if (call_id and call_id in line.raw) or carrier[0] in line.raw
+                if (call_id and call_id in line.raw) or carrier[0] in line.raw or _is_drop(line.raw)
             ]
     finally:
         ua.close()
@@ -82,7 +104,7 @@ async def invite_step(
     evidence = [f"INVITE from {carrier[0]}:{ua.local_port} to {sbc[0]}:{sbc[1]} -> {got}", *lines[:20]]
     data = {"call_id": exchange.call_id, "got": got, "log_lines": lines[:50]}
     final = exchange.final
-    dropped = [line for line in lines if any(text in line for text in MALFORMED_LINES)]
+    dropped = [line for line in lines if _is_drop(line)]
     if (
         dropped
         or (final is not None and final.code in MALFORMED_CODES)
@@ -101,3 +123,14 @@ async def invite_step(
     if final is not None and final.code < 300:
         return Step("invite", "ok", f"the test call was answered ({got})", evidence, data)
     return Step("invite", "warning", f"the test call failed ({got}); see the steps above", evidence, data)
+
+
+def sbc_unreachable(sbc: Address, source_ip: str, timeout: float = 2.0) -> str | None:
+    """Why the SBC does not answer an OPTIONS ping (None when it answers anything)."""
+    try:
+        exchange = asyncio.run(options_ping(source_ip, sbc, timeout))
+    except OSError as exc:
+        return f"cannot send from {source_ip}: {exc}"
+    if exchange.final is not None:
+        return None
+    return f"no answer to OPTIONS from {sbc[0]}:{sbc[1]} ({exchange.outcome} within {timeout:g} s)"

@@ -21,8 +21,8 @@ from harness.replay.template import raw_request
 from harness.scenario.case import ScenarioCase
 from harness.scenario.expectation import Expectation, LogPattern, resolve
 from harness.scenario.numbers import dialed_form
-from harness.scenario.setup import SetupUnsupported, applied
 from harness.scenario.safety import before_send
+from harness.scenario.setup import SetupUnsupported, applied
 from harness.scenario.target import Target
 from harness.scenario.verdict import judge
 from harness.sip import builder

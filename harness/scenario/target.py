@@ -73,9 +73,8 @@ class Target:
             return ip, int(p) if p else (port or 0)
         role = role or "listed"
         if role not in self.carriers:
-            raise TargetError(
-                f"target {self.name!r} has no carrier role {role!r} (known: {', '.join(sorted(self.carriers))})"
-            )
+            known = ", ".join(sorted(self.carriers))
+            raise TargetError(f"target {self.name!r} has no carrier role {role!r}; its roles: {known}")
         ip, role_port = self.carriers[role]
         return ip, port if port is not None else (role_port or 0)
 

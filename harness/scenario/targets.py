@@ -35,4 +35,13 @@ def open_target(name: str, profile: Profile) -> Target:
     path = Path(file)
     if not path.is_file():
         raise TargetStartError(f"no such target file: {file} (embedded, lab, docker or a TOML target file)")
-    return load_target_file(path).to_target(profile, sbc_node)
+    from harness.scenario.probe import sbc_unreachable
+    from harness.scenario.safety import check_destination
+
+    target = load_target_file(path).to_target(profile, sbc_node)
+    check_destination(target, target.sbc)
+    source = target.carriers.get("listed") or next(iter(target.carriers.values()), ("127.0.0.1", None))
+    problem = sbc_unreachable(target.sbc, source[0])  # an unreachable stack is an infrastructure error
+    if problem:
+        raise TargetStartError(f"target {file}: SBC {target.sbc[0]}:{target.sbc[1]} unreachable: {problem}")
+    return target

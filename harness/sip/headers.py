@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -40,6 +41,7 @@ PRETTY = {
 }
 
 
+@functools.lru_cache(maxsize=4096)  # hot: every header lookup canonicalizes every header's name
 def canonical_name(name: str) -> str:
     """Lower-case full header name; compact forms expanded (``v`` -> ``via``)."""
     low = name.strip().lower()

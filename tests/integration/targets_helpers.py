@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from harness.kazoo.provision import Provisioner
 from harness.model.stack import RunningModel
+
+NEW_IP = "127.0.0.77"
+NEW_NUMBER = "+14155550177"
+NEW_DB_NUMBER = "+19995550100"  # its numbers database does not exist before
 
 
 def model_target_file(
@@ -20,9 +25,7 @@ def model_target_file(
     """Write a TOML target file for ``model`` (its free ports) and return its path."""
     couch_host_port = model.couch_url.removeprefix("http://")
     esl_line = f'password_env = "{esl_password_env}"\n' if esl_password_env else ""
-    couch_lines = (
-        f'username_env = "{couch_env[0]}"\npassword_env = "{couch_env[1]}"\n' if couch_env else ""
-    )
+    couch_lines = f'username_env = "{couch_env[0]}"\npassword_env = "{couch_env[1]}"\n' if couch_env else ""
     text = f"""
 name = "{name}"
 profile = "{model.profile}"
@@ -63,6 +66,11 @@ name = "kamailio"
 kind = "file"
 path = "{model.log_dir / "kamailio.log"}"
 
+[[logs]]
+name = "kazoo"
+kind = "file"
+path = "{model.log_dir / "kazoo.log"}"
+
 [kazoo]
 node = "{model.node}"
 route_timeout = {model.config.route_timeout}
@@ -74,3 +82,13 @@ route_timeout = {model.config.route_timeout}
     path = directory / f"{name}.toml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def provision_everything(prov: Provisioner) -> str:
+    prov.acl_entry(f"{NEW_IP}/32", name="harness_test")
+    account = prov.account(name="harness test account")
+    prov.number(NEW_NUMBER, state="in_service", account_id=account, callflow=True)
+    prov.number(NEW_DB_NUMBER, state="reserved", account_id=account, callflow=False)
+    # an existing document changed too: the routed number goes out of service
+    prov.edit("numbers/+1415", "+14155550100", lambda doc: doc.update(pvt_state="available"))
+    return account

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from targets_helpers import model_target_file
 from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.kazoo.couch import CouchClient
 from harness.model.stack import ModelConfig, RunningModel, start_model
-from tests.integration.targets_helpers import model_target_file
 
 runner = CliRunner()
 EXIT_NONE, EXIT_FOUND, EXIT_UNCHECKED = 0, 1, 3
@@ -22,9 +22,7 @@ EXIT_NONE, EXIT_FOUND, EXIT_UNCHECKED = 0, 1, 3
 
 @pytest.fixture(scope="module")
 def model() -> Iterator[RunningModel]:
-    running = start_model(
-        ModelConfig(sbc_port=0, media_port=0, esl_port=0, couch_port=0, route_timeout=0.3)
-    )
+    running = start_model(ModelConfig(sbc_port=0, media_port=0, esl_port=0, couch_port=0, route_timeout=0.3))
     try:
         yield running
     finally:
@@ -91,8 +89,10 @@ def test_acl_edited_but_not_reloaded(target_file: Path, model: RunningModel) -> 
         assert before is not None
         edited = json.loads(json.dumps(before))
         edited[model.node]["acls"]["new_carrier"] = {
-            "type": "allow", "network-list-name": "trusted", "cidr": "127.0.0.66/32",
-        }  # fmt: skip
+            "type": "allow",
+            "network-list-name": "trusted",
+            "cidr": "127.0.0.66/32",
+        }
         couch.put_doc("system_config", edited)
         try:
             code, out = diagnose(target_file, "+14155550100", "127.0.0.66")
@@ -142,7 +142,9 @@ def test_unreachable_stack_is_could_not_check(tmp_path: Path) -> None:
     path = tmp_path / "dead.toml"
     # port 9 (discard) on loopback: nothing listens there
     path.write_text('[[sbc]]\nhost = "127.0.0.1"\n[couch]\nurl = "http://127.0.0.1:9"\n', encoding="utf-8")
-    result = runner.invoke(app, ["diagnose", "+14155550100", "--carrier-ip", "127.0.0.10", "--target", str(path)])
+    result = runner.invoke(
+        app, ["diagnose", "+14155550100", "--carrier-ip", "127.0.0.10", "--target", str(path)]
+    )
     assert result.exit_code == EXIT_UNCHECKED
     assert "no CouchDB answers" in result.stderr
 

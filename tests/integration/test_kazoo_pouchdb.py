@@ -132,15 +132,16 @@ def test_diagnose_reads_pouchdb(seeded: str, number: str, ip: str, cause: str) -
 def test_provision_fail_restore_on_pouchdb(seeded: str, tmp_path: Path) -> None:
     with CouchClient(seeded, strip_db_slashes=True) as client:
         before = snapshot(client)
-        with pytest.raises(RuntimeError, match="on purpose"):
-            with Provisioner(CouchClient(seeded, strip_db_slashes=True), node=NODE, journal_dir=tmp_path) as prov:
-                prov.acl_entry("127.0.0.77/32", reload=False)
-                account = prov.account()
-                prov.number("+19995550100", account_id=account)
-                prov.edit("numbers/+1415", "+14155550100", lambda d: d.update(pvt_state="available"))
-                assert snapshot(client) != before
-                assert diagnose(client, number="+19995550100", carrier_ip="127.0.0.77", node=NODE).cause == "none"
-                raise RuntimeError("scenario failed on purpose")
+        prov = Provisioner(CouchClient(seeded, strip_db_slashes=True), node=NODE, journal_dir=tmp_path)
+        with pytest.raises(RuntimeError, match="on purpose"), prov:
+            prov.acl_entry("127.0.0.77/32", reload=False)
+            account = prov.account()
+            prov.number("+19995550100", account_id=account)
+            prov.edit("numbers/+1415", "+14155550100", lambda d: d.update(pvt_state="available"))
+            assert snapshot(client) != before
+            found = diagnose(client, number="+19995550100", carrier_ip="127.0.0.77", node=NODE)
+            assert found.cause == "none", found.to_json()
+            raise RuntimeError("scenario failed on purpose")
         assert snapshot(client) == before
 
 

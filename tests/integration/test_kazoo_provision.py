@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from targets_helpers import NEW_IP, NEW_NUMBER, model_target_file, provision_everything
 from typer.testing import CliRunner
 
 from harness.cli import app
@@ -24,11 +25,7 @@ from harness.model.stack import ModelConfig, RunningModel, start_model
 from harness.scenario.embedded import roles_for, target_for_model
 from harness.scenario.safety import UnsafeTarget
 from harness.scenario.targetfile import load_target_file
-from tests.integration.targets_helpers import model_target_file
 
-NEW_IP = "127.0.0.77"
-NEW_NUMBER = "+14155550177"
-NEW_DB_NUMBER = "+19995550100"  # its numbers database does not exist before
 CHILD_DEADLINE = 20.0
 
 
@@ -53,31 +50,21 @@ def live_trusted(model: RunningModel, ip: str) -> str:
     return esl_api((model.esl[0], model.esl[1], "ClueCon"), f"acl {ip} trusted")[0]
 
 
-def provision_everything(prov: Provisioner) -> str:
-    prov.acl_entry(f"{NEW_IP}/32", name="harness_test")
-    account = prov.account(name="harness test account")
-    prov.number(NEW_NUMBER, state="in_service", account_id=account, callflow=True)
-    prov.number(NEW_DB_NUMBER, state="reserved", account_id=account, callflow=False)
-    # an existing document changed too: the routed number goes out of service
-    prov.edit("numbers/+1415", "+14155550100", lambda doc: doc.update(pvt_state="available"))
-    return account
-
-
 def test_provision_then_fail_restores_every_document(model: RunningModel, tmp_path: Path) -> None:
     target = target_for_model(model, load_profile("kazoo-4.3"), roles_for(None))
     with CouchClient(model.couch_url) as couch:
         before = snapshot(couch)
         assert live_trusted(model, NEW_IP) == "false"
-        with pytest.raises(RuntimeError, match="on purpose"):
-            with Provisioner.for_target(target, journal_dir=tmp_path) as prov:
-                provision_everything(prov)
-                # Kazoo sees it: the live ACL was reloaded, the number routes to a callflow
-                assert live_trusted(model, NEW_IP) == "true"
-                found = diagnose(couch, number=NEW_NUMBER, carrier_ip=NEW_IP, node=model.node)
-                assert found.cause == "none", found.to_json()
-                assert snapshot(couch) != before
-                assert list(pending_journals(tmp_path))
-                raise RuntimeError("scenario failed on purpose")
+        prov = Provisioner.for_target(target, journal_dir=tmp_path)
+        with pytest.raises(RuntimeError, match="on purpose"), prov:
+            provision_everything(prov)
+            # Kazoo sees it: the live ACL was reloaded, the number routes to a callflow
+            assert live_trusted(model, NEW_IP) == "true"
+            found = diagnose(couch, number=NEW_NUMBER, carrier_ip=NEW_IP, node=model.node)
+            assert found.cause == "none", found.to_json()
+            assert snapshot(couch) != before
+            assert list(pending_journals(tmp_path))
+            raise RuntimeError("scenario failed on purpose")
         assert snapshot(couch) == before
         assert live_trusted(model, NEW_IP) == "false"
         assert not list(pending_journals(tmp_path))
@@ -96,13 +83,14 @@ def test_refused_without_allow_provisioning(model: RunningModel, tmp_path: Path)
 
 CHILD = """
 import sys
+from pathlib import Path
 from harness.kazoo.profiles import load_profile
 from harness.kazoo.provision import Provisioner
 from harness.scenario.targetfile import load_target_file
-from tests.integration.test_kazoo_provision import provision_everything
+from targets_helpers import provision_everything
 
 target = load_target_file(sys.argv[1]).to_target(load_profile("kazoo-4.3"))
-with Provisioner.for_target(target, journal_dir=__import__("pathlib").Path(sys.argv[2])) as prov:
+with Provisioner.for_target(target, journal_dir=Path(sys.argv[2])) as prov:
     provision_everything(prov)
     print("provisioned", flush=True)
     sys.stdin.readline()  # the scenario "runs" until the test kills or interrupts this process
@@ -116,6 +104,7 @@ def start_child(target_file: Path, journal_dir: Path) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)},
     )
     assert child.stdout is not None
     line = child.stdout.readline()  # blocks until the child has provisioned (or died)
@@ -157,3 +146,15 @@ def test_ctrl_c_mid_scenario_restores(model: RunningModel, tmp_path: Path) -> No
         assert snapshot(couch) == before
         assert live_trusted(model, NEW_IP) == "false"
         assert not list(pending_journals(journals))
+
+
+def test_scenario_setup_on_a_file_target(model: RunningModel, tmp_path: Path) -> None:
+    from harness.kazoo.provision import provisioned_setup
+
+    target = load_target_file(model_target_file(model, tmp_path)).to_target(load_profile("kazoo-4.3"))
+    with CouchClient(model.couch_url) as couch:
+        before = snapshot(couch)
+        with provisioned_setup(target, {"stepswitch": {"inbound_user_field": "To"}}):
+            doc = couch.get_doc("system_config", "stepswitch")
+            assert doc is not None and doc["default"]["inbound_user_field"] == "To"
+        assert snapshot(couch) == before

@@ -1,4 +1,5 @@
-"""Real calls with media: a pjsua2 user agent (its own process) through the embedded model's SBC.
+"""Real calls with media: a pjsua2 user agent (its own process) through the embedded model's SBC role,
+and through the lab's real Kamailio in front of the model's media role (skipped without Kamailio).
 
 Nothing is mocked: pjsua2 sends and receives RTP on loopback, the model's media role answers.
 """
@@ -10,8 +11,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.lab.kamailio import LabKamailio, kamailio_available
 from harness.media.pjsua_carrier import MediaResult, pjsua_available, place_call
 from harness.model.stack import ModelConfig, RunningModel, start_model
+from harness.net.exchange import Address
 
 SKIP_REASON = pjsua_available()
 pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
@@ -33,13 +36,27 @@ def model() -> Iterator[RunningModel]:
     running.stop()
 
 
+@pytest.fixture(scope="module", params=["model", "lab"])
+def sbc(request: pytest.FixtureRequest, model: RunningModel) -> Iterator[Address]:
+    """The address calls go to: the model's SBC role, or a real Kamailio relaying to the model's media."""
+    if request.param == "model":
+        yield model.sbc
+        return
+    reason = kamailio_available()
+    if reason is not None:
+        pytest.skip(reason)
+    lab = LabKamailio(media=model.media).start()
+    yield lab.address
+    lab.stop()
+
+
 def is_loopback(address: str | None) -> bool:
     return address is not None and ipaddress.ip_address(address.rpartition(":")[0]).is_loopback
 
 
 @pytest.mark.slow
-def test_routed_call_has_two_way_audio(model: RunningModel) -> None:
-    result = place_call(model.sbc, CARRIER_IP, NUMBERS["routed"], HOLD)
+def test_routed_call_has_two_way_audio(sbc: Address) -> None:
+    result = place_call(sbc, CARRIER_IP, NUMBERS["routed"], HOLD)
     assert result.answered and result.final_code == 200, result
     assert result.codec == "PCMU", result
     assert result.rtp_rx_packets > 0 and result.rtp_tx_packets > 0, result
@@ -51,8 +68,8 @@ def test_routed_call_has_two_way_audio(model: RunningModel) -> None:
 
 
 @pytest.mark.slow
-def test_dead_air_is_an_answered_call_without_rtp(model: RunningModel) -> None:
-    result = place_call(model.sbc, CARRIER_IP, NUMBERS["dead_air"], HOLD)
+def test_dead_air_is_an_answered_call_without_rtp(sbc: Address) -> None:
+    result = place_call(sbc, CARRIER_IP, NUMBERS["dead_air"], HOLD)
     assert result.answered and result.final_code == 200, result
     assert result.dead_air, result
     assert result.rtp_rx_packets == 0 and result.first_rtp_after is None
@@ -60,18 +77,18 @@ def test_dead_air_is_an_answered_call_without_rtp(model: RunningModel) -> None:
     assert result.held >= HOLD
 
 
-def test_busy_number_gets_486(model: RunningModel) -> None:
-    result = place_call(model.sbc, CARRIER_IP, NUMBERS["busy"], HOLD)
+def test_busy_number_gets_486(sbc: Address) -> None:
+    result = place_call(sbc, CARRIER_IP, NUMBERS["busy"], HOLD)
     assert (result.final_code, result.final_reason) == (486, "Number busy"), result
     assert not result.answered and not result.cancelled
     assert result.rtp_rx_packets == 0 and result.rtp_tx_packets == 0
 
 
 @pytest.mark.slow
-def test_ringing_forever_rings_until_the_caller_cancels(model: RunningModel) -> None:
+def test_ringing_forever_rings_until_the_caller_cancels(sbc: Address) -> None:
     ring = 1.0
     result: MediaResult = place_call(
-        model.sbc,
+        sbc,
         CARRIER_IP,
         NUMBERS["ringing_forever"],
         HOLD,

@@ -1,4 +1,5 @@
-"""SIPp against the harness: SIPp's UAC through the embedded model, SIPp's UAS answering the carrier UA.
+"""SIPp against the harness: SIPp's UAC through the embedded model (and through the lab's real Kamailio
+in front of the model's media role), SIPp's UAS answering the carrier UA.
 
 Both sides are real: SIPp is a separate process on loopback; nothing is mocked.
 """
@@ -19,9 +20,10 @@ from harness.interop.sipp import (
     scenario_path,
     sipp_available,
 )
+from harness.lab.kamailio import LabKamailio, kamailio_available
 from harness.model.stack import ModelConfig, RunningModel, start_model
 from harness.net.carrier import CarrierUA
-from harness.net.exchange import Exchange
+from harness.net.exchange import Address, Exchange
 from harness.sip import builder
 from harness.sip.message import parse_message
 
@@ -41,23 +43,47 @@ def model() -> Iterator[RunningModel]:
     running.stop()
 
 
-def uac_through(model: RunningModel, number: str, calls: int, rate: float) -> SippResult:
+@pytest.fixture(scope="module", params=["model", "lab"])
+def sbc(request: pytest.FixtureRequest, model: RunningModel) -> Iterator[Address]:
+    """The model's SBC role, or a real Kamailio (the lab target) relaying to the model's media role."""
+    if request.param == "model":
+        yield model.sbc
+        return
+    reason = kamailio_available()
+    if reason is not None:
+        pytest.skip(reason)
+    lab = LabKamailio(media=model.media).start()
+    yield lab.address
+    lab.stop()
+
+
+def uac_through(sbc: Address, number: str, calls: int, rate: float, scenario: str = "uac") -> SippResult:
+    chosen = scenario if scenario == "uac" else scenario_path(scenario)
     options = SippOptions(
-        "uac", CARRIER_IP, remote=model.sbc, service=number, calls=calls, rate=rate, run_timeout=20.0
+        chosen, CARRIER_IP, remote=sbc, service=number, calls=calls, rate=rate, run_timeout=20.0
     )
     return run_sipp(options, timeout=30.0)
 
 
-def test_sipp_uac_places_routed_calls_through_the_model(model: RunningModel) -> None:
-    result = uac_through(model, ROUTED, calls=20, rate=40)
+def test_sipp_built_in_uac_places_routed_calls_through_the_model(model: RunningModel) -> None:
+    """The built-in uac ignores Record-Route; the model's SBC relays its ACK/BYE anyway (Kamailio: 481)."""
+    result = uac_through(model.sbc, ROUTED, calls=20, rate=40)
     assert result.returncode == 0, result.describe()
     assert result.stats is not None, result.describe()
     assert (result.stats.successful, result.stats.failed) == (20, 0), result.describe()
 
 
-def test_sipp_uac_counts_a_rejected_number_as_failed(model: RunningModel) -> None:
-    """The control: an absent number gets 604 (kazoo-4.3), which the built-in UAC does not expect."""
-    result = uac_through(model, ABSENT, calls=2, rate=20)
+@pytest.mark.slow
+def test_sipp_uac_places_routed_calls(sbc: Address) -> None:
+    result = uac_through(sbc, ROUTED, calls=40, rate=20, scenario="uac_routed_call.xml")
+    assert result.returncode == 0, result.describe()
+    assert result.stats is not None, result.describe()
+    assert (result.stats.successful, result.stats.failed) == (40, 0), result.describe()
+
+
+def test_sipp_uac_counts_a_rejected_number_as_failed(sbc: Address) -> None:
+    """The control: an absent number gets 604 (kazoo-4.3), which the UAC scenario does not expect."""
+    result = uac_through(sbc, ABSENT, calls=2, rate=20, scenario="uac_routed_call.xml")
     assert result.returncode == 1, result.describe()
     assert result.stats is not None and result.stats.failed == 2, result.describe()
     assert result.stats.failures.get("FailedUnexpectedMessage") == 2, result.describe()

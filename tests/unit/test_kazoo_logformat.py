@@ -116,6 +116,7 @@ def test_kazoo_lager_line() -> None:
         CID,
     )
     assert parsed.message == "unable to determine account"
+    assert parsed.timestamp == pytest.approx(WHEN, abs=0.001)  # lager keeps milliseconds
     syslog = parse_line(
         f"Nov 26 04:00:01 kz1 2600hz[4242]: |{CID}|stepswitch_inbound:80 (<0.28779.145>) unable to determine"
     )

@@ -306,3 +306,25 @@ def test_hub_trims_old_lines_without_losing_cursor_position() -> None:
         assert await cursor.next(time.time() + 0.05) is None
 
     run(body())
+
+
+def test_hub_records_a_source_that_cannot_start() -> None:
+    class Unreachable(MemorySource):
+        async def __aenter__(self) -> MemorySource:
+            raise ConnectionRefusedError("event socket 127.0.0.1:8021 refused")
+
+    async def body() -> None:
+        good = MemorySource("kamailio")
+        async with LogHub([Unreachable("freeswitch"), good]) as hub:
+            t0 = time.time()
+            good.push("end - dropping insane message")
+            assert await hub.wait_for(lambda x: "insane" in x.raw, since=t0, deadline=t0 + 5) is not None
+            assert "refused" in str(hub.errors["freeswitch"])
+            verdict = await check(hub, exchange(t0), [LogExpectation("insane")], since=t0, deadline=t0 + 5)
+            assert verdict.ok and verdict.silent_sources == ["freeswitch"]
+            assert "source freeswitch failed" in verdict.explain()
+        with pytest.raises(ConnectionRefusedError):
+            async with LogHub([Unreachable("freeswitch")], strict=True):
+                pass
+
+    run(body())

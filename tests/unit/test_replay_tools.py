@@ -11,7 +11,7 @@ from harness.replay.capture import CapturedMessage
 from harness.replay.cause import classify_exchange, diagnose_exchange
 from harness.replay.rewrite import foreign_addresses, rewrite_foreign
 from harness.replay.scenario_file import scenario_yaml, template_text
-from harness.replay.source import SourceError, pick_invite, read_source
+from harness.replay.source import Capture, SourceError, pick_invite, read_source
 from harness.replay.template import fill_template, raw_request, to_template
 from harness.sip.message import Request, Response, parse_message
 
@@ -209,7 +209,7 @@ def test_sources_are_told_apart_and_several_calls_need_a_call_id() -> None:
     trace = read_source("fs.log", text.encode())
     assert trace.kind == "siptrace" and pick_invite(trace).data == trace_block
     second = CapturedMessage(0.0, CARRIER, SBC, "udp", invite().replace(b"cid-1@", b"cid-2@"))
-    both = type(trace)("two.log", "siptrace", [*trace.messages, second])
+    both = Capture("siptrace", "two.log", [*trace.messages, second])
     try:
         pick_invite(both)
     except SourceError as exc:
