@@ -43,5 +43,5 @@ def open_target(name: str, profile: Profile) -> Target:
     source = target.carriers.get("listed") or next(iter(target.carriers.values()), ("127.0.0.1", None))
     problem = sbc_unreachable(target.sbc, source[0])  # an unreachable stack is an infrastructure error
     if problem:
-        raise TargetStartError(f"target {file}: SBC {target.sbc[0]}:{target.sbc[1]} unreachable: {problem}")
+        raise TargetStartError(f"SBC unreachable, {problem}; target {target.name}")
     return target
