@@ -30,6 +30,8 @@ _TABLE_ROW = re.compile(r"^\|\s*([a-z0-9 ]+?)\s*\|\s*([^|]*?)\s*\|\s*([^|]*?)\s*
 _FIRST_VIA = re.compile(rb"^(?:via|v)[ \t]*:[ \t]*([^\r\n]*)", re.I | re.M)
 _SENT_BY_PORT = re.compile(rb"^SIP\s*/\s*[0-9.]+\s*/\s*[A-Za-z]+\s+(\[[^\]]*\]|[^\s;:,]+)(?::(\d{1,5}))?")
 _HEADER_LINE = re.compile(rb"^([A-Za-z0-9!%*_+`'~.-]+)[ \t]*:[ \t]*([^\r\n]*(?:\r?\n[ \t]+[^\r\n]*)*)", re.M)
+_TAG = re.compile(r";\s*tag\s*=", re.I)
+_VIA_HOSTS = re.compile(r"SIP\s*/\s*[0-9.]+\s*/\s*[A-Za-z]+\s+(\[[^\]]*\]|[^\s;:,]+)", re.I)
 _URI_HOST = re.compile(r"sips?:(?:[^@<>;\s]*@)?(\[[^\]]*\]|[^:;>\s]+)", re.I)
 
 
@@ -121,12 +123,17 @@ def leaves_loopback(message: CorpusMessage) -> str | None:
     The lab relays initial requests only to the dispatcher's (loopback) media server, answers to the
     source address (``reply_to_via`` off) and runs with ``dns=no``; the one path that follows the
     message's own addresses is an in-dialog request (To tag) with a Route set, which ``loose_route()``
-    relays to the first Route. A response is forwarded only when its top Via is Kamailio itself.
+    relays to the first Route. A response that matches no transaction is forwarded statelessly to
+    its second Via (``check_via`` is off: the top Via is not compared with Kamailio's address).
     """
-    if not message.is_request:
-        return None
     headers = _headers(message.data)
-    has_to_tag = any(name in ("to", "t") and ";tag=" in value.lower() for name, value in headers)
+    if not message.is_request:
+        vias = [value for name, value in headers if name in ("via", "v")]
+        hosts = [host for value in vias for host in _VIA_HOSTS.findall(value)]
+        if len(hosts) > 1 and not _is_loopback_host(hosts[1]):
+            return f"a response is forwarded statelessly to its second Via, {hosts[1]}"
+        return None
+    has_to_tag = any(name in ("to", "t") and _TAG.search(value) for name, value in headers)
     routes = [value for name, value in headers if name == "route" and value.strip()]
     if has_to_tag and routes:
         match = _URI_HOST.search(routes[0])

@@ -148,3 +148,12 @@ def test_pcap_is_dissected_as_sip_by_tshark(tmp_path: Path) -> None:
     sources = {row[0] for row in rows}
     assert sources == {"127.0.0.10", "127.0.0.1"}
     assert {row[1] for row in rows} >= {"INVITE", "ACK", "BYE"}
+
+
+def test_html_report_has_ladders_and_log_lines(tmp_path: Path) -> None:
+    _catalog(tmp_path, unlisted=UNLISTED)
+    proc = _run(tmp_path, "scenarios", "--html", "report.html")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "<svg" in html and "INVITE sip:+14155550100@" in html
+    assert "SIP auth challenge (INVITE)" in html

@@ -1,0 +1,372 @@
+"""RFC 4475 / RFC 5118 conformance: every corpus message sent to the embedded model's SBC role and to
+the lab Kamailio (in front of the same model's media role), over UDP and TCP, from a loopback carrier.
+
+For each message and element: the final answer (or silence, or a closed connection), the log line
+that explains it, and whether the element still answers an OPTIONS afterwards. A silence ends as soon
+as a log line proves the drop, otherwise at a short deadline. The model must answer as Kamailio does.
+
+    python -m harness.interop.conformance --write docs/conformance.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import re
+import sys
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.interop.corpus import CorpusMessage, leaves_loopback, load_corpus, via_port
+from harness.kazoo.logformat import parse_line
+from harness.lab.kamailio import LabKamailio, kamailio_available
+from harness.logs.file_source import FileSource
+from harness.model.stack import ModelConfig, RunningModel, start_model
+from harness.net.carrier import CarrierUA
+from harness.net.exchange import Address, Exchange
+
+COMMAND = "python -m harness.interop.conformance --write docs/conformance.md"
+TRANSPORTS = ("udp", "tcp")
+ELEMENTS = ("model", "kamailio")
+SILENCE_WINDOW = 1.5  # seconds of silence that count as "no answer" when no log line proves a drop
+OPTIONS_TIMEOUT = 2.0
+SERVING_PROBE_IP = "127.44.9.1"  # source of the OPTIONS that checks an element still serves
+# Lines that prove a message was dropped without an answer (Kazoo's script lines and Kamailio's core
+# refusing to parse); a line that precedes an answer (e.g. "too much hops") must not be here.
+DROP_LINE = re.compile(
+    r"dropping insane message|insane message from|core parsing of SIP message failed|no via found"
+    r"|second To header not null|dropping message with user-agent|required headers not found"
+    r"|bad request, state=|buffer overrun|content length not present"
+)
+WARNING_LEVELS = {"warning", "warn", "error", "err", "crit", "critical", "alert"}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one element did with one message over one transport."""
+
+    outcome: str  # "response" | "silence" | "closed" | "error" | "not sent"
+    code: int | None = None
+    reason: str = ""
+    evidence: str = ""  # the log line that proves or explains the outcome
+    serving: bool = True  # answered an OPTIONS afterwards
+    ended_early: bool = False  # the silence was ended by a log line
+    note: str = ""
+
+    @property
+    def summary(self) -> str:
+        """The part compared between elements: the code, or the kind of non-answer."""
+        return str(self.code) if self.outcome == "response" and self.code is not None else self.outcome
+
+    def cell(self) -> str:
+        text = f"{self.code} {self.reason}".strip() if self.summary.isdigit() else self.outcome
+        if self.outcome == "silence" and self.ended_early:
+            text += " (log)"
+        if not self.serving:
+            text += " **stopped serving**"
+        return text
+
+
+@dataclass
+class Row:
+    message: CorpusMessage
+    answers: dict[tuple[str, str], Answer] = field(default_factory=dict)  # (element, transport)
+
+    def agree(self, transport: str) -> bool | None:
+        """True/False when both elements were tried over ``transport``, None when one was not."""
+        model = self.answers.get(("model", transport))
+        kamailio = self.answers.get(("kamailio", transport))
+        if model is None or kamailio is None or "not sent" in (model.outcome, kamailio.outcome):
+            return None
+        return model.summary == kamailio.summary
+
+
+# --------------------------------------------------------------------------- elements
+class Element(ABC):
+    """An SBC under test and its log (Kamailio's format either way)."""
+
+    name: str
+    address: Address
+
+    @abstractmethod
+    def log_mark(self) -> int: ...
+
+    @abstractmethod
+    def log_lines(self, since: int) -> list[str]: ...
+
+    @abstractmethod
+    async def wait_for_drop(self, since: int, timeout: float) -> str | None:
+        """The first line at or after ``since`` proving a drop, or None at the deadline."""
+
+
+class ModelElement(Element):
+    """The embedded model's SBC role; its lines go to ``<log_dir>/kamailio.log``."""
+
+    def __init__(self, model: RunningModel) -> None:
+        self.name = "model"
+        self.address = model.sbc
+        self.log_path = model.log_dir / "kamailio.log"
+
+    def log_mark(self) -> int:
+        try:
+            return self.log_path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def log_lines(self, since: int) -> list[str]:
+        try:
+            with self.log_path.open("rb") as log:
+                log.seek(since)
+                data = log.read()
+        except FileNotFoundError:
+            return []
+        return [line.decode("utf-8", "replace").rstrip("\r") for line in data.splitlines()]
+
+    async def wait_for_drop(self, since: int, timeout: float) -> str | None:
+        async def first_drop() -> str | None:
+            async with FileSource(self.log_path, "kamailio") as source:
+                # lines written before the follower opened the file are read here, later ones below
+                for line in self.log_lines(since):
+                    if DROP_LINE.search(line):
+                        return line
+                async for log_line in source:
+                    if DROP_LINE.search(log_line.raw):
+                        return log_line.raw
+            return None
+
+        try:
+            return await asyncio.wait_for(first_drop(), timeout)
+        except TimeoutError:
+            return None
+
+
+class KamailioElement(Element):
+    """The lab Kamailio; its output is followed line by line by :class:`LabKamailio`."""
+
+    def __init__(self, lab: LabKamailio) -> None:
+        self.name = "kamailio"
+        self.address = lab.address
+        self.lab = lab
+
+    def log_mark(self) -> int:
+        return self.lab.log_mark()
+
+    def log_lines(self, since: int) -> list[str]:
+        return self.lab.log_lines(since)
+
+    async def wait_for_drop(self, since: int, timeout: float) -> str | None:
+        # LabKamailio waits on a condition variable in a thread; the thread ends at its own deadline
+        try:
+            return await asyncio.to_thread(self.lab.wait_for_log, DROP_LINE, timeout, since)
+        except TimeoutError:
+            return None
+
+
+# --------------------------------------------------------------------------- probing
+def carrier_ip(index: int, element: str, transport: str) -> str:
+    """A source address of its own per message, element and transport: a late retransmission or a
+    TCP TIME_WAIT of one probe never meets the next."""
+    lane = ELEMENTS.index(element) * len(TRANSPORTS) + TRANSPORTS.index(transport)
+    return f"127.44.{lane}.{index % 250 + 1}"
+
+
+def log_message(line: str) -> str:
+    """A log line without its prefix (time, pid, level, Call-ID), for the table."""
+    message = parse_line(line).message
+    if message == line and "]: " in line:  # Kamailio's core: " 0(12) ERROR: <core> [file:line]: fn(): text"
+        message = line.rsplit("]: ", 1)[1]
+    return message.strip()
+
+
+def pick_evidence(lines: Sequence[str], drop_line: str | None) -> str:
+    if drop_line:
+        return log_message(drop_line)
+    for line in lines:
+        parsed = parse_line(line)
+        if (parsed.level or "").lower() in WARNING_LEVELS or re.search(r"\b(ERROR|WARNING)\b", line):
+            return log_message(line)
+    return log_message(lines[0]) if lines else ""
+
+
+async def still_serving(address: Address, transport: str) -> bool:
+    exchange = await CarrierUA(SERVING_PROBE_IP, 0, transport).options(address, timeout=OPTIONS_TIMEOUT)
+    return exchange.final is not None and exchange.final.code == 200
+
+
+def answer_of(exchange: Exchange) -> tuple[str, int | None, str]:
+    if exchange.final is not None:
+        return "response", exchange.final.code, exchange.final.reason
+    if exchange.outcome in ("closed", "error", "unreachable"):
+        return ("closed" if exchange.outcome == "closed" else "error"), None, exchange.error or ""
+    return "silence", None, ""
+
+
+async def probe(
+    element: Element, message: CorpusMessage, index: int, transport: str, window: float = SILENCE_WINDOW
+) -> Answer:
+    """Send ``message`` once to ``element`` and record what came back."""
+    since = element.log_mark()
+    early_end = asyncio.Event()
+    drop_line: list[str] = []
+
+    async def watch() -> None:
+        line = await element.wait_for_drop(since, window)
+        if line is not None:
+            drop_line.append(line)
+            early_end.set()
+
+    watcher = asyncio.create_task(watch())
+    carrier = CarrierUA(carrier_ip(index, element.name, transport), via_port(message.data), transport)
+    try:
+        exchange = await carrier.send_raw(message.data, element.address, timeout=window, early_end=early_end)
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+    outcome, code, reason = answer_of(exchange)
+    serving = await still_serving(element.address, transport)
+    evidence = pick_evidence(element.log_lines(since), drop_line[0] if drop_line else None)
+    return Answer(
+        outcome,
+        code,
+        reason,
+        evidence=evidence,
+        serving=serving,
+        ended_early=exchange.ended_early,
+        note=reason if outcome == "error" else "",
+    )
+
+
+async def run_corpus(
+    elements: Sequence[Element],
+    messages: Sequence[CorpusMessage],
+    transports: Sequence[str] = TRANSPORTS,
+    window: float = SILENCE_WINDOW,
+) -> list[Row]:
+    """Every message to every element over every transport; elements in parallel, messages in turn."""
+    rows: list[Row] = []
+    for index, message in enumerate(messages):
+        row = Row(message)
+        unsafe = leaves_loopback(message)
+        for transport in transports:
+            tried = [e for e in elements if not (unsafe and e.name == "kamailio")]
+            answers = await asyncio.gather(*(probe(e, message, index, transport, window) for e in tried))
+            for element, answer in zip(tried, answers, strict=True):
+                row.answers[(element.name, transport)] = answer
+            if unsafe and any(e.name == "kamailio" for e in elements):
+                row.answers[("kamailio", transport)] = Answer("not sent", note=f"would leave loopback: {unsafe}")
+        rows.append(row)
+    return rows
+
+
+@contextlib.contextmanager
+def conformance_elements(profile: str = "kazoo-4.3", *, with_kamailio: bool = True) -> Iterator[list[Element]]:
+    """The model (its SBC role) and, when asked and installed, a lab Kamailio in front of the same
+    model's media role."""
+    model = start_model(ModelConfig(profile=profile, sbc_port=0, media_port=0, esl_port=0, couch_port=0))
+    lab: LabKamailio | None = None
+    try:
+        elements: list[Element] = [ModelElement(model)]
+        if with_kamailio:
+            lab = LabKamailio("127.0.0.1", 0, media=model.media, profile=profile).start()
+            elements.append(KamailioElement(lab))
+        yield elements
+    finally:
+        if lab is not None:
+            lab.stop()
+        model.stop()
+
+
+# --------------------------------------------------------------------------- the table
+def _escape(text: str, limit: int = 90) -> str:
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _agree_cell(row: Row, transports: Sequence[str]) -> str:
+    marks = []
+    for transport in transports:
+        verdict = row.agree(transport)
+        marks.append(f"{transport}: {'—' if verdict is None else 'yes' if verdict else '**no**'}")
+    return ", ".join(marks)
+
+
+def render_table(rows: Sequence[Row], profile: str, transports: Sequence[str] = TRANSPORTS) -> str:
+    header = ["file", "RFC verdict (corpus README)"]
+    for transport in transports:
+        header += [f"model {transport.upper()}", f"Kamailio {transport.upper()}"]
+    header += ["agree?", "log evidence (model / Kamailio, UDP)"]
+    lines = [
+        "# RFC 4475 / RFC 5118 conformance: embedded model vs lab Kamailio",
+        "",
+        f"Generated by `{COMMAND}` (profile {profile}). Do not edit by hand.",
+        "",
+        "Each corpus file (../shared/corpus, bytes exact) is sent once from its own loopback carrier",
+        "address, bound to the port of the message's first Via (Kamailio answers there when `rport` is",
+        "absent), to the embedded model's SBC role and to the lab Kamailio in front of the model's media",
+        f"role. \"silence (log)\": no answer, ended by the log line that proves the drop; \"silence\": no answer",
+        f"within {SILENCE_WINDOW} s. \"closed\": the element closed the TCP connection. Every element answered",
+        "an OPTIONS after every message unless a cell says **stopped serving**. Compared: the final code",
+        "or the kind of non-answer.",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for row in rows:
+        cells = [f"`{row.message.label}`", _escape(row.message.verdict, 70)]
+        for transport in transports:
+            for element in ELEMENTS:
+                answer = row.answers.get((element, transport))
+                cells.append(_escape(answer.cell() if answer else "—", 40))
+        cells.append(_agree_cell(row, transports))
+        model = row.answers.get(("model", transports[0]))
+        kamailio = row.answers.get(("kamailio", transports[0]))
+        evidence = f"{model.evidence if model else ''} / {(kamailio.note or kamailio.evidence) if kamailio else ''}"
+        cells.append(_escape(evidence, 160))
+        lines.append("| " + " | ".join(cells) + " |")
+    disagreements = [r.message.label for r in rows if any(r.agree(t) is False for t in transports)]
+    stopped = [r.message.label for r in rows if any(not a.serving for a in r.answers.values())]
+    lines += [
+        "",
+        f"{len(rows)} messages; disagreements: {', '.join(disagreements) or 'none'}; "
+        f"stopped serving: {', '.join(stopped) or 'none'}.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m harness.interop.conformance", description=__doc__)
+    parser.add_argument("--write", type=Path, help="write the Markdown table to this file")
+    parser.add_argument("--profile", default="kazoo-4.3", choices=("kazoo-4.3", "kazoo-5"))
+    parser.add_argument("--only", nargs="*", default=None, help="corpus file names (without .dat)")
+    parser.add_argument("--transport", choices=TRANSPORTS, action="append", help="default: both")
+    parser.add_argument("--window", type=float, default=SILENCE_WINDOW, help="silence deadline, seconds")
+    args = parser.parse_args(argv)
+
+    messages = load_corpus()
+    if args.only:
+        messages = [m for m in messages if m.name in set(args.only)]
+    reason = kamailio_available()
+    if reason is not None:
+        print(f"Kamailio is not available ({reason}): the table would have no Kamailio column", file=sys.stderr)
+        return 2
+    transports = tuple(args.transport or TRANSPORTS)
+    with conformance_elements(args.profile) as elements:
+        rows = asyncio.run(run_corpus(elements, messages, transports, args.window))
+    table = render_table(rows, args.profile, transports)
+    if args.write:
+        args.write.write_text(table, encoding="utf-8")
+        print(f"wrote {args.write}")
+    else:
+        print(table)
+    failures = [r for r in rows if any(r.agree(t) is False for t in transports)]
+    stopped = [r for r in rows if any(not a.serving for a in r.answers.values())]
+    return 1 if failures or stopped else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
