@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 
 from harness.kazoo.profiles import DEFAULT_PROFILE, ProfileError, load_profile
+from harness.kazoo.provision_fixture import kazoo_provision  # noqa: F401  (a fixture the plugin offers)
 from harness.net.carrier import CarrierUA
 from harness.scenario.case import ScenarioCase, expand, load_cases
 from harness.scenario.records import scenario_record
 from harness.scenario.runner import ScenarioResult, ScenarioSetupError, run_case_sync
+from harness.scenario.safety import check_destination, refusal
 from harness.scenario.schema import SCENARIO, ScenarioError, check
 from harness.scenario.target import Target, TargetError
 from harness.scenario.targets import TargetStartError, open_target
@@ -171,6 +173,7 @@ def carrier(kazoo: Target) -> Iterator[Callable[..., CarrierUA]]:
         transport: str = "udp",
         port: int | None = None,
     ) -> CarrierUA:
+        check_destination(kazoo, kazoo.sbc)  # the fixture's users send to the target's SBC
         ip, p = kazoo.carrier(role, address, port)
         ua = CarrierUA(ip, p, transport, timers=Timers(t1=0.5))
         made.append(ua)
@@ -258,8 +261,10 @@ class ScenarioItem(pytest.Item):
         target = session_target(self.config)
         if self.case.targets and target.kind not in self.case.targets:
             pytest.skip(f"scenario runs on {', '.join(self.case.targets)} targets only, not {target.kind}")
-        if self.case.cause == "malformed" and not target.allow_malformed:
-            pytest.skip(f"target {target.name} does not set allow_malformed = true")
+        mutators = [str(m) for m in self.case.send.get("mutators") or []]
+        reason = refusal(target, self.case.cause, oversized=any(m.startswith("pad") for m in mutators))
+        if reason:
+            pytest.skip(reason)
         try:
             self.result = run_case_sync(self.case, target, session_seed=self.config.stash[SEED_KEY])
         except ScenarioSetupError as exc:

@@ -257,13 +257,17 @@ async def run_corpus(
             for element, answer in zip(tried, answers, strict=True):
                 row.answers[(element.name, transport)] = answer
             if unsafe and any(e.name == "kamailio" for e in elements):
-                row.answers[("kamailio", transport)] = Answer("not sent", note=f"would leave loopback: {unsafe}")
+                row.answers[("kamailio", transport)] = Answer(
+                    "not sent", note=f"would leave loopback: {unsafe}"
+                )
         rows.append(row)
     return rows
 
 
 @contextlib.contextmanager
-def conformance_elements(profile: str = "kazoo-4.3", *, with_kamailio: bool = True) -> Iterator[list[Element]]:
+def conformance_elements(
+    profile: str = "kazoo-4.3", *, with_kamailio: bool = True
+) -> Iterator[list[Element]]:
     """The model (its SBC role) and, when asked and installed, a lab Kamailio in front of the same
     model's media role."""
     model = start_model(ModelConfig(profile=profile, sbc_port=0, media_port=0, esl_port=0, couch_port=0))
@@ -307,8 +311,8 @@ def render_table(rows: Sequence[Row], profile: str, transports: Sequence[str] = 
         "Each corpus file (../shared/corpus, bytes exact) is sent once from its own loopback carrier",
         "address, bound to the port of the message's first Via (Kamailio answers there when `rport` is",
         "absent), to the embedded model's SBC role and to the lab Kamailio in front of the model's media",
-        f"role. \"silence (log)\": no answer, ended by the log line that proves the drop; \"silence\": no answer",
-        f"within {SILENCE_WINDOW} s. \"closed\": the element closed the TCP connection. Every element answered",
+        f'role. "silence (log)": no answer, ended by the log line that proves the drop; "silence": no answer',
+        f'within {SILENCE_WINDOW} s. "closed": the element closed the TCP connection. Every element answered',
         "an OPTIONS after every message unless a cell says **stopped serving**. Compared: the final code",
         "or the kind of non-answer.",
         "",
@@ -324,7 +328,9 @@ def render_table(rows: Sequence[Row], profile: str, transports: Sequence[str] = 
         cells.append(_agree_cell(row, transports))
         model = row.answers.get(("model", transports[0]))
         kamailio = row.answers.get(("kamailio", transports[0]))
-        evidence = f"{model.evidence if model else ''} / {(kamailio.note or kamailio.evidence) if kamailio else ''}"
+        evidence = (
+            f"{model.evidence if model else ''} / {(kamailio.note or kamailio.evidence) if kamailio else ''}"
+        )
         cells.append(_escape(evidence, 160))
         lines.append("| " + " | ".join(cells) + " |")
     disagreements = [r.message.label for r in rows if any(r.agree(t) is False for t in transports)]
@@ -352,7 +358,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         messages = [m for m in messages if m.name in set(args.only)]
     reason = kamailio_available()
     if reason is not None:
-        print(f"Kamailio is not available ({reason}): the table would have no Kamailio column", file=sys.stderr)
+        print(
+            f"Kamailio is not available ({reason}): the table would have no Kamailio column", file=sys.stderr
+        )
         return 2
     transports = tuple(args.transport or TRANSPORTS)
     with conformance_elements(args.profile) as elements:

@@ -355,9 +355,9 @@ class Sipp:
             shutil.rmtree(self.work_dir, ignore_errors=True)
 
 
-def run_sipp(options: SippOptions, timeout: float | None = None) -> SippResult:
-    """Start SIPp, wait for it to finish its calls, return the result."""
-    with Sipp(options) as sipp:
+def run_sipp(options: SippOptions, timeout: float | None = None, work_dir: Path | None = None) -> SippResult:
+    """Start SIPp, wait for it to finish its calls, return the result (files in ``work_dir`` if given)."""
+    with Sipp(options, work_dir) as sipp:
         return sipp.wait(timeout)
 
 

@@ -2,7 +2,8 @@
 
 On the embedded model, `system_config` changes are written to its document store and the previous
 documents restored exactly at the end; `media: down` runs the scenario against a second model whose
-dispatcher has no live media server. Real stacks get the same through provisioning (a later issue).
+dispatcher has no live media server. On a real stack `system_config` changes go through CouchDB
+provisioning (harness.kazoo.provision): journaled, and restored even after a crash (`kazoo-harness restore`).
 """
 
 from __future__ import annotations
@@ -27,14 +28,27 @@ def applied(target: Target, setup: dict[str, Any]) -> Iterator[Target]:
         yield target
         return
     if target.model is None:
-        raise SetupUnsupported(
-            f"target {target.name!r} cannot apply scenario setup {sorted(setup)} (needs provisioning)"
-        )
+        yield from _provisioned(target, setup)
+        return
     with (
         _system_config(target, setup.get("system_config") or {}),
         _media(target, setup.get("media")) as effective,
     ):
         yield effective
+
+
+def _provisioned(target: Target, setup: dict[str, Any]) -> Iterator[Target]:
+    """A real stack: system_config changes through CouchDB provisioning (journaled, restored)."""
+    if set(setup) - {"system_config"}:
+        raise SetupUnsupported(f"target {target.name!r} cannot apply scenario setup {sorted(setup)}")
+    from harness.kazoo.provision import provisioned_setup
+    from harness.scenario.safety import UnsafeTarget
+
+    try:
+        with provisioned_setup(target, setup["system_config"]):
+            yield target
+    except UnsafeTarget as exc:
+        raise SetupUnsupported(str(exc)) from exc
 
 
 @contextmanager

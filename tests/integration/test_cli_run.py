@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -154,6 +155,7 @@ def test_html_report_has_ladders_and_log_lines(tmp_path: Path) -> None:
     _catalog(tmp_path, unlisted=UNLISTED)
     proc = _run(tmp_path, "scenarios", "--html", "report.html")
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    html = (tmp_path / "report.html").read_text(encoding="utf-8")
-    assert "<svg" in html and "INVITE sip:+14155550100@" in html
+    # pytest-html keeps each test's extras HTML-escaped in a JSON blob that its script renders
+    html = unescape((tmp_path / "report.html").read_text(encoding="utf-8"))
+    assert '<svg xmlns=\\"http://www.w3.org/2000/svg\\"' in html and "INVITE sip:+14155550100@" in html
     assert "SIP auth challenge (INVITE)" in html

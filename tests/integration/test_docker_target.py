@@ -57,7 +57,7 @@ def _session_containers(session: str) -> list[Any]:
         client.close()
 
 
-def _options(address: tuple[str, int], call_id: str) -> bytes:
+def _options(address: tuple[str, int], call_id: str, max_forwards: int = 70) -> bytes:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind(("127.0.0.66", 0))
         port = sock.getsockname()[1]
@@ -66,7 +66,7 @@ def _options(address: tuple[str, int], call_id: str) -> bytes:
             (
                 f"OPTIONS sip:{address[0]}:{address[1]} SIP/2.0\r\n"
                 f"Via: SIP/2.0/UDP 127.0.0.66:{port};branch=z9hG4bK{call_id[:12]};rport\r\n"
-                "Max-Forwards: 70\r\nFrom: <sip:probe@127.0.0.66>;tag=1\r\n"
+                f"Max-Forwards: {max_forwards}\r\nFrom: <sip:probe@127.0.0.66>;tag=1\r\n"
                 f"To: <sip:{address[0]}>\r\nCall-ID: {call_id}\r\n"
                 "CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
             ).encode(),
@@ -90,8 +90,9 @@ def test_kamailio_container_log_reaches_the_target_sources(stack: DockerStack) -
 
     async def scenario() -> LogLine:
         async with target.log_sources["kamailio"]() as source:
-            reply = await asyncio.to_thread(_options, stack.sbc, call_id)
-            assert reply.startswith(b"SIP/2.0 200")
+            # keepalive OPTIONS are not logged; one with Max-Forwards 0 is refused with a log line
+            reply = await asyncio.to_thread(_options, stack.sbc, call_id, 0)
+            assert reply.startswith(b"SIP/2.0 483")
             async for line in source:
                 if call_id in line.raw:
                     return line
@@ -99,7 +100,7 @@ def test_kamailio_container_log_reaches_the_target_sources(stack: DockerStack) -
 
     line = asyncio.run(asyncio.wait_for(scenario(), DEADLINE))
     assert line.source == "kamailio"
-    assert "OPTIONS" in line.raw
+    assert "too much hops" in line.raw
     assert target.sbc == stack.sbc and target.kind == "docker"
     assert set(target.log_files) == {"freeswitch", "kazoo"}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -57,39 +58,41 @@ def sbc(request: pytest.FixtureRequest, model: RunningModel) -> Iterator[Address
     lab.stop()
 
 
-def uac_through(sbc: Address, number: str, calls: int, rate: float, scenario: str = "uac") -> SippResult:
+def uac_through(
+    sbc: Address, number: str, calls: int, rate: float, work_dir: Path, scenario: str = "uac"
+) -> SippResult:
     chosen = scenario if scenario == "uac" else scenario_path(scenario)
     options = SippOptions(
         chosen, CARRIER_IP, remote=sbc, service=number, calls=calls, rate=rate, run_timeout=20.0
     )
-    return run_sipp(options, timeout=30.0)
+    return run_sipp(options, timeout=30.0, work_dir=work_dir)
 
 
-def test_sipp_built_in_uac_places_routed_calls_through_the_model(model: RunningModel) -> None:
+def test_sipp_built_in_uac_places_routed_calls_through_the_model(model: RunningModel, tmp_path: Path) -> None:
     """The built-in uac ignores Record-Route; the model's SBC relays its ACK/BYE anyway (Kamailio: 481)."""
-    result = uac_through(model.sbc, ROUTED, calls=20, rate=40)
+    result = uac_through(model.sbc, ROUTED, calls=20, rate=40, work_dir=tmp_path)
     assert result.returncode == 0, result.describe()
     assert result.stats is not None, result.describe()
     assert (result.stats.successful, result.stats.failed) == (20, 0), result.describe()
 
 
 @pytest.mark.slow
-def test_sipp_uac_places_routed_calls(sbc: Address) -> None:
-    result = uac_through(sbc, ROUTED, calls=40, rate=20, scenario="uac_routed_call.xml")
+def test_sipp_uac_places_routed_calls(sbc: Address, tmp_path: Path) -> None:
+    result = uac_through(sbc, ROUTED, calls=40, rate=20, work_dir=tmp_path, scenario="uac_routed_call.xml")
     assert result.returncode == 0, result.describe()
     assert result.stats is not None, result.describe()
     assert (result.stats.successful, result.stats.failed) == (40, 0), result.describe()
 
 
-def test_sipp_uac_counts_a_rejected_number_as_failed(sbc: Address) -> None:
+def test_sipp_uac_counts_a_rejected_number_as_failed(sbc: Address, tmp_path: Path) -> None:
     """The control: an absent number gets 604 (kazoo-4.3), which the UAC scenario does not expect."""
-    result = uac_through(sbc, ABSENT, calls=2, rate=20, scenario="uac_routed_call.xml")
+    result = uac_through(sbc, ABSENT, calls=2, rate=20, work_dir=tmp_path, scenario="uac_routed_call.xml")
     assert result.returncode == 1, result.describe()
     assert result.stats is not None and result.stats.failed == 2, result.describe()
     assert result.stats.failures.get("FailedUnexpectedMessage") == 2, result.describe()
 
 
-def uas(name: str, recv_timeout: float = 5.0) -> Sipp:
+def uas(name: str, work_dir: Path, recv_timeout: float = 5.0) -> Sipp:
     return Sipp(
         SippOptions(
             scenario_path(name),
@@ -99,7 +102,8 @@ def uas(name: str, recv_timeout: float = 5.0) -> Sipp:
             run_timeout=15.0,
             recv_timeout=recv_timeout,
             trace_messages=True,
-        )
+        ),
+        work_dir,
     )
 
 
@@ -117,8 +121,8 @@ def sent(exchange: Exchange, method: str) -> list[bytes]:
     return [e.data for e in exchange.sent if e.first_line.startswith(f"{method} ")]
 
 
-def test_carrier_acks_and_hangs_up_a_call_sipp_answers() -> None:
-    with uas("uas_answer.xml") as sipp:
+def test_carrier_acks_and_hangs_up_a_call_sipp_answers(tmp_path: Path) -> None:
+    with uas("uas_answer.xml", tmp_path) as sipp:
         exchange = call(sipp)
         result = sipp.wait(20.0)
     assert exchange.final_code == 200, exchange.to_json()
@@ -132,8 +136,8 @@ def test_carrier_acks_and_hangs_up_a_call_sipp_answers() -> None:
     ]
 
 
-def test_carrier_acks_a_4xx_in_the_invite_transaction() -> None:
-    with uas("uas_reject.xml") as sipp:
+def test_carrier_acks_a_4xx_in_the_invite_transaction(tmp_path: Path) -> None:
+    with uas("uas_reject.xml", tmp_path) as sipp:
         exchange = call(sipp)
         result = sipp.wait(20.0)
     assert exchange.final_code == 486, exchange.to_json()
@@ -146,8 +150,8 @@ def test_carrier_acks_a_4xx_in_the_invite_transaction() -> None:
     assert len(result.received("ACK ")) == 1, result.describe()
 
 
-def test_carrier_retransmits_an_invite_sipp_leaves_unanswered() -> None:
-    with uas("uas_late_reject.xml") as sipp:
+def test_carrier_retransmits_an_invite_sipp_leaves_unanswered(tmp_path: Path) -> None:
+    with uas("uas_late_reject.xml", tmp_path) as sipp:
         exchange = call(sipp)
         result = sipp.wait(20.0)
     invites = sent(exchange, "INVITE")
@@ -159,9 +163,9 @@ def test_carrier_retransmits_an_invite_sipp_leaves_unanswered() -> None:
     )
 
 
-def test_sipp_fails_the_call_when_the_carrier_sends_no_bye() -> None:
+def test_sipp_fails_the_call_when_the_carrier_sends_no_bye(tmp_path: Path) -> None:
     """The control for the answer scenario: without the BYE, SIPp's call fails on its receive timeout."""
-    with uas("uas_answer.xml", recv_timeout=1.0) as sipp:
+    with uas("uas_answer.xml", tmp_path, recv_timeout=1.0) as sipp:
         exchange = call(sipp, bye_after=None)
         result = sipp.wait(20.0)
     assert exchange.final_code == 200
