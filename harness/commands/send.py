@@ -11,6 +11,7 @@ import ipaddress
 import json
 import secrets
 import ssl
+from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
@@ -18,6 +19,8 @@ import typer
 from harness.commands.mutators import print_mutators
 from harness.net.carrier import TRANSPORTS, CarrierUA
 from harness.net.exchange import Address, Exchange
+from harness.scenario.safety import before_send, check_destination
+from harness.scenario.target import Target, TargetError
 from harness.sip import builder
 from harness.sip.digest import Credentials
 from harness.sip.mutators import apply_mutators, parse_spec
@@ -42,6 +45,19 @@ def loopback_ip(text: str, what: str) -> str:
     if ip not in LOOPBACK:
         fail(f"refusing {what} {text}: without a target file only loopback addresses (127.0.0.0/8) are used")
     return host
+
+
+def target_from_file(ref: str) -> Target:
+    """A target file (``FILE`` or ``FILE#node``): the same files `run --target` takes."""
+    from harness.kazoo.profiles import ProfileError, load_profile
+    from harness.scenario.targetfile import load_target_file, split_target_ref
+
+    path, node = split_target_ref(ref)
+    try:
+        loaded = load_target_file(Path(path))
+        return loaded.to_target(load_profile(loaded.profile), node)
+    except (TargetError, ProfileError) as exc:
+        fail(str(exc))
 
 
 def parse_target(text: str) -> Address:
@@ -88,8 +104,18 @@ def ladder(exchange: Exchange) -> str:
 
 
 def send(
-    target: Annotated[str, typer.Option(help="HOST:PORT of the SBC or FreeSWITCH (loopback only).")] = "",
-    source_ip: Annotated[str, typer.Option(help="Carrier source address, any 127.x.y.z.")] = "127.0.0.10",
+    target: Annotated[
+        str,
+        typer.Option(
+            envvar="KAZOO_TARGET",
+            help="HOST:PORT of the SBC or FreeSWITCH (loopback only), or a target file (FILE or FILE#node: "
+            "its SBC, carrier roles and safety settings).",
+        ),
+    ] = "",
+    source_ip: Annotated[
+        str,
+        typer.Option(help="Carrier source address (any 127.x.y.z), or a carrier role of the target file."),
+    ] = "127.0.0.10",
     source_port: Annotated[int, typer.Option(help="Source port (0 = any free port).")] = 0,
     to: Annotated[str, typer.Option(help="The dialed number (To user; R-URI user unless --ruri-user).")] = "",
     ruri_user: Annotated[str | None, typer.Option(help="Request-URI user, when not the --to number.")] = None,
@@ -124,8 +150,19 @@ def send(
         fail("--timeout must be positive")
     if not 0 <= source_port < 65536:
         fail(f"--source-port {source_port} out of range")
-    remote = parse_target(target)
-    local_ip = loopback_ip(source_ip, "source address")
+    stack: Target | None = None
+    if target.endswith(".toml") or "#" in target or Path(target).is_file():
+        stack = target_from_file(target)
+        remote = stack.sbc
+        try:
+            check_destination(stack, remote)
+            role = source_ip if source_ip in stack.carriers else None
+            local_ip = stack.carrier(role, None if role else source_ip)[0]
+        except TargetError as exc:
+            fail(str(exc))
+    else:
+        remote = parse_target(target)
+        local_ip = loopback_ip(source_ip, "source address")
     extra = [parse_header(h) for h in header or []]
     for spec in mutations:
         try:
@@ -150,6 +187,8 @@ def send(
                 data = apply_mutators(data, mutations, run_seed)
             except ValueError as exc:
                 fail(str(exc))
+            if stack is not None:
+                await before_send(stack, remote)  # the target file's rate cap
             return await ua.invite(
                 data, remote, timeout=timeout, credentials=credentials, dialed=to, seed=run_seed
             )

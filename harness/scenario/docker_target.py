@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import importlib
 import io
 import os
@@ -156,20 +157,25 @@ def ensure_images(
     rebuild: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> dict[str, str]:
-    """Build the images of ``roles`` that are missing (all of them with ``rebuild``); role -> tag."""
+    """Build the images of ``roles`` that are missing or older than the sources (all of them with
+    ``rebuild``); role -> tag. Each build is also tagged with a digest of its context, so an image
+    whose context digest tag exists is up to date (a changed harness/ rebuilds the images)."""
     docker = _docker_sdk()
+    context = build_context(ca_bundle=build_ca_bundle()).getvalue()
+    digest = "ctx-" + hashlib.sha256(context).hexdigest()[:16]
     tags: dict[str, str] = {}
     for role in roles:
         dockerfile, tag = IMAGES[role]
+        repository = tag.rsplit(":", 1)[0]
         tags[role] = tag
-        if not rebuild and _image_exists(client, tag):
+        if not rebuild and _image_exists(client, f"{repository}:{digest}") and _image_exists(client, tag):
             continue
         base = base_image or default_base_image(client)
         if progress is not None:
             progress(f"building {tag} from {dockerfile} (BASE_IMAGE={base})")
         try:
-            client.images.build(
-                fileobj=build_context(ca_bundle=build_ca_bundle()),
+            image, _log = client.images.build(
+                fileobj=io.BytesIO(context),
                 custom_context=True,
                 dockerfile=dockerfile,
                 tag=tag,
@@ -185,6 +191,7 @@ def ensure_images(
             raise TargetStartError(f"building {tag} failed: {exc}\n{tail}") from exc
         except docker.errors.APIError as exc:
             raise TargetStartError(f"building {tag} failed: {exc}") from exc
+        image.tag(repository, tag=digest)
     return tags
 
 
