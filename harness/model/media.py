@@ -454,12 +454,13 @@ class MediaRole:
         # an answered call nobody hangs up ends at FreeSWITCH's rtp-timeout (3600 s in Kazoo 4.3)
         asyncio.get_running_loop().call_later(RTP_TIMEOUT, self._time_out, call)
         if decision.behaviour == "no_media":
-            call.media_off = True  # dead air: answered, but not one packet
-        elif offer is not None:
+            call.media_off = True  # dead air: answered, the caller's RTP is taken, not one packet back
+            rtp.send = False
+        if offer is not None:
             await self._start_rtp(call, invite.body)
 
     async def _start_rtp(self, call: Call, sdp_body: bytes) -> None:
-        if call.rtp is None or call.media_off or call.hangup.is_set():
+        if call.rtp is None or call.hangup.is_set():
             return
         try:
             offer = parse_sdp(sdp_body)
@@ -528,7 +529,14 @@ class MediaRole:
 
     def _finish(self, call: Call, cause: str) -> None:
         call.hangup.set()
-        self._event("CHANNEL_HANGUP_COMPLETE", call, {"Hangup-Cause": cause})
+        rtp = call.rtp
+        counts = {}
+        if rtp is not None:  # FreeSWITCH's own channel variables for the packet counts
+            counts = {
+                "variable_rtp_audio_in_packet_count": str(rtp.packets_received),
+                "variable_rtp_audio_out_packet_count": str(rtp.packets_sent),
+            }
+        self._event("CHANNEL_HANGUP_COMPLETE", call, {"Hangup-Cause": cause, **counts})
         loop = asyncio.get_running_loop()
         loop.call_later(CALL_LINGER, self._forget, call)
 

@@ -11,6 +11,7 @@ import ipaddress
 import secrets
 import socket
 import struct
+from typing import Any
 
 PCMU_PAYLOAD_TYPE = 0
 PACKET_INTERVAL = 0.020  # 20 ms of 8 kHz audio
@@ -31,9 +32,14 @@ def rtp_packet(seq: int, timestamp: int, ssrc: int, payload_type: int, payload: 
     return struct.pack("!BBHII", first, second, seq & 0xFFFF, timestamp & 0xFFFFFFFF, ssrc) + payload
 
 
-class _StopOnIcmp(asyncio.DatagramProtocol):
+class _RtpProtocol(asyncio.DatagramProtocol):
     def __init__(self, stream: RtpStream) -> None:
         self.stream = stream
+
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
+        # the socket is connected to the offered address, so only the caller's packets arrive here
+        if len(data) >= 12 and data[0] >> 6 == 2:
+            self.stream.packets_received += 1
 
     def error_received(self, exc: Exception) -> None:  # port unreachable: the far end is gone
         self.stream.stop()
@@ -52,6 +58,8 @@ class RtpStream:
         self.max_seconds = max_seconds
         self.local_port = 0
         self.packets_sent = 0
+        self.packets_received = 0
+        self.send = True  # False: answer and receive, send nothing (dead air)
         self._sock: socket.socket | None = None
         self._transport: asyncio.DatagramTransport | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -76,14 +84,14 @@ class RtpStream:
             return False
         sock.connect((remote_ip, remote_port))
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(lambda: _StopOnIcmp(self), sock=sock)
+        transport, _ = await loop.create_datagram_endpoint(lambda: _RtpProtocol(self), sock=sock)
         self._transport = transport
         self._deadline = loop.call_later(self.max_seconds, self.stop)
         self._send_next(marker=True)
         return True
 
     def _send_next(self, marker: bool = False) -> None:
-        if self._transport is None:
+        if self._transport is None or not self.send:
             return
         packet = rtp_packet(self._seq, self._timestamp, self._ssrc, self.payload_type, PCMU_SILENCE, marker)
         self._transport.sendto(packet)

@@ -99,3 +99,30 @@ def test_ringing_forever_rings_until_the_caller_cancels(sbc: Address) -> None:
     # no final answer came during `ring` seconds of ringing: we cancelled, and the INVITE ended in 487
     assert result.cancelled and result.rang_for is not None and result.rang_for >= ring, result
     assert result.final_code == 487 and not result.answered, result
+
+
+@pytest.mark.slow
+def test_the_model_receives_the_callers_rtp(model: RunningModel) -> None:
+    """The other direction of two-way audio, seen by the stack: FreeSWITCH's hangup event carries the
+    packet counts (variable_rtp_audio_in/out_packet_count), read here over the event socket."""
+    import asyncio
+    import time
+
+    from harness.kazoo.esl import EslClient
+
+    async def call_and_read_hangup() -> tuple[MediaResult, dict[str, str]]:
+        async with await EslClient.open(model.esl[0], model.esl[1], model.config.esl_password) as esl:
+            await esl.events("CHANNEL_HANGUP_COMPLETE")
+            result = await asyncio.to_thread(place_call, model.sbc, CARRIER_IP, NUMBERS["routed"], HOLD)
+            deadline = time.time() + 5.0
+            while (frame := await esl.next_frame(deadline=deadline)) is not None:
+                if frame.content_type == "text/event-json":
+                    event = frame.event()
+                    if event.get("Unique-ID") == result.call_id:
+                        return result, event
+            raise AssertionError(f"no CHANNEL_HANGUP_COMPLETE for {result.call_id} within 5 s")
+
+    result, hangup = asyncio.run(call_and_read_hangup())
+    assert result.two_way_audio, result
+    assert int(hangup["variable_rtp_audio_in_packet_count"]) > 0, hangup  # the caller's RTP reached the stack
+    assert int(hangup["variable_rtp_audio_out_packet_count"]) > 0, hangup
