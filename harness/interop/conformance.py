@@ -181,9 +181,11 @@ def log_message(line: str) -> str:
     return message.strip()
 
 
-def pick_evidence(lines: Sequence[str], drop_line: str | None) -> str:
-    if drop_line:
-        return log_message(drop_line)
+def pick_evidence(lines: Sequence[str]) -> str:
+    """The line that proves a drop, else the first warning or error, else the first line."""
+    for line in lines:
+        if DROP_LINE.search(line):
+            return log_message(line)
     for line in lines:
         parsed = parse_line(line)
         if (parsed.level or "").lower() in WARNING_LEVELS or re.search(r"\b(ERROR|WARNING)\b", line):
@@ -209,26 +211,30 @@ async def probe(
 ) -> Answer:
     """Send ``message`` once to ``element`` and record what came back."""
     since = element.log_mark()
-    early_end = asyncio.Event()
-    drop_line: list[str] = []
-
-    async def watch() -> None:
-        line = await element.wait_for_drop(since, window)
-        if line is not None:
-            drop_line.append(line)
-            early_end.set()
-
-    watcher = asyncio.create_task(watch())
     carrier = CarrierUA(carrier_ip(index, element.name, transport), via_port(message.data), transport)
-    try:
-        exchange = await carrier.send_raw(message.data, element.address, timeout=window, early_end=early_end)
-    finally:
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+    if transport != "udp":
+        # over a stream a drop line may precede the close of the connection (Kamailio's reader fails
+        # on the bytes after a dropped message): wait for the close or the deadline
+        exchange = await carrier.send_raw(message.data, element.address, timeout=window)
+    else:
+        early_end = asyncio.Event()
+
+        async def watch() -> None:
+            if await element.wait_for_drop(since, window) is not None:
+                early_end.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            exchange = await carrier.send_raw(
+                message.data, element.address, timeout=window, early_end=early_end
+            )
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
     outcome, code, reason = answer_of(exchange)
     serving = await still_serving(element.address, transport)
-    evidence = pick_evidence(element.log_lines(since), drop_line[0] if drop_line else None)
+    evidence = pick_evidence(element.log_lines(since))
     return Answer(
         outcome,
         code,

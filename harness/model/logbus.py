@@ -9,6 +9,7 @@ the bus lock, so keep them short) and must hand over to their own loop (``loop.c
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import threading
@@ -110,6 +111,7 @@ class LogBus:
             self._subscribers.clear()
 
     def _emit(self, record: LogRecord) -> None:
+        record = _printable(record)
         with self._lock:
             if self._closed:
                 return
@@ -124,3 +126,19 @@ class LogBus:
                     callback(record)
                 except Exception:  # a broken listener must not break the roles that log
                     _log.exception("log subscriber %r failed", callback)
+
+
+def _escape(text: str | None) -> str | None:
+    # header text keeps undecodable wire bytes as surrogates; a log line shows them escaped (\udc93)
+    return None if text is None else text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _printable(record: LogRecord) -> LogRecord:
+    if record.text.isascii() and (record.call_id is None or record.call_id.isascii()):
+        return record
+    return dataclasses.replace(
+        record,
+        text=_escape(record.text) or "",
+        message=_escape(record.message) or "",
+        call_id=_escape(record.call_id),
+    )

@@ -56,8 +56,12 @@ LABEL_OWNER_PID = "org.kazoo-harness.owner-pid"
 LABEL_ROLE = "org.kazoo-harness.role"
 MODEL_LOG_DIR = "/var/log/kazoo-model"  # inside the model container
 LISTEN_IP = "127.0.0.1"  # the SBC's address: the demo's authoritative (trusted) proxy
-# what the build context holds (a .dockerignore-free context: no .venv, .git or caches)
-CONTEXT_PATHS = ("pyproject.toml", "README.md", "conftest.py", "harness", "scenarios", "docker")
+# what each image's build context holds (no .venv, .git or caches; less context, fewer rebuilds)
+CONTEXT_PATHS: dict[str, tuple[str, ...]] = {
+    "harness": ("pyproject.toml", "README.md", "conftest.py", "harness", "scenarios", "docker"),
+    "model": ("pyproject.toml", "README.md", "harness", "docker"),
+    "kamailio": ("harness/__init__.py", "harness/lab", "docker"),
+}
 BUILD_CA_NAME = "docker/build-ca.crt"  # the Dockerfiles give it to pip when present
 
 
@@ -118,12 +122,12 @@ def build_ca_bundle() -> Path | None:
     return None
 
 
-def build_context(root: Path = REPO_ROOT, ca_bundle: Path | None = None) -> io.BytesIO:
-    """The build context as a tar: only what the images need (see CONTEXT_PATHS), plus ``ca_bundle`` as
-    docker/build-ca.crt."""
+def build_context(role: str, root: Path = REPO_ROOT, ca_bundle: Path | None = None) -> io.BytesIO:
+    """``role``'s build context as a tar: only what its image needs (CONTEXT_PATHS), plus ``ca_bundle``
+    as docker/build-ca.crt."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
-        for name in CONTEXT_PATHS:
+        for name in CONTEXT_PATHS[role]:
             if (root / name).exists():
                 tar.add(root / name, arcname=name, filter=_context_filter)
         if ca_bundle is not None:
@@ -161,11 +165,11 @@ def ensure_images(
     ``rebuild``); role -> tag. Each build is also tagged with a digest of its context, so an image
     whose context digest tag exists is up to date (a changed harness/ rebuilds the images)."""
     docker = _docker_sdk()
-    context = build_context(ca_bundle=build_ca_bundle()).getvalue()
-    digest = "ctx-" + hashlib.sha256(context).hexdigest()[:16]
     tags: dict[str, str] = {}
     for role in roles:
         dockerfile, tag = IMAGES[role]
+        context = build_context(role, ca_bundle=build_ca_bundle()).getvalue()
+        digest = "ctx-" + hashlib.sha256(context).hexdigest()[:16]
         repository = tag.rsplit(":", 1)[0]
         tags[role] = tag
         if not rebuild and _image_exists(client, f"{repository}:{digest}") and _image_exists(client, tag):

@@ -30,18 +30,32 @@ def test_no_engine_names_the_engine_script(tmp_path: Path, monkeypatch: pytest.M
     assert reason is not None and "docker/engine.sh start" in reason
 
 
-def test_build_context_holds_the_package_and_no_venv() -> None:
-    with tarfile.open(fileobj=build_context(), mode="r") as tar:
-        names = set(tar.getnames())
-    assert "pyproject.toml" in names
-    assert "harness/lab/kamailio.cfg.tmpl" in names
-    assert "docker/lab_kamailio.py" in names
-    assert all(dockerfile in names for dockerfile, _ in IMAGES.values())
+def _names(role: str) -> set[str]:
+    with tarfile.open(fileobj=build_context(role), mode="r") as tar:
+        return set(tar.getnames())
+
+
+@pytest.mark.parametrize("role", sorted(IMAGES))
+def test_build_context_holds_its_dockerfile_and_no_venv(role: str) -> None:
+    names = _names(role)
+    assert IMAGES[role][0] in names
+    assert "harness/lab/kamailio.cfg.tmpl" in names  # the Kamailio image's config, the model's package data
     assert not any(n.startswith((".venv", ".git")) or "__pycache__" in n for n in names)
 
 
-def test_build_context_is_stable_for_the_build_cache() -> None:
-    assert build_context().getvalue() == build_context().getvalue()
+def test_contexts_hold_what_each_image_installs() -> None:
+    assert {"pyproject.toml", "harness/scenario/runner.py", "scenarios"} <= _names("harness")
+    assert {"pyproject.toml", "harness/model/stack.py"} <= _names("model")
+    kamailio = _names("kamailio")
+    assert "docker/lab_kamailio.py" in kamailio and "pyproject.toml" not in kamailio  # no pip install
+
+
+def test_build_context_is_stable_for_the_build_cache(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.crt"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n")
+    assert build_context("model").getvalue() == build_context("model").getvalue()
+    with tarfile.open(fileobj=build_context("model", ca_bundle=ca), mode="r") as tar:
+        assert "docker/build-ca.crt" in tar.getnames()
 
 
 @pytest.mark.parametrize("role", sorted(IMAGES))
