@@ -143,10 +143,10 @@ def run(
         args += ["--junitxml", str(junit)]
     if pcap:
         args += ["--harness-pcap", str(pcap)]
-    if html:
-        args += ["--html", str(html), "--self-contained-html"]
-    if workers:
-        args += ["-n", str(workers)]
+    # plugins the scenarios do not use cost start-up time (about a second together)
+    args += ["-p", "no:hypothesispytest", "-p", "no:benchmark"]
+    args += ["--html", str(html), "--self-contained-html"] if html else ["-p", "no:html", "-p", "no:metadata"]
+    args += ["-n", str(workers)] if workers else ["-p", "no:xdist"]
     # pytest's own terminal output goes to a file: the table below is the readable result
     log = Path(tempfile.mkstemp(prefix="kazoo-harness-run-", suffix=".log")[1])
     with Progress(

@@ -247,7 +247,9 @@ async def probe(
 
 
 @contextlib.contextmanager
-def conformance_elements(profile: str = "kazoo-4.3", *, with_kamailio: bool = True) -> Iterator[list[Element]]:
+def conformance_elements(
+    profile: str = "kazoo-4.3", *, with_kamailio: bool = True
+) -> Iterator[list[Element]]:
     """The model (its SBC role) and, when asked, a lab Kamailio in front of the same model's media role."""
     model = start_model(ModelConfig(profile=profile, sbc_port=0, media_port=0, esl_port=0, couch_port=0))
     lab: LabKamailio | None = None
@@ -336,7 +338,7 @@ def render_table(rows: Sequence[Row], profile: str, transports: Sequence[str] = 
         "Each corpus file (../shared/corpus, bytes exact) is sent once from its own loopback carrier",
         "address, bound to the port of the message's first Via (Kamailio answers there when `rport` is",
         "absent), to the embedded model's SBC role and to the lab Kamailio in front of the model's media",
-        f'role. "silence (log)": no answer, ended by the log line that proves the drop; "silence": no answer',
+        'role. "silence (log)": no answer, ended by the log line that proves the drop; "silence": no answer',
         f'within {SILENCE_WINDOW} s. "closed": the element closed the TCP connection. Every element answered',
         "an OPTIONS after every message unless a cell says **stopped serving**. Compared: the final code",
         "or the kind of non-answer.",

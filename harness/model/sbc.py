@@ -22,6 +22,12 @@ from typing import cast
 
 from harness.kazoo.acls import TRUSTED, AclLists, entries_from_store
 from harness.kazoo.logformat import KAMAILIO_NULL
+from harness.model.kamailio_parse import (
+    core_parse_failure,
+    full_parse_failure,
+    tolerate_start_line,
+    uri_scheme_failure,
+)
 from harness.model.logbus import LogBus
 from harness.model.store import DocumentStore
 from harness.model.transport import Address, ReplyPath, SipListener
@@ -68,6 +74,8 @@ def sanity_failure(request: Request, proto: str) -> str | None:
     for name in ("From", "To", "Call-ID", "CSeq"):
         if not request.has(name):
             return "Missing Required Header in Request"
+    if full_parse_failure(request) is not None:  # sanity parses every header before its checks
+        return "Missing Required Header in Request"
     try:
         request.from_  # noqa: B018 - parsed for the check
         request.to  # noqa: B018
@@ -85,6 +93,8 @@ def sanity_failure(request: Request, proto: str) -> str | None:
     expires = request.get("expires")
     if expires is not None and not expires.strip().isdigit():
         return "Expires not a number"
+    if uri_scheme_failure(request) is not None:
+        return "Bad From or To URI"
     return None
 
 
@@ -301,15 +311,17 @@ class SbcRole:
 
     def _handle(self, data: bytes, path: ReplyPath) -> None:
         ip, port = path.peer
-        try:
-            message = parse_message(data)
-            if isinstance(message, Request):
-                vias = message.vias
-        except SipParseError:
-            self._log("error", f"core parsing of SIP message failed ({ip}:{port}/{path.proto})", None)
-            return
+        message = self._core_parse(data)
         if isinstance(message, Response):
             return  # the SBC sends no requests to callers; a stray response is absorbed
+        try:
+            vias = message.vias if message is not None else None
+        except SipParseError:
+            vias = None
+        if message is None or vias is None:
+            self._log("error", f"core parsing of SIP message failed ({ip}:{port}/{path.proto})", None)
+            path.close()  # Kamailio's TCP reader gives up on the connection; no-op over UDP
+            return
         request = message
         call_id = request.get("call-id") or KAMAILIO_NULL  # what the script's $ci prints
         if not vias:
@@ -374,6 +386,22 @@ class SbcRole:
             self._reply(request, path, 403, "No pre-loaded routes")
             return
         self._relay_request(request, path)
+
+    @staticmethod
+    def _core_parse(data: bytes) -> Request | Response | None:
+        """The message as Kamailio's core reads it, or None where its parse_msg() fails
+        (harness/model/kamailio_parse.py says where that differs from the harness's parser)."""
+        try:
+            message = parse_message(data)
+        except SipParseError:
+            tolerated = tolerate_start_line(data)
+            if tolerated is None:
+                return None
+            try:
+                message = parse_message(tolerated)
+            except SipParseError:
+                return None
+        return None if core_parse_failure(message) is not None else message
 
     @staticmethod
     def _has_to_tag(request: Request) -> bool:

@@ -26,12 +26,19 @@ class ReplyPath:
     proto: str  # "udp" | "tcp"
     peer: Address
     _send: Callable[[bytes], None] = field(repr=False)
+    _close: Callable[[], None] | None = field(default=None, repr=False)
 
     def send(self, data: bytes) -> None:
         try:
             self._send(data)
         except (OSError, RuntimeError):  # peer gone or transport closed: nothing to answer any more
             pass
+
+    def close(self) -> None:
+        """Close the connection the message came on (Kamailio does on bytes it cannot parse); a
+        datagram path has nothing to close."""
+        if self._close is not None:
+            self._close()
 
 
 MessageHandler = Callable[[bytes, ReplyPath], None]
@@ -126,7 +133,7 @@ class SipListener:
         name = writer.get_extra_info("peername")
         peer = (str(name[0]), int(name[1]))
         framer = StreamFramer(max_message=self.max_stream_message)
-        path = ReplyPath("tcp", peer, writer.write)
+        path = ReplyPath("tcp", peer, writer.write, writer.close)
         self._writers.add(writer)
         try:
             while chunk := await reader.read(65536):

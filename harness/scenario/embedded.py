@@ -14,7 +14,7 @@ from harness.scenario.target import Target
 # The embedded model answers non-reconcilable numbers and missing callflows after the route timeout;
 # the catalog shrinks it (Kazoo's is ~2.6 s) so the whole catalog runs in seconds. Scenarios that
 # assert the delay read it from the target, so they stay true at any value.
-CATALOG_ROUTE_TIMEOUT = 0.25
+CATALOG_ROUTE_TIMEOUT = 0.15
 
 
 def roles_for(data_dir: Path | None) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from harness.sip.transaction import Timers
 # Grace after the exchange ends for the log lines that explain it to arrive.
 LOG_GRACE = 1.0
 # How long "must not appear" patterns are watched after the exchange when nothing else is pending.
-ABSENT_WINDOW = 0.15
+ABSENT_WINDOW = 0.05
 
 NEVER_PATTERNS: dict[str, LogPattern] = {
     "voicemail": LogPattern(r"(?i)cf_voicemail|voicemail", "kazoo"),
@@ -106,7 +106,7 @@ def _resolve_user(target: Target, value: str | None, fmt: str) -> str | None:
 
 
 def _log_sources(target: Target) -> list[LogSource]:
-    files = [FileSource(path, name, poll_interval=0.01) for name, path in target.log_files.items()]
+    files = [FileSource(path, name, poll_interval=0.005) for name, path in target.log_files.items()]
     streams = [make() for make in target.log_sources.values()]  # e.g. container logs (docker target)
     return [*files, *streams]
 

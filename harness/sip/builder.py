@@ -7,6 +7,7 @@ from ``Faker("en_US")`` seeded the same way, so one spec always gives the same b
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 import secrets
@@ -75,6 +76,12 @@ class InviteSpec:
     seed: int = field(default_factory=_fresh_seed)
 
 
+@functools.cache
+def _faker() -> Faker:
+    # building a Faker loads every provider (~2 ms); one instance, re-seeded per spec, gives the same draws
+    return Faker("en_US")
+
+
 def resolve(spec: InviteSpec) -> InviteSpec:
     """The spec with every defaulted field filled in (what :func:`build_invite` will write).
 
@@ -82,7 +89,7 @@ def resolve(spec: InviteSpec) -> InviteSpec:
     changes the others.
     """
     rng = random.Random(spec.seed)
-    fake = Faker("en_US")
+    fake = _faker()
     fake.seed_instance(spec.seed)
     call_id = f"{rng.getrandbits(64):016x}@{spec.local_ip}"
     from_tag = f"{rng.getrandbits(32):08x}"
