@@ -137,17 +137,21 @@ class SipListener:
         self._writers.add(writer)
         try:
             while chunk := await reader.read(65536):
+                error: FramingError | None = None
                 try:
                     messages = framer.feed(chunk)
                 except FramingError as exc:
-                    if self.on_framing_error is not None:
-                        self.on_framing_error(exc, peer)
-                    break
+                    error, messages = exc, exc.framed
+                # the messages before an unframable one are handled first, as Kamailio's reader does
                 for message in messages:
                     try:
                         self.on_message(message, path)
                     except Exception:  # a role bug must not stop the listener
                         _log.exception("TCP handler failed on a message from %s:%d", *peer)
+                if error is not None:
+                    if self.on_framing_error is not None:
+                        self.on_framing_error(error, peer)
+                    break
         except (ConnectionError, OSError):
             pass
         finally:

@@ -37,8 +37,9 @@ from harness.lab.kamailio import free_port
 from harness.logs.docker_source import DockerSource
 from harness.logs.source import LogSource
 from harness.model.demo import demo_roles
+from harness.model.stack import DEFAULT_NODE
 from harness.scenario.embedded import CATALOG_ROUTE_TIMEOUT
-from harness.scenario.target import Address, Target
+from harness.scenario.target import Address, StackAccess, Target
 from harness.scenario.targets import TargetStartError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -55,11 +56,14 @@ LABEL_SESSION = "org.kazoo-harness.session"
 LABEL_OWNER_PID = "org.kazoo-harness.owner-pid"
 LABEL_ROLE = "org.kazoo-harness.role"
 MODEL_LOG_DIR = "/var/log/kazoo-model"  # inside the model container
+ESL_PASSWORD = "ClueCon"  # the model's default
 LISTEN_IP = "127.0.0.1"  # the SBC's address: the demo's authoritative (trusted) proxy
-# what each image's build context holds (no .venv, .git or caches; less context, fewer rebuilds)
+# What each image's build context holds (no .venv, .git or caches; less context, fewer rebuilds). The
+# harness and model contexts are equal so that the builder's cache shares their big layers.
+_PYTHON_CONTEXT = ("pyproject.toml", "README.md", "conftest.py", "harness", "scenarios", "docker")
 CONTEXT_PATHS: dict[str, tuple[str, ...]] = {
-    "harness": ("pyproject.toml", "README.md", "conftest.py", "harness", "scenarios", "docker"),
-    "model": ("pyproject.toml", "README.md", "harness", "docker"),
+    "harness": _PYTHON_CONTEXT,
+    "model": _PYTHON_CONTEXT,
     "kamailio": ("harness/__init__.py", "harness/lab", "docker"),
 }
 BUILD_CA_NAME = "docker/build-ca.crt"  # the Dockerfiles give it to pip when present
@@ -196,7 +200,18 @@ def ensure_images(
         except docker.errors.APIError as exc:
             raise TargetStartError(f"building {tag} failed: {exc}") from exc
         image.tag(repository, tag=digest)
+        _remove_older_builds(client, repository, keep=digest)
     return tags
+
+
+def _remove_older_builds(client: Any, repository: str, keep: str) -> None:
+    """Untag (and so delete) earlier context builds: under vfs every stale image costs its full size."""
+    docker = _docker_sdk()
+    for image in client.images.list(name=repository):
+        for tag in image.tags:
+            if tag.startswith(f"{repository}:ctx-") and tag != f"{repository}:{keep}":
+                with contextlib.suppress(docker.errors.APIError):  # e.g. still used by a container
+                    client.images.remove(tag)
 
 
 # -- the stack ---------------------------------------------------------------------------------------
@@ -421,11 +436,17 @@ def target_for_stack(
             "kazoo": stack.log_dir / "kazoo.log",
         },
         log_sources={"kamailio": stack.log_source("kamailio", "kamailio")},
-        esl=(stack.esl[0], stack.esl[1], "ClueCon"),
+        esl=(stack.esl[0], stack.esl[1], ESL_PASSWORD),
+        # provisioning (scenario setup) goes through the model container's CouchDB API
+        stack=StackAccess(
+            couch_url=f"http://{_text(stack.couch)}",
+            esl=(stack.esl[0], stack.esl[1], ESL_PASSWORD),
+            node=str(roles.get("node", DEFAULT_NODE)),
+        ),
         route_timeout=route_timeout,
         silence_window=2.0,
         allow_malformed=True,
-        model=None,  # setup hooks need the in-process model: scenarios with setup are skipped here
+        model=None,  # no in-process model: setup goes through provisioning (``stack``)
         close=stack.stop,
     )
 

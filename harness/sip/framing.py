@@ -18,6 +18,7 @@ class FramingError(SipParseError):
     def __init__(self, what: str, reason: str) -> None:
         super().__init__(what)
         self.reason = reason  # "no-content-length" | "bad-content-length" | "too-large"
+        self.framed: list[bytes] = []  # complete messages framed from the same feed() before the error
 
 
 class StreamFramer:
@@ -35,7 +36,11 @@ class StreamFramer:
         self._buf += data
         out: list[bytes] = []
         while True:
-            msg = self._next()
+            try:
+                msg = self._next()
+            except FramingError as exc:
+                exc.framed = out
+                raise
             if msg is None:
                 break
             out.append(msg)

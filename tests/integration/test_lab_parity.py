@@ -1,0 +1,58 @@
+"""The whole scenario catalog passes against the lab target (a real Kamailio in front of the model's
+media and routing roles) for both profiles, with the same scenarios as against the embedded model."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.interop.parity import PROFILES, run_catalog
+from harness.lab.kamailio import kamailio_available
+
+REPO = Path(__file__).resolve().parents[2]
+KAMAILIO_MISSING = kamailio_available()
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        KAMAILIO_MISSING is not None, reason=f"the lab target needs Kamailio: {KAMAILIO_MISSING}"
+    ),
+]
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_catalog_passes_against_the_lab_target(profile: str) -> None:
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "scenarios",
+        "--kazoo-target",
+        "lab",
+        "--kazoo-profile",
+        profile,
+        "-q",
+        "-p",
+        "no:cacheprovider",
+    ]
+    done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
+    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-30:])
+    assert done.returncode == 0, f"{' '.join(command[2:])} exited {done.returncode}:\n{tail}"
+    assert " passed" in tail and "skipped" not in tail, tail
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_lab_and_embedded_give_the_same_results(profile: str) -> None:
+    lab = run_catalog("lab", profile, cwd=REPO)
+    embedded = run_catalog("embedded", profile, cwd=REPO)
+    assert lab.records and set(lab.records) == set(embedded.records)
+    differing = {
+        scenario: (embedded.records[scenario].get("verdict"), lab.records[scenario].get("verdict"))
+        for scenario in lab.records
+        if (embedded.records[scenario].get("verdict"), embedded.records[scenario].get("codes"))
+        != (lab.records[scenario].get("verdict"), lab.records[scenario].get("codes"))
+    }
+    assert not differing, f"embedded vs lab ({profile}): {differing}"
