@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 from harness.kazoo.profiles import Profile
-from harness.scenario.target import Target
+from harness.scenario.target import Target, TargetError
 
 
 class TargetStartError(RuntimeError):
     """The target could not be started or reached (an infrastructure error, not a scenario failure)."""
 
 
+BUILTIN = ("embedded", "lab", "docker")
+
+
+def builtin_of(path: Path) -> str | None:
+    """A target file that only names a target the harness starts itself: `builtin = "docker"`."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return None  # the full loader reports it, naming the file and the problem
+    value = data.get("builtin")
+    if value is None:
+        return None
+    extra = sorted(set(data) - {"builtin", "name", "profile"})
+    if value not in BUILTIN or extra:
+        raise TargetError(
+            f"{path}: builtin must be one of {', '.join(BUILTIN)} and stand with only name/profile"
+            + (f" (unexpected: {', '.join(extra)})" if extra else "")
+        )
+    return str(value)
+
+
 def open_target(name: str, profile: Profile) -> Target:
     name = name or "embedded"
+    if Path(name).is_file() and (builtin := builtin_of(Path(name))) is not None:
+        name = builtin
     if name == "embedded":
         from harness.scenario.embedded import start_embedded
 

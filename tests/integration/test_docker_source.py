@@ -65,10 +65,13 @@ def test_lines_after_open_arrive_in_order_and_split(container: Any) -> None:
 
     async def scenario() -> list[LogLine]:
         async with DockerSource(container.id, "kamailio") as source:
-            # one write with two lines and a partial one, finished by a second write; then stderr
+            # one write with two lines and a partial one, finished by a second write
             _emit(container, f"printf '{marker} a\\n{marker} b\\n{marker} c' > /proc/1/fd/1")
-            _emit(container, f"printf -- '-end\\n' > /proc/1/fd/1; echo '{marker} err' > /proc/1/fd/2")
-            return await _lines(source, 4)
+            _emit(container, "printf -- '-end\\n' > /proc/1/fd/1")
+            stdout = await _lines(source, 3)
+            # stderr after stdout has arrived: the engine copies the two streams independently
+            _emit(container, f"echo '{marker} err' > /proc/1/fd/2")
+            return stdout + await _lines(source, 1)
 
     lines = asyncio.run(scenario())
     assert [line.source for line in lines] == ["kamailio"] * 4

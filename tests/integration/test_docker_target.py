@@ -23,6 +23,7 @@ import pytest
 from harness.kazoo.profiles import load_profile
 from harness.logs.line import LogLine
 from harness.scenario.docker_target import (
+    LABEL_OWNER_PID,
     LABEL_SESSION,
     DockerStack,
     docker_client,
@@ -163,6 +164,45 @@ def _run_child(tmp_path: Path, mode: str, interrupt: signal.Signals | None) -> t
             child.kill()
             child.wait(timeout=DEADLINE)
     return code, ids, "".join(output)
+
+
+# a catalog scenario whose expectation is wrong: the busy number answers 486, not 200
+FAILING_SCENARIO = """
+name: busy number expected to route (fails on purpose)
+cause: call_flow
+description: A scenario that fails against a working stack.
+carrier: {role: listed}
+send: {number: busy}
+expect: {outcome: routed}
+"""
+
+
+def test_containers_removed_after_a_failing_yaml_scenario(tmp_path: Path) -> None:
+    (tmp_path / "scenarios").mkdir()
+    (tmp_path / "scenarios" / "busy_wrong.yaml").write_text(FAILING_SCENARIO)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(tmp_path),
+         "--kazoo-target", "docker", "scenarios"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        output, _ = child.communicate(timeout=CHILD_DEADLINE)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait(timeout=DEADLINE)
+    assert child.returncode == 1, output
+    assert "1 failed" in output and "486" in output, output  # the stack was up and answered busy
+    assert _owned_by(child.pid) == [], output
+
+
+def _owned_by(pid: int) -> list[str]:
+    client = docker_client()
+    try:
+        found = client.containers.list(all=True, filters={"label": f"{LABEL_OWNER_PID}={pid}"})
+        return [str(c.name) for c in found]
+    finally:
+        client.close()
 
 
 def _existing(ids: list[str]) -> list[str]:
