@@ -38,7 +38,7 @@ from harness.logs.docker_source import DockerSource
 from harness.logs.source import LogSource
 from harness.model.demo import demo_roles
 from harness.model.stack import DEFAULT_NODE
-from harness.scenario.embedded import CATALOG_ROUTE_TIMEOUT
+from harness.scenario.embedded import CATALOG_ROUTE_TIMEOUT, carrier_roles
 from harness.scenario.target import Address, StackAccess, Target
 from harness.scenario.targets import TargetStartError
 
@@ -419,10 +419,8 @@ def target_for_stack(
     stack: DockerStack, profile: Profile, route_timeout: float = CATALOG_ROUTE_TIMEOUT
 ) -> Target:
     roles = demo_roles()
-    carriers: dict[str, tuple[str, int | None]] = {
-        name: (str(v["ip"]), v.get("port")) for name, v in roles.get("carriers", {}).items()
-    }
-    carriers["sbc_self"] = (stack.sbc[0], None)
+    carriers = carrier_roles(roles, stack.sbc[0])
+    carriers["sbc_self"] = (stack.sbc[0], None)  # Kamailio's container address, whatever the roles say
     return Target(
         name="docker",
         kind="docker",

@@ -25,11 +25,15 @@ def roles_for(data_dir: Path | None) -> dict[str, Any]:
     return demo_roles()
 
 
+def carrier_roles(roles: dict[str, Any], sbc_ip: str) -> dict[str, tuple[str, int | None]]:
+    """Carrier roles of a role map as (ip, port); `sbc_self` is the SBC's own address unless named."""
+    carriers = {name: (str(v["ip"]), v.get("port")) for name, v in roles.get("carriers", {}).items()}
+    carriers.setdefault("sbc_self", (sbc_ip, None))
+    return carriers
+
+
 def target_for_model(model: RunningModel, profile: Profile, roles: dict[str, Any]) -> Target:
-    carriers: dict[str, tuple[str, int | None]] = {
-        name: (str(v["ip"]), v.get("port")) for name, v in roles.get("carriers", {}).items()
-    }
-    carriers.setdefault("sbc_self", (model.sbc[0], None))
+    carriers = carrier_roles(roles, model.sbc[0])
     return Target(
         name="embedded",
         kind="embedded",

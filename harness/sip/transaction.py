@@ -102,6 +102,11 @@ class _ClientTransaction:
     def next_deadline(self) -> float | None:
         return min(self._deadlines.values(), default=None)
 
+    def _terminate(self) -> list[Action]:
+        self.state = State.TERMINATED
+        self._deadlines.clear()
+        return [Terminated()]
+
     def matches(self, response: Response) -> bool:
         """RFC 3261 §17.1.3: same top Via branch and same CSeq method. A side that cannot be read
         (mutated request, broken response) does not rule the response out: the harness wants to see it."""
@@ -171,11 +176,6 @@ class InviteClientTransaction(_ClientTransaction):
             out += self._terminate()
         return out
 
-    def _terminate(self) -> list[Action]:
-        self.state = State.TERMINATED
-        self._deadlines.clear()
-        return [Terminated()]
-
 
 class NonInviteClientTransaction(_ClientTransaction):
     """RFC 3261 §17.1.2 (figure 6) for OPTIONS, BYE, CANCEL: timer E retransmits at T1, 2T1, ... capped
@@ -220,11 +220,6 @@ class NonInviteClientTransaction(_ClientTransaction):
         elif self.state is State.COMPLETED and self._deadlines.get("K", now + 1) <= now:
             out += self._terminate()
         return out
-
-    def _terminate(self) -> list[Action]:
-        self.state = State.TERMINATED
-        self._deadlines.clear()
-        return [Terminated()]
 
 
 def ack_for_non_2xx(invite: Request, response: Response) -> bytes:
