@@ -111,6 +111,26 @@ def _log_sources(target: Target) -> list[LogSource]:
     return [*files, *streams]
 
 
+def _log_expectations(
+    expectation: Expectation, placeholders: dict[str, str]
+) -> tuple[list[LogExpectation], list[LogExpectation]]:
+    """The lines that must appear and those that must not (the `never` outcomes included)."""
+    present = [
+        LogExpectation(fill(p.pattern, placeholders), p.source, p.count, True)
+        for p in expectation.logs_present
+    ]
+    absent = [
+        LogExpectation(fill(p.pattern, placeholders), p.source, p.count, False)
+        for p in expectation.logs_absent
+    ]
+    absent += [
+        LogExpectation(NEVER_PATTERNS[n].pattern, NEVER_PATTERNS[n].source, None, False)
+        for n in expectation.never
+        if n in NEVER_PATTERNS
+    ]
+    return present, absent
+
+
 async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0) -> ScenarioResult:
     """Run ``case`` against ``target`` and judge it with the target's profile."""
     started = time.monotonic()
@@ -153,9 +173,10 @@ async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0)
             fields["codecs"] = tuple(send["codecs"])
         fields["extra_headers"] = [(str(k), str(v)) for k, v in (send.get("headers") or {}).items()]
         fields["remove_headers"] = list(send.get("remove_headers") or [])
-        spec = ua.spec(destination, **fields)
-        message = builder.build_options(spec) if case.method == "OPTIONS" else builder.build_invite(spec)
-        resolved = builder.resolve(spec)
+        resolved = builder.resolve(ua.spec(destination, **fields))  # defaults drawn once, from the seed
+        message = (
+            builder.build_options(resolved) if case.method == "OPTIONS" else builder.build_invite(resolved)
+        )
         data = message.to_bytes()
         mutators = [str(m) for m in send.get("mutators") or []]
         if mutators:
@@ -183,19 +204,7 @@ async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0)
         if send.get("credentials"):
             creds = send["credentials"]
             credentials = Credentials(str(creds["username"]), str(creds["password"]))
-        present = [
-            LogExpectation(fill(p.pattern, placeholders), p.source, p.count, True)
-            for p in expectation.logs_present
-        ]
-        absent = [
-            LogExpectation(fill(p.pattern, placeholders), p.source, p.count, False)
-            for p in expectation.logs_absent
-        ]
-        absent += [
-            LogExpectation(NEVER_PATTERNS[n].pattern, NEVER_PATTERNS[n].source, None, False)
-            for n in expectation.never
-            if n in NEVER_PATTERNS
-        ]
+        present, absent = _log_expectations(expectation, placeholders)
         waits_for_silence = expectation.silence or expectation.closed
         if expectation.timeout is not None:
             timeout = expectation.timeout
