@@ -133,6 +133,9 @@ def run(
     if missing:
         console.print(f"[red]error:[/] no such scenario path: {', '.join(missing)}")
         raise typer.Exit(EXIT_USAGE)
+    for report in (json_out, junit, html):
+        if report is not None:
+            report.parent.mkdir(parents=True, exist_ok=True)
     args = [*selected, "-p", "no:cacheprovider", "-q", "--no-header", "--tb=short", "-rN"]
     args += ["--kazoo-profile", profile]  # --kazoo-target per run below (--each-sbc: one run per node)
     if seed is not None:
