@@ -14,6 +14,7 @@ from typing import Annotated, NoReturn
 
 import typer
 
+from harness.kazoo.profiles import ProfileError, load_profile
 from harness.model.sbc import ROLE_SWITCHES
 from harness.model.stack import PROFILES, ModelConfig, ModelStack
 
@@ -68,8 +69,11 @@ def build_config(
     role_switch: list[str],
     route_timeout: float,
 ) -> ModelConfig:
-    if profile not in PROFILES:
-        _fail(EXIT_BAD_FLAGS, f"--profile must be one of {', '.join(PROFILES)}, not {profile!r}")
+    if profile not in PROFILES:  # a profile file: the model behaves as the release it describes
+        try:
+            profile = load_profile(profile).release
+        except ProfileError as exc:
+            _fail(EXIT_BAD_FLAGS, f"--profile: {exc}")
     if data is not None and not data.is_dir():
         _fail(EXIT_BAD_FLAGS, f"--data {data}: not a directory")
     if route_timeout < 0:
@@ -146,7 +150,11 @@ async def serve(config: ModelConfig, ready_file: Path | None) -> None:
 
 def model(
     profile: Annotated[
-        str, typer.Option(help="Expectation profile the model behaves as: kazoo-4.3 or kazoo-5.")
+        str,
+        typer.Option(
+            envvar="KAZOO_PROFILE",
+            help="Kazoo release the model behaves as: kazoo-4.3, kazoo-5, or a profile file (its release).",
+        ),
     ] = "kazoo-4.3",
     data: Annotated[
         Path | None, typer.Option(help="Data directory in CouchDB's folder shape (default: the demo data).")
