@@ -7,13 +7,11 @@ Nothing is mocked: pjsua2 sends and receives RTP on loopback, the model's media 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterator
 
 import pytest
 
-from harness.lab.kamailio import LabKamailio, kamailio_available
 from harness.media.pjsua_carrier import MediaResult, pjsua_available, place_call
-from harness.model.stack import ModelConfig, RunningModel, start_model
+from harness.model.stack import RunningModel
 from harness.net.exchange import Address
 
 SKIP_REASON = pjsua_available()
@@ -27,27 +25,6 @@ NUMBERS = {  # demo data number roles (harness/model/demo/roles.json)
     "dead_air": "+14155550122",
 }
 HOLD = 1.0  # T: how long an answered call is kept up while RTP is counted
-
-
-@pytest.fixture(scope="module")
-def model() -> Iterator[RunningModel]:
-    running = start_model(ModelConfig(sbc_port=0, media_port=0, esl_port=0, couch_port=0, route_timeout=0.5))
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module", params=["model", "lab"])
-def sbc(request: pytest.FixtureRequest, model: RunningModel) -> Iterator[Address]:
-    """The address calls go to: the model's SBC role, or a real Kamailio relaying to the model's media."""
-    if request.param == "model":
-        yield model.sbc
-        return
-    reason = kamailio_available()
-    if reason is not None:
-        pytest.skip(reason)
-    lab = LabKamailio(media=model.media).start()
-    yield lab.address
-    lab.stop()
 
 
 def is_loopback(address: str | None) -> bool:

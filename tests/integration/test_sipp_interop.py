@@ -7,7 +7,6 @@ Both sides are real: SIPp is a separate process on loopback; nothing is mocked.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,8 +20,7 @@ from harness.interop.sipp import (
     scenario_path,
     sipp_available,
 )
-from harness.lab.kamailio import LabKamailio, kamailio_available
-from harness.model.stack import ModelConfig, RunningModel, start_model
+from harness.model.stack import RunningModel
 from harness.net.carrier import CarrierUA
 from harness.net.exchange import Address, Exchange
 from harness.sip import builder
@@ -35,27 +33,6 @@ CARRIER_IP = "127.0.0.10"  # the demo data's trusted carrier (role `listed`)
 SIPP_UAS_IP = "127.0.0.61"
 ROUTED = "+14155550100"
 ABSENT = "+14155550199"
-
-
-@pytest.fixture(scope="module")
-def model() -> Iterator[RunningModel]:
-    running = start_model(ModelConfig(sbc_port=0, media_port=0, esl_port=0, couch_port=0, route_timeout=0.5))
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module", params=["model", "lab"])
-def sbc(request: pytest.FixtureRequest, model: RunningModel) -> Iterator[Address]:
-    """The model's SBC role, or a real Kamailio (the lab target) relaying to the model's media role."""
-    if request.param == "model":
-        yield model.sbc
-        return
-    reason = kamailio_available()
-    if reason is not None:
-        pytest.skip(reason)
-    lab = LabKamailio(media=model.media).start()
-    yield lab.address
-    lab.stop()
 
 
 def uac_through(
