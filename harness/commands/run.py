@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import pytest
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -75,9 +76,9 @@ def _summary(console: Console, records: list[dict[str, Any]]) -> None:
         )
         ms = r.get("timings", {}).get("duration_ms")
         name = r.get("name", r["id"]) + (f" [{r['param']}]" if r.get("param") else "")
-        table.add_row(
-            cause, name, r.get("expected", ""), r.get("got", ""), f"{ms:.0f} ms" if ms else "", verdict
-        )
+        # scenario text is data, not rich markup: "[timer]" must show, not vanish as a style tag
+        cells = [escape(str(c)) for c in (cause, name, r.get("expected", ""), r.get("got", ""))]
+        table.add_row(*cells, f"{ms:.0f} ms" if ms else "", verdict)
     console.print(table)
 
 
@@ -131,7 +132,7 @@ def run(
     selected = paths or ["scenarios"]
     missing = [p for p in selected if not Path(p.split("::")[0]).exists()]
     if missing:
-        console.print(f"[red]error:[/] no such scenario path: {', '.join(missing)}")
+        console.print(f"[red]error:[/] no such scenario path: {escape(', '.join(missing))}")
         raise typer.Exit(EXIT_USAGE)
     for report in (json_out, junit, html):
         if report is not None:
@@ -178,11 +179,11 @@ def run(
         reason = next(
             (line for line in reversed(text) if "kazoo-harness" in line or "error" in line.lower()), ""
         )
-        console.print(f"[red]error:[/] {reason or 'pytest refused the arguments'} (full output: {log})")
+        console.print(f"[red]error:[/] {escape(reason or 'pytest refused the arguments')} (output: {log})")
         raise typer.Exit(EXIT_INFRA if code == EXIT_INFRA else EXIT_USAGE)
     if plugin.errors:
         for err in plugin.errors:
-            console.print(f"[red]collection error:[/] {err}")
+            console.print(f"[red]collection error:[/] {escape(err)}")
         raise typer.Exit(EXIT_USAGE)
     _summary(console, records)
     failed = [r for r in records if r["verdict"] == "failed"]
