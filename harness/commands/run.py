@@ -28,11 +28,13 @@ class _Progress:
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.task = progress.add_task("scenarios", total=None)
+        self.total = 0
         self.records: list[dict[str, Any]] = []
         self.errors: list[str] = []
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        self.progress.update(self.task, total=len(session.items))
+        self.total += len(session.items)  # --each-sbc: one pytest run per node, one bar for them all
+        self.progress.update(self.task, total=self.total)
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
         if report.failed:
@@ -143,14 +145,11 @@ def run(
         args += ["--harness-seed", str(seed)]
     if keyword:
         args += ["-k", keyword]
-    if junit:
-        args += ["--junitxml", str(junit)]
-    if pcap:
-        args += ["--harness-pcap", str(pcap)]
     # plugins the scenarios do not use cost start-up time (about a second together)
     args += ["-p", "no:hypothesispytest", "-p", "no:benchmark"]
-    args += ["--html", str(html), "--self-contained-html"] if html else ["-p", "no:html", "-p", "no:metadata"]
+    args += [] if html else ["-p", "no:html", "-p", "no:metadata"]
     args += ["-n", str(workers)] if workers else ["-p", "no:xdist"]
+    refs = sbc_refs(target) if each_sbc else [target]
     # pytest's own terminal output goes to a file: the table below is the readable result
     log = Path(tempfile.mkstemp(prefix="kazoo-harness-run-", suffix=".log")[1])
     with Progress(
@@ -162,9 +161,11 @@ def run(
     ) as progress:
         plugin = _Progress(progress)
         code = int(pytest.ExitCode.OK)
-        for ref in sbc_refs(target) if each_sbc else [target]:
+        for ref in refs:
             first = len(plugin.records)
-            node_code = _pytest_quietly([*args, "--kazoo-target", ref], plugin, log)
+            node = ref.rpartition("#")[2] if len(refs) > 1 else None
+            reports = _report_args(junit, html, pcap, node)
+            node_code = _pytest_quietly([*args, *reports, "--kazoo-target", ref], plugin, log)
             if ref != target:  # a cluster is healthy only when every node is: label records by node
                 for record in plugin.records[first:]:
                     record["sbc"] = ref.rpartition("#")[2]
@@ -201,6 +202,23 @@ def run(
         console.print(f"[red]error:[/] pytest ended with status {int(code)} (full output: {log})")
         raise typer.Exit(EXIT_INFRA)
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
+
+
+def _report_args(junit: Path | None, html: Path | None, pcap: Path | None, node: str | None) -> list[str]:
+    """pytest's report options; with several SBC nodes each node gets its own files (`junit-node1.xml`,
+    `report-node1.html`, `pcaps/node1/`) so no node's report overwrites another's."""
+
+    def per_node(path: Path) -> Path:
+        return path.with_name(f"{path.stem}-{node}{path.suffix}") if node else path
+
+    args = []
+    if junit:
+        args += ["--junitxml", str(per_node(junit))]
+    if html:
+        args += ["--html", str(per_node(html)), "--self-contained-html"]
+    if pcap:
+        args += ["--harness-pcap", str(pcap / node if node else pcap)]
+    return args
 
 
 def _pytest_quietly(args: list[str], plugin: _Progress, log: Path) -> int:

@@ -165,11 +165,17 @@ def test_each_sbc_runs_every_node_and_fails_with_one_bad_node(model: RunningMode
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     scenario = str(REPO / "scenarios/acl/listed_host.yaml")
     report = tmp_path / "both.json"
-    done = run_cli(["run", scenario, "--target", str(path), "--each-sbc", "--json", str(report)], env, REPO)
+    reports = ["--junit", str(tmp_path / "junit.xml"), "--pcap", str(tmp_path / "pcaps")]
+    done = run_cli(
+        ["run", scenario, "--target", str(path), "--each-sbc", "--json", str(report), *reports], env, REPO
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     records = json.loads(report.read_text())
     assert sorted(r["sbc"] for r in records) == ["sbc1", "sbc2"]
     assert all(r["verdict"] == "passed" for r in records)
+    # each node keeps its own reports: none overwrites another's
+    assert sorted(p.name for p in tmp_path.glob("junit*.xml")) == ["junit-sbc1.xml", "junit-sbc2.xml"]
+    assert [len(list((tmp_path / "pcaps" / n).glob("*.pcap"))) for n in ("sbc1", "sbc2")] == [1, 1]
 
     # one node down (nothing listens on port 9): the cluster run fails, as an infrastructure error
     path.write_text(path.read_text(encoding="utf-8").replace(second, second.replace(str(model.sbc[1]), "9")))
