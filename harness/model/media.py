@@ -215,13 +215,7 @@ class MediaRole:
         headers: list[tuple[str, str]] | None = None,
         to_tag: str | None = None,
     ) -> bytes:
-        try:
-            response = make_response(request, code, reason, headers=headers or [], to_tag=to_tag)
-        except (SipParseError, ValueError):
-            return b""
-        data = response.to_bytes()
-        path.send(data)
-        return data
+        return path.respond(request, code, reason, headers=headers or [], to_tag=to_tag)
 
     def _on_options(self, request: Request, path: ReplyPath) -> None:
         self._reply(request, path, 200, "OK", headers=[("Allow", ALLOW)], to_tag=secrets.token_hex(5))

@@ -302,12 +302,7 @@ class SbcRole:
         reason: str,
         headers: list[tuple[str, str]] | None = None,
     ) -> bytes:
-        try:
-            data = make_response(request, code, reason, headers=headers or []).to_bytes()
-        except (SipParseError, ValueError):
-            return b""
-        path.send(data)
-        return data
+        return path.respond(request, code, reason, headers=headers or [])
 
     def _handle(self, data: bytes, path: ReplyPath) -> None:
         ip, port = path.peer

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
+from harness.sip.errors import SipParseError
 from harness.sip.framing import FramingError, StreamFramer
+from harness.sip.message import Request
+from harness.sip.response import make_response
 
 Address = tuple[str, int]
 _log = logging.getLogger(__name__)
@@ -33,6 +36,24 @@ class ReplyPath:
             self._send(data)
         except (OSError, RuntimeError):  # peer gone or transport closed: nothing to answer any more
             pass
+
+    def respond(
+        self,
+        request: Request,
+        code: int,
+        reason: str,
+        *,
+        headers: Sequence[tuple[str, str]] = (),
+        to_tag: str | None = None,
+    ) -> bytes:
+        """Send a response to ``request`` down this path; returns its bytes (b"" when the request is too
+        broken to answer: a role logs and carries on rather than raise)."""
+        try:
+            data = make_response(request, code, reason, headers=headers, to_tag=to_tag).to_bytes()
+        except (SipParseError, ValueError):
+            return b""
+        self.send(data)
+        return data
 
     def close(self) -> None:
         """Close the connection the message came on (Kamailio does on bytes it cannot parse); a
