@@ -205,7 +205,8 @@ def pick_evidence(lines: Sequence[str]) -> str:
 
 
 async def still_serving(address: Address, transport: str) -> bool:
-    exchange = await CarrierUA(SERVING_PROBE_IP, 0, transport).options(address, timeout=OPTIONS_TIMEOUT)
+    async with CarrierUA(SERVING_PROBE_IP, 0, transport) as ua:
+        exchange = await ua.options(address, timeout=OPTIONS_TIMEOUT)
     return exchange.final is not None and exchange.final.code == 200
 
 
@@ -222,7 +223,26 @@ async def probe(
 ) -> Answer:
     """Send ``message`` once to ``element`` and record what came back."""
     since = element.log_mark()
-    carrier = CarrierUA(carrier_ip(index, element.name, transport), via_port(message.data), transport)
+    source = (carrier_ip(index, element.name, transport), via_port(message.data))
+    async with CarrierUA(*source, transport) as carrier:
+        exchange = await _send_probe(carrier, element, message, transport, since, window)
+    outcome, code, reason = answer_of(exchange)
+    serving = await still_serving(element.address, transport)
+    evidence = pick_evidence(element.log_lines(since))
+    return Answer(
+        outcome,
+        code,
+        reason,
+        evidence=evidence,
+        serving=serving,
+        ended_early=exchange.ended_early,
+        note=reason if outcome == "error" else "",
+    )
+
+
+async def _send_probe(
+    carrier: CarrierUA, element: Element, message: CorpusMessage, transport: str, since: int, window: float
+) -> Exchange:
     if transport != "udp":
         # over a stream a drop line may precede the close of the connection (Kamailio's reader fails
         # on the bytes after a dropped message): wait for the close or the deadline
@@ -243,18 +263,7 @@ async def probe(
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-    outcome, code, reason = answer_of(exchange)
-    serving = await still_serving(element.address, transport)
-    evidence = pick_evidence(element.log_lines(since))
-    return Answer(
-        outcome,
-        code,
-        reason,
-        evidence=evidence,
-        serving=serving,
-        ended_early=exchange.ended_early,
-        note=reason if outcome == "error" else "",
-    )
+    return exchange
 
 
 @contextlib.contextmanager

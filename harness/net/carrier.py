@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from harness.net.exchange import Address, Exchange, WireEvent
+from harness.net.portlock import SourcePortLock
 from harness.net.transport import (
     Packet,
     PeerClosed,
@@ -192,10 +193,13 @@ class _Session:
 class CarrierUA:
     """A carrier's user agent bound to ``local_ip`` (any 127.x.y.z) and ``local_port``.
 
-    For UDP a ``local_port`` of 0 is resolved once to a free port, so every message of this UA (and its
-    Via/Contact, see :attr:`advertised_port`) uses the same source port. For TCP/TLS 0 means a new
-    ephemeral port per connection. A local RTP socket is opened on ``local_ip`` at once so the SDP
-    offer can name a real port (:attr:`rtp_port`); :meth:`close` releases it.
+    For UDP the SIP socket is bound once, here, and held until :meth:`close`: every message of this UA
+    (and its Via/Contact, see :attr:`advertised_port`) uses the same source port, and no other process
+    can take that port between two exchanges. For TCP/TLS 0 means a new ephemeral port per connection.
+    A fixed ``local_port`` is shared with other harness processes through
+    :class:`~harness.net.portlock.SourcePortLock`: this UA waits for it rather than failing to bind.
+    A local RTP socket is opened on ``local_ip`` at once so the SDP offer can name a real port
+    (:attr:`rtp_port`); :meth:`close` releases it all.
     """
 
     def __init__(
@@ -217,10 +221,20 @@ class CarrierUA:
         self.tls_context = tls_context
         self.timers = timers
         self.server_hostname = server_hostname
-        self.local_port = local_port or (_free_udp_port(local_ip) if transport == "udp" else 0)
-        self._rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self._rtp.bind((local_ip, 0))
-        self._rtp.setblocking(False)
+        self._port_lock = SourcePortLock(local_ip, local_port, transport) if local_port else None
+        self._sip: socket.socket | None = None
+        try:
+            if transport == "udp":
+                self._sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                self._sip.bind((local_ip, local_port))
+                local_port = int(self._sip.getsockname()[1])
+            self.local_port = local_port
+            self._rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self._rtp.bind((local_ip, 0))
+            self._rtp.setblocking(False)
+        except BaseException:
+            self._release_sip()
+            raise
 
     @property
     def rtp_port(self) -> int:
@@ -247,6 +261,15 @@ class CarrierUA:
 
     def close(self) -> None:
         self._rtp.close()
+        self._release_sip()
+
+    def _release_sip(self) -> None:
+        if self._sip is not None:
+            self._sip.close()
+            self._sip = None
+        if self._port_lock is not None:
+            self._port_lock.release()
+            self._port_lock = None
 
     async def __aenter__(self) -> CarrierUA:
         return self
@@ -354,6 +377,7 @@ class CarrierUA:
                 ssl_context=self.tls_context,
                 server_hostname=self.server_hostname,
                 connect_timeout=timeout,
+                udp_socket=self._sip.dup() if self._sip is not None else None,
             )
             exchange.local = transport.local
             await run(_Session(transport, exchange, t0, early_end))
@@ -600,10 +624,3 @@ def _rebranched_top_via(request: Request) -> str:
     if _BRANCH.search(vias[0]):
         return _BRANCH.sub(lambda m: m.group(1) + branch, vias[0], count=1)
     return f"{vias[0]};branch={branch}"
-
-
-def _free_udp_port(ip: str) -> int:
-    """A UDP port free on ``ip`` right now (the UA binds it again for each exchange)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind((ip, 0))
-        return int(probe.getsockname()[1])

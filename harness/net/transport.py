@@ -125,12 +125,23 @@ class UdpTransport(Transport):
         self._lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     @classmethod
-    async def open(cls, local: Address, remote: Address) -> UdpTransport:
+    async def open(
+        cls, local: Address, remote: Address, *, sock: socket.socket | None = None
+    ) -> UdpTransport:
+        """Bind ``local`` and connect to ``remote``; or, with ``sock`` (an already bound socket that this
+        transport owns and closes, e.g. a ``dup()`` of the UA's held socket), connect that one and drop
+        what an earlier exchange left queued in it."""
         self = cls(local, remote)
         loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _DatagramProtocol(self), local_addr=local, remote_addr=remote
-        )
+        if sock is None:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _DatagramProtocol(self), local_addr=local, remote_addr=remote
+            )
+        else:
+            sock.setblocking(False)
+            sock.connect(remote)
+            _drain(sock)
+            transport, _ = await loop.create_datagram_endpoint(lambda: _DatagramProtocol(self), sock=sock)
         self._transport = transport
         host, port = transport.get_extra_info("sockname")[:2]
         self.local = (host, port)
@@ -161,6 +172,17 @@ class UdpTransport(Transport):
     async def _closed(self) -> None:
         if self._transport is not None:
             await self._lost
+
+
+def _drain(sock: socket.socket) -> None:
+    """Discard datagrams already queued (late answers to an earlier exchange on the same socket)."""
+    while True:
+        try:
+            sock.recv(MAX_UDP_PAYLOAD)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            continue  # a queued ICMP error from the earlier exchange: consumed, go on
 
 
 class StreamTransport(Transport):
@@ -270,10 +292,12 @@ async def open_transport(
     ssl_context: ssl.SSLContext | None = None,
     server_hostname: str | None = None,
     connect_timeout: float = 5.0,
+    udp_socket: socket.socket | None = None,
 ) -> Transport:
-    """Open a ``udp``/``tcp``/``tls`` transport from ``local`` (port 0 = ephemeral) to ``remote``."""
+    """Open a ``udp``/``tcp``/``tls`` transport from ``local`` (port 0 = ephemeral) to ``remote``;
+    ``udp_socket``: a bound socket the UDP transport takes over instead of binding ``local`` itself."""
     if kind == "udp":
-        return await UdpTransport.open(local, remote)
+        return await UdpTransport.open(local, remote, sock=udp_socket)
     if kind == "tcp":
         return await StreamTransport.open(local, remote, connect_timeout=connect_timeout)
     if kind == "tls":

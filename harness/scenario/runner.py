@@ -218,8 +218,9 @@ async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0)
             since = time.time()
             early_end = asyncio.Event()
             watcher = None
-            if waits_for_silence and present:
-                # silence is proven by the drop line: stop waiting the moment it arrives
+            if expectation.silence and present:
+                # silence is proven by the drop line: stop waiting the moment it arrives. Not so for a
+                # closed connection: the close follows the drop line and the UA must see it happen.
                 drop_patterns = [p.pattern for p in present]
                 watcher = asyncio.create_task(
                     wait_for_drop(hub, drop_patterns, since=since, deadline=since + timeout, event=early_end)

@@ -50,9 +50,15 @@ def test_lab_and_embedded_give_the_same_results(profile: str) -> None:
     embedded = run_catalog("embedded", profile, cwd=REPO)
     assert lab.records and set(lab.records) == set(embedded.records)
     differing = {
-        scenario: (embedded.records[scenario].get("verdict"), lab.records[scenario].get("verdict"))
+        scenario: {"embedded": _summary(embedded.records[scenario]), "lab": _summary(lab.records[scenario])}
         for scenario in lab.records
         if (embedded.records[scenario].get("verdict"), embedded.records[scenario].get("codes"))
         != (lab.records[scenario].get("verdict"), lab.records[scenario].get("codes"))
     }
     assert not differing, f"embedded vs lab ({profile}): {differing}"
+
+
+def _summary(record: dict[str, object]) -> dict[str, object]:
+    """What a reader needs to tell a real difference from a run that went wrong: verdict, codes, why."""
+    keys = ("verdict", "codes", "failures", "timings")
+    return {key: record.get(key) for key in keys if record.get(key)}
