@@ -148,17 +148,35 @@ def dispatcher_list_text(media: tuple[str, int] | None) -> str:
 
 def free_port(ip: str) -> int:
     """A port free for both UDP and TCP on ``ip`` (another process may still take it later)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+    return free_ports(ip, 1)[0]
+
+
+def free_ports(ip: str, count: int) -> list[int]:
+    """``count`` distinct ports free for both UDP and TCP on ``ip``: each is held until all are chosen,
+    so two of them cannot be the same port (another process may still take one later)."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        for _ in range(50 * count):
+            if len(ports) == count:
+                return ports
+            udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            held.append(udp)
             udp.bind((ip, 0))
             port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((ip, port))
-                except OSError:
-                    continue
-                return port
-    raise KamailioError(f"no port free for both UDP and TCP on {ip}")
+            tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(tcp)
+            try:
+                tcp.bind((ip, port))
+            except OSError:
+                continue
+            ports.append(port)
+        if len(ports) == count:
+            return ports
+    finally:
+        for sock in held:
+            sock.close()
+    raise KamailioError(f"no {count} port(s) free for both UDP and TCP on {ip}")
 
 
 def _options_probe(ip: str, port: int, local_port: int) -> bytes:

@@ -33,7 +33,7 @@ from types import FrameType
 from typing import Any
 
 from harness.kazoo.profiles import Profile
-from harness.lab.kamailio import free_port
+from harness.lab.kamailio import free_ports
 from harness.logs.docker_source import DockerSource
 from harness.logs.source import LogSource
 from harness.model.demo import demo_roles
@@ -367,11 +367,9 @@ def start_docker_stack(
     )
     _LIVE.add(stack)
     try:
-        stack.sbc = (LISTEN_IP, free_port(LISTEN_IP))
-        stack.media = (LISTEN_IP, free_port(LISTEN_IP))
-        stack.esl = (LISTEN_IP, free_port(LISTEN_IP))
-        stack.couch = (LISTEN_IP, free_port(LISTEN_IP))
-        model_sbc = (LISTEN_IP, free_port(LISTEN_IP))  # the model's own SBC role: unused behind Kamailio
+        sbc, media, esl, couch, own_sbc = free_ports(LISTEN_IP, 5)
+        stack.sbc, stack.media, stack.esl, stack.couch = ((LISTEN_IP, p) for p in (sbc, media, esl, couch))
+        model_sbc = (LISTEN_IP, own_sbc)  # the model's own SBC role: unused behind Kamailio
         model = _create(
             client,
             stack,

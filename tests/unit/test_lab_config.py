@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import socket
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from harness.lab.kamailio import (
     LabKamailio,
     dispatcher_list_text,
     free_port,
+    free_ports,
     kamailio_available,
     render_config,
 )
@@ -79,6 +81,15 @@ def test_free_port_is_bindable_for_udp_and_tcp() -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp, socket.socket() as tcp:
         udp.bind(("127.0.0.1", port))
         tcp.bind(("127.0.0.1", port))
+
+
+def test_free_ports_are_distinct_and_each_bindable_for_udp_and_tcp() -> None:
+    ports = free_ports("127.0.0.1", 6)
+    assert len(set(ports)) == 6
+    with contextlib.ExitStack() as held:
+        for port in ports:
+            held.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM)).bind(("127.0.0.1", port))
+            held.enter_context(socket.socket()).bind(("127.0.0.1", port))
 
 
 def test_available_is_none_or_a_reason() -> None:
