@@ -194,7 +194,7 @@ class MediaRole:
         problem = direct_reach_problem(message, path.proto)
         if problem is not None:
             code, reason, headers = problem
-            self._reply(message, path, code, reason, headers=headers)
+            path.respond(message, code, reason, headers=headers)
             return
         handler = {
             "INVITE": self._on_invite,
@@ -205,23 +205,11 @@ class MediaRole:
         }.get(message.method, self._on_other)
         handler(message, path)
 
-    def _reply(
-        self,
-        request: Request,
-        path: ReplyPath,
-        code: int,
-        reason: str,
-        *,
-        headers: list[tuple[str, str]] | None = None,
-        to_tag: str | None = None,
-    ) -> bytes:
-        return path.respond(request, code, reason, headers=headers or [], to_tag=to_tag)
-
     def _on_options(self, request: Request, path: ReplyPath) -> None:
-        self._reply(request, path, 200, "OK", headers=[("Allow", ALLOW)], to_tag=secrets.token_hex(5))
+        path.respond(request, 200, "OK", headers=[("Allow", ALLOW)], to_tag=secrets.token_hex(5))
 
     def _on_other(self, request: Request, path: ReplyPath) -> None:
-        self._reply(request, path, 405, "Method Not Allowed", headers=[("Allow", ALLOW)])
+        path.respond(request, 405, "Method Not Allowed", headers=[("Allow", ALLOW)])
 
     def _on_ack(self, request: Request, path: ReplyPath) -> None:
         call = self.calls.get(request.call_id)
@@ -233,17 +221,17 @@ class MediaRole:
     def _on_bye(self, request: Request, path: ReplyPath) -> None:
         call = self.calls.get(request.call_id)
         if call is None or not call.answered:
-            self._reply(request, path, 481, "Call/Transaction Does Not Exist")
+            path.respond(request, 481, "Call/Transaction Does Not Exist")
             return
-        self._reply(request, path, 200, "OK")
+        path.respond(request, 200, "OK")
         self._hang_up(call, "NORMAL_CLEARING")
 
     def _on_cancel(self, request: Request, path: ReplyPath) -> None:
         call = self.calls.get(request.call_id)
         if call is None or call.final is not None:
-            self._reply(request, path, 481, "Call/Transaction Does Not Exist")
+            path.respond(request, 481, "Call/Transaction Does Not Exist")
             return
-        self._reply(request, path, 200, "OK")
+        path.respond(request, 200, "OK")
         self._respond(call, 487, "Request Terminated")
         self._hang_up(call, "ORIGINATOR_CANCEL")
 
@@ -252,7 +240,7 @@ class MediaRole:
         existing = self.calls.get(call_id)
         if existing is not None and request.to.tag is None and existing.branch != request.top_via.branch:
             if existing.final is None:  # a second INVITE while the first is still pending
-                self._reply(request, path, 482, "Loop Detected")
+                path.respond(request, 482, "Loop Detected")
                 return
             existing = None  # a new transaction (a retry with credentials): a new call
         if existing is not None:
@@ -260,18 +248,17 @@ class MediaRole:
                 if existing.last:
                     existing.path.send(existing.last)
             elif existing.answered and existing.final == 200:  # re-INVITE: same session
-                self._reply(
+                path.respond(
                     request,
-                    path,
                     200,
                     "OK",
                     headers=[("Contact", self._contact(existing)), ("Content-Type", "application/sdp")],
                 )
             else:
-                self._reply(request, path, 481, "Call/Transaction Does Not Exist")
+                path.respond(request, 481, "Call/Transaction Does Not Exist")
             return
         if request.to.tag is not None:
-            self._reply(request, path, 481, "Call/Transaction Does Not Exist")
+            path.respond(request, 481, "Call/Transaction Does Not Exist")
             return
         call = Call(call_id, request.top_via.branch, request, path)
         self.calls[call_id] = call

@@ -294,16 +294,6 @@ class SbcRole:
         except Exception:  # the SBC must keep answering whatever a message does to it
             _log.exception("SBC failed on a message from %s:%d", *path.peer)
 
-    def _reply(
-        self,
-        request: Request,
-        path: ReplyPath,
-        code: int,
-        reason: str,
-        headers: list[tuple[str, str]] | None = None,
-    ) -> bytes:
-        return path.respond(request, code, reason, headers=headers or [])
-
     def _handle(self, data: bytes, path: ReplyPath) -> None:
         ip, port = path.peer
         message = self._core_parse(data)
@@ -332,7 +322,7 @@ class SbcRole:
                 self._log("warning", f"dropping insane message from {ip}:{port}", call_id)
             else:
                 self._log("warning", f"insane message from {ip}:{port}", call_id)
-                self._reply(request, path, 400, "Bad Request")
+                path.respond(request, 400, "Bad Request")
             return
         forwarded = self._max_forwards(request, path, call_id)
         if forwarded is None:
@@ -348,7 +338,7 @@ class SbcRole:
         if self._flood_dropped(request, ip, port, call_id):
             return
         if request.method == "OPTIONS":
-            self._reply(request, path, 200, "Rawr!!")
+            path.respond(request, 200, "Rawr!!")
             return
         if self._optional_roles_stop(request, path, call_id):
             return
@@ -370,15 +360,15 @@ class SbcRole:
             return
         if request.method == "UPDATE":
             self._log("warning", "update outside dialog not allowed", call_id)
-            self._reply(request, path, 403, "Dialog does not exist")
+            path.respond(request, 403, "Dialog does not exist")
             return
         if request.method in ("BYE", "PRACK"):
             self._log("warning", "originating subsequent requests outside dialog not allowed", call_id)
-            self._reply(request, path, 403, "Dialog does not exist")
+            path.respond(request, 403, "Dialog does not exist")
             return
         if request.has("route"):
             self._log("warning", "dropping initial request with route-set", call_id)
-            self._reply(request, path, 403, "No pre-loaded routes")
+            path.respond(request, 403, "No pre-loaded routes")
             return
         self._relay_request(request, path)
 
@@ -415,7 +405,7 @@ class SbcRole:
         if hops == 0:
             ip, port = path.peer
             self._log("warning", f"too much hops, not enough barley from {ip}:{port}", call_id)
-            self._reply(request, path, 483, "Too Many Hops")
+            path.respond(request, 483, "Too Many Hops")
             return None
         hops = min(hops, MAX_FORWARDS_LIMIT)
         return cast(Request, request.replace_header("Max-Forwards", str(hops - 1)))
@@ -435,7 +425,7 @@ class SbcRole:
                 self._log("warning", "dropping INVITE request with IP domain", call_id)
                 return True
         if self.switches.get("acl") and not trusted and not self._realm_acl_allows(request, ip, call_id):
-            self._reply(request, path, 603, "Rejected by ACL")
+            path.respond(request, 603, "Rejected by ACL")
             return True
         if self.switches.get("authorization") and not trusted and not self._credentials_ok(request):
             frm = request.from_.uri
@@ -443,8 +433,8 @@ class SbcRole:
             challenge = make_challenge_value(
                 frm.host, hashlib.sha1(f"{call_id}{time.time()}".encode()).hexdigest()
             )
-            self._reply(
-                request, path, 407, "Proxy Authentication Required", [("Proxy-Authenticate", challenge)]
+            path.respond(
+                request, 407, "Proxy Authentication Required", headers=[("Proxy-Authenticate", challenge)]
             )
             return True
         return False
@@ -557,7 +547,7 @@ class SbcRole:
         loop = asyncio.get_running_loop()
         loop.call_later(TRANSACTION_MAX, self._forget, tx)  # bounds the table whatever the media role does
         if request.method == "INVITE":
-            self._reply(request, path, 100, "Attempting to connect your call")
+            path.respond(request, 100, "Attempting to connect your call")
             tx.probe = asyncio.get_running_loop().call_later(self.probe_timeout, self._probe_expired, tx)
         self._send_to_media(self._prepare(request, path, branch))
 
@@ -565,7 +555,7 @@ class SbcRole:
         branch = self._branch_for(request, path)
         invite = self.transactions.get((branch, "INVITE"))
         if invite is None or invite.final is not None:
-            self._reply(request, path, 481, "Call leg/transaction does not exist")
+            path.respond(request, 481, "Call leg/transaction does not exist")
             return
         invite.cancelled = True
         self._relay_request(request, path)
