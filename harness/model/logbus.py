@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from harness.kazoo.logformat import Level, fs_line, kamailio_line, kazoo_line, normalize_level
+from harness.model.subscribers import Subscribers
 
 _log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class LogBus:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()  # re-entrant: a subscriber may log itself
         self._files: dict[str, TextIO] = {}
-        self._subscribers: list[Subscriber] = []
+        self._subscribers: Subscribers[Subscriber] = Subscribers()
         self._pid = os.getpid()
         self._closed = False
 
@@ -59,15 +60,7 @@ class LogBus:
 
     def subscribe(self, callback: Subscriber) -> Callable[[], None]:
         """Receive every record from now on; returns the function that ends the subscription."""
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def freeswitch(
         self, level: Level, file: str, line: int, message: str, call_id: str | None = None, *, func: str = ""
@@ -121,7 +114,7 @@ class LogBus:
             handle.write(record.text + "\n")
             handle.flush()
             # Delivered under the lock so every subscriber sees records in file order.
-            for callback in list(self._subscribers):
+            for callback in self._subscribers.snapshot():
                 try:
                     callback(record)
                 except Exception:  # a broken listener must not break the roles that log

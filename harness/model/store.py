@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote
 
+from harness.model.subscribers import Subscribers
+
 Doc = dict[str, Any]
 ChangeCallback = Callable[[str, str], None]
 
@@ -92,7 +94,7 @@ class DocumentStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._dbs: dict[str, _Database] = {}
-        self._subscribers: list[ChangeCallback] = []
+        self._subscribers: Subscribers[ChangeCallback] = Subscribers()
 
     # --- databases -------------------------------------------------------------------------------
     def all_dbs(self) -> list[str]:
@@ -204,20 +206,10 @@ class DocumentStore:
     def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
         """Call ``callback(db, doc_id)`` after every change (from the changing thread, outside the lock).
         Returns a function that unsubscribes."""
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._subscribers.add(callback)
 
     def _notify(self, db: str, doc_id: str) -> None:
-        with self._lock:
-            subscribers = list(self._subscribers)
-        for callback in subscribers:
+        for callback in self._subscribers.snapshot():
             callback(db, doc_id)
 
     # --- data directories ------------------------------------------------------------------------
