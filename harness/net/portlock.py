@@ -42,15 +42,14 @@ class SourcePortLock:
         self._fd: int | None = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         if self._try_lock():
             return
-        granted = threading.Event()
-        state = {"abandoned": False}
-        guard = threading.Lock()
+        granted, abandoned = threading.Event(), threading.Event()
+        guard = threading.Lock()  # grant and abandonment are decided one at a time
         fd = self._fd
 
         def block_until_granted() -> None:
             fcntl.flock(fd, fcntl.LOCK_EX)
             with guard:
-                if state["abandoned"]:
+                if abandoned.is_set():
                     os.close(fd)  # the caller gave up: release at once
                 else:
                     granted.set()
@@ -61,7 +60,7 @@ class SourcePortLock:
         with guard:
             if granted.is_set():
                 return
-            state["abandoned"] = True
+            abandoned.set()
         self._fd = None
         raise SourceAddressBusy(
             f"source address {self.address} is held by another harness process for more than {wait:g} s "
