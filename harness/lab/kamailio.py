@@ -17,11 +17,12 @@ import subprocess
 import tempfile
 import threading
 import time
-import uuid
 import weakref
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
+
+from harness.lab.ready import wait_options_answer
 
 PROFILES = ("kazoo-4.3", "kazoo-5")
 
@@ -177,20 +178,6 @@ def free_ports(ip: str, count: int) -> list[int]:
         for sock in held:
             sock.close()
     raise KamailioError(f"no {count} port(s) free for both UDP and TCP on {ip}")
-
-
-def _options_probe(ip: str, port: int, local_port: int) -> bytes:
-    call_id = uuid.uuid4().hex
-    return (
-        f"OPTIONS sip:{ip}:{port} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP {ip}:{local_port};branch=z9hG4bK{call_id[:16]};rport\r\n"
-        "Max-Forwards: 70\r\n"
-        f"From: <sip:lab-ready@{ip}>;tag={call_id[:8]}\r\n"
-        f"To: <sip:{ip}:{port}>\r\n"
-        f"Call-ID: lab-ready-{call_id}\r\n"
-        "CSeq: 1 OPTIONS\r\n"
-        "Content-Length: 0\r\n\r\n"
-    ).encode()
 
 
 class LogFollower:
@@ -367,33 +354,26 @@ class LabKamailio:
 
     def _wait_ready(self) -> None:
         """Send OPTIONS until one is answered; the deadline is ready_timeout."""
-        assert self._process is not None
-        deadline = time.monotonic() + self.ready_timeout
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            sock.bind((self.listen_ip, 0))
-            local_port = int(sock.getsockname()[1])
-            probe = _options_probe(self.listen_ip, self.port, local_port)
-            while True:
-                if self._process.poll() is not None:
-                    raise KamailioError(
-                        f"kamailio exited with {self._process.returncode} before answering; "
-                        f"see {self.log_path}:\n{self._log_tail()}"
-                    )
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise KamailioError(
-                        f"kamailio did not answer OPTIONS on {self.listen_ip}:{self.port} within "
-                        f"{self.ready_timeout} s; see {self.log_path}:\n{self._log_tail()}"
-                    )
-                sock.sendto(probe, (self.listen_ip, self.port))
-                # each probe waits at most 50 ms for its answer, then is sent again
-                sock.settimeout(min(0.05, remaining))
-                try:
-                    data = sock.recv(65535)
-                except (TimeoutError, ConnectionRefusedError):
-                    continue
-                if data.startswith(b"SIP/2.0 200"):
-                    return
+        process = self._process
+        assert process is not None
+        readiness = wait_options_answer(
+            (self.listen_ip, self.port),
+            time.monotonic() + self.ready_timeout,
+            who="lab-ready",
+            exited=lambda: process.poll() is not None,
+            want=b"SIP/2.0 200",
+            probe_wait=0.05,  # each probe waits at most 50 ms for its answer, then is sent again
+        )
+        if readiness == "exited":
+            raise KamailioError(
+                f"kamailio exited with {process.returncode} before answering; "
+                f"see {self.log_path}:\n{self._log_tail()}"
+            )
+        if readiness == "timeout":
+            raise KamailioError(
+                f"kamailio did not answer OPTIONS on {self.listen_ip}:{self.port} within "
+                f"{self.ready_timeout} s; see {self.log_path}:\n{self._log_tail()}"
+            )
 
     def _log_tail(self, lines: int = 20) -> str:
         if self._log is None:

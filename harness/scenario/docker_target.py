@@ -20,7 +20,6 @@ import io
 import os
 import shutil
 import signal
-import socket
 import tarfile
 import tempfile
 import threading
@@ -34,6 +33,7 @@ from typing import Any
 
 from harness.kazoo.profiles import Profile
 from harness.lab.kamailio import free_ports
+from harness.lab.ready import wait_options_answer
 from harness.logs.docker_source import DockerSource
 from harness.logs.source import LogSource
 from harness.model.demo import demo_roles
@@ -283,48 +283,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _options(ip: str, port: int, local_port: int) -> bytes:
-    tag = uuid.uuid4().hex
-    return (
-        f"OPTIONS sip:{ip}:{port} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP {ip}:{local_port};branch=z9hG4bK{tag[:16]};rport\r\n"
-        "Max-Forwards: 70\r\n"
-        f"From: <sip:docker-ready@{ip}>;tag={tag[:8]}\r\n"
-        f"To: <sip:{ip}:{port}>\r\n"
-        f"Call-ID: docker-ready-{tag}\r\n"
-        "CSeq: 1 OPTIONS\r\n"
-        "Content-Length: 0\r\n\r\n"
-    ).encode()
-
-
 def wait_answering(address: Address, container: Any, deadline: float, *, want: bytes = b"SIP/2.0 ") -> None:
     """Send OPTIONS to ``address`` until a reply starting with ``want`` comes back; fail when the container
     exits or ``deadline`` (time.monotonic()) passes. Each probe waits up to 0.1 s for its reply."""
+
+    def exited() -> bool:
+        container.reload()
+        return container.status in ("exited", "dead")
+
+    readiness = wait_options_answer(
+        address, deadline, who="docker-ready", exited=exited, want=want, probe_wait=0.1
+    )
     ip, port = address
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((ip, 0))
-        probe = _options(ip, port, int(sock.getsockname()[1]))
-        while True:
-            container.reload()
-            if container.status in ("exited", "dead"):
-                raise TargetStartError(
-                    f"container {container.name} exited before answering OPTIONS on {ip}:{port}:\n"
-                    + _log_tail(container)
-                )
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TargetStartError(
-                    f"container {container.name} did not answer OPTIONS on {ip}:{port} in time:\n"
-                    + _log_tail(container)
-                )
-            sock.sendto(probe, (ip, port))
-            sock.settimeout(min(0.1, remaining))
-            try:
-                reply = sock.recv(65535)
-            except (TimeoutError, ConnectionRefusedError):
-                continue
-            if reply.startswith(want):
-                return
+    if readiness == "exited":
+        raise TargetStartError(
+            f"container {container.name} exited before answering OPTIONS on {ip}:{port}:\n"
+            + _log_tail(container)
+        )
+    if readiness == "timeout":
+        raise TargetStartError(
+            f"container {container.name} did not answer OPTIONS on {ip}:{port} in time:\n"
+            + _log_tail(container)
+        )
 
 
 def _log_tail(container: Any, lines: int = 20) -> str:

@@ -3,6 +3,7 @@ Dockerfiles' contract (BASE_IMAGE argument, few instructions)."""
 
 from __future__ import annotations
 
+import ast
 import tarfile
 from pathlib import Path
 
@@ -66,3 +67,29 @@ def test_dockerfiles_take_base_image_and_stay_short(role: str) -> None:
     assert lines[1] == "FROM ${BASE_IMAGE}"
     # vfs copies the whole filesystem for each layer-making instruction
     assert sum(line.split()[0] in ("COPY", "RUN", "ADD") for line in lines) <= 2
+
+
+def test_the_kamailio_context_holds_every_harness_module_its_entry_point_imports() -> None:
+    """The Kamailio image has no pip install: docker/lab_kamailio.py runs from the files in its context,
+    so every harness module it reaches, directly or through another, must be in that context."""
+    kamailio = _names("kamailio")
+    pending, seen = [REPO_ROOT / "docker" / "lab_kamailio.py"], set[Path]()
+    while pending:
+        path = pending.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            modules = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                modules = [node.module]
+            for module in (m for m in modules if m == "harness" or m.startswith("harness.")):
+                relative = module.replace(".", "/")
+                file = (
+                    relative + ".py"
+                    if (REPO_ROOT / f"{relative}.py").is_file()
+                    else relative + "/__init__.py"
+                )
+                assert file in kamailio, f"{path.relative_to(REPO_ROOT)} imports {module}, not in the image"
+                pending.append(REPO_ROOT / file)
+    assert len(seen) > 2  # the walk reached the harness modules, not only the entry point
