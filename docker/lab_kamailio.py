@@ -2,7 +2,9 @@
 
 Kamailio then runs in the foreground (``-DD -E``) as the container's main process, so its log (stderr)
 is the container's log, which the harness streams through the docker SDK (DockerSource).
-Run as: ``lab_kamailio.py --listen 127.0.0.1 --port 5060 --media 127.0.0.1:11000 --profile kazoo-4.3``.
+Run as: ``lab_kamailio.py --listen 127.0.0.1 --port 5060 --media 127.0.0.1:11000 --log-style pipe``; the
+docker target passes the knobs of the release under test (harness.kazoo.release), since this image holds
+only the standard library and harness/lab.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import sys
 from pathlib import Path
 
 from harness.lab.kamailio import (
-    PROFILES,
+    LOG_STYLES,
+    LabStyle,
     dispatcher_list_text,
     kamailio_available,
     kamailio_binary,
@@ -34,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", default="127.0.0.1", help="loopback address to listen on")
     parser.add_argument("--port", type=int, default=5060, help="UDP+TCP port")
     parser.add_argument("--media", type=_address, default=None, help="media role IP:PORT (none: 480s)")
-    parser.add_argument("--profile", choices=PROFILES, default="kazoo-4.3")
+    parser.add_argument("--log-style", choices=LOG_STYLES, required=True, help="the release's Kamailio lines")
+    parser.add_argument("--rewrite-604", action="store_true", help="the failure route turns 604 into 486")
     parser.add_argument("--workdir", default="/run/lab-kamailio", help="config, dispatcher list, pid file")
     parser.add_argument("--no-sanity-drop", action="store_true", help="answer insane messages with 400")
     args = parser.parse_args(argv)
@@ -60,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             dispatcher_list=dispatcher_list,
             module_dir=module_dir,
-            profile=args.profile,
+            style=LabStyle(kamailio_log_style=args.log_style, sbc_rewrites_604=args.rewrite_604),
             sanity_drops_request=not args.no_sanity_drop,
         )
     )

@@ -1,7 +1,10 @@
 """The pytest plugin (entry point `pytest11`): options, markers, fixtures and YAML scenario collection.
 
-With no target given, one embedded Kazoo model is started per pytest session (per xdist worker) on free
-loopback ports and stopped at the end. Scenario files are collected from `scenarios/**/*.yaml`.
+The target under test is the session fixture ``kazoo``: opened on first use (with no target given, an
+embedded Kazoo model on free loopback ports, one per pytest session or xdist worker) and closed by the
+fixture's teardown. YAML scenarios are pytest Functions that take it like any test does. Scenario files
+are collected wherever they are: any YAML file holding scenarios (`name`, `send`, `expect`, or a
+`scenarios:` list); their schema is checked against what the target is known to have (its log sources).
 """
 
 from __future__ import annotations
@@ -11,34 +14,33 @@ import os
 import random
 import shlex
 from collections.abc import Callable, Generator, Iterator
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
-from harness.kazoo.profiles import DEFAULT_PROFILE, ProfileError, load_profile
-from harness.kazoo.provision_fixture import kazoo_provision  # noqa: F401  (a fixture the plugin offers)
+from harness.kazoo.causes import CALL_FLOW, CALL_FLOW_TITLE, GUIDE
+from harness.kazoo.profile import Profile, ProfileError
+from harness.kazoo.provision import Provisioner
+from harness.kazoo.release import RELEASES
 from harness.net.carrier import CarrierUA
+from harness.net.gate import SendRefused
 from harness.scenario.case import ScenarioCase, expand, load_cases
 from harness.scenario.records import scenario_record
-from harness.scenario.runner import ScenarioResult, ScenarioSetupError, run_case_sync
-from harness.scenario.safety import check_destination, refusal
-from harness.scenario.schema import SCENARIO, ScenarioError, check
-from harness.scenario.target import Target, TargetError
-from harness.scenario.targets import TargetStartError, open_target
+from harness.scenario.runner import ScenarioResult, run_case_sync
+from harness.scenario.schema import check_scenario, context, is_scenario_file
 from harness.sip.transaction import Timers
+from harness.targets.kinds import TargetRef, choose_profile, resolve
+from harness.targets.target import Target, TargetError, TargetStartError
+from harness.yaml_schema import SchemaError
 
-CAUSE_MARKERS = {
-    "acl": "seed cause 1: the carrier's IP is not in the allowed list (ecallmgr ACLs)",
-    "number_format": "seed cause 2: the dialed number is not in a form Kazoo understands",
-    "number_mapping": "seed cause 3: the number is not mapped in the numbers database",
-    "malformed": "seed cause 4: the INVITE is malformed, oversized or asks for unsupported features",
-    "call_flow": "healthy call flows and the symptoms callers report",
-}
 INFRA_EXIT = 3
-TARGET_KEY = pytest.StashKey[Target]()
 SEED_KEY = pytest.StashKey[int]()
+REF_KEY = pytest.StashKey[TargetRef]()
+PROFILE_KEY = pytest.StashKey[Profile]()
 RESULTS_KEY = pytest.StashKey[list[dict[str, Any]]]()
+CONTEXT_KEY = pytest.StashKey[dict[str, Any]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,13 +50,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="kazoo_target",
         default=None,
         help="what to test: 'embedded' (default: a Kazoo model started for the session), 'lab', 'docker', "
-        "or a target file (TOML). ini: kazoo_target",
+        "'model', HOST:PORT, or a target file (TOML). ini: kazoo_target",
     )
     group.addoption(
         "--kazoo-profile",
         dest="kazoo_profile",
         default=None,
-        help="expectation profile: kazoo-4.3 (default), kazoo-5, or a profile file. ini: kazoo_profile",
+        help=f"expectation profile: {', '.join(RELEASES)} or a profile file (default: the target file's, "
+        f"else {next(iter(RELEASES))}). ini: kazoo_profile",
     )
     group.addoption(
         "--harness-seed",
@@ -65,10 +68,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "replayed. ini: harness_seed",
     )
     group.addoption(
-        "--harness-json",
-        dest="harness_json",
-        default=None,
-        help="write one JSON record per scenario to this file",
+        "--harness-json", dest="harness_json", default=None, help="write one JSON record per scenario here"
     )
     group.addoption(
         "--harness-pcap",
@@ -77,7 +77,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write one pcap per scenario into this directory",
     )
     parser.addini("kazoo_target", "default for --kazoo-target", default="embedded")
-    parser.addini("kazoo_profile", "default for --kazoo-profile", default=DEFAULT_PROFILE)
+    parser.addini("kazoo_profile", "default for --kazoo-profile", default="")
     parser.addini("harness_seed", "default for --harness-seed", default="")
 
 
@@ -87,29 +87,40 @@ def _option(config: pytest.Config, name: str) -> str:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    for cause, doc in CAUSE_MARKERS.items():
+    for cause, doc in GUIDE.items():
         config.addinivalue_line("markers", f"{cause}: {doc}")
-    config.addinivalue_line("markers", "kazoo_4_3: runs only with a kazoo-4.3 profile")
-    config.addinivalue_line("markers", "kazoo_5: runs only with a kazoo-5 profile")
+    config.addinivalue_line("markers", f"{CALL_FLOW}: {CALL_FLOW_TITLE}")
+    for release in RELEASES.values():
+        config.addinivalue_line("markers", f"{release.marker}: runs only with a {release.name} profile")
     config.addinivalue_line("markers", "slow: takes more than a couple of seconds")
     config.addinivalue_line("markers", "scenario: a scenario from the YAML catalog")
-    seed_text = _option(config, "harness_seed")
-    worker_input = getattr(config, "workerinput", {})
-    if "harness_seed" in worker_input:  # an xdist worker replays the controller's seed
-        seed = int(worker_input["harness_seed"])
-    elif seed_text.strip():
-        seed = int(seed_text)
-    elif os.environ.get("HARNESS_SEED", "").strip():
-        seed = int(os.environ["HARNESS_SEED"])
-    else:
-        seed = random.randrange(10**6)
-    config.stash[SEED_KEY] = seed
+    config.stash[SEED_KEY] = _seed(config)
     config.stash[RESULTS_KEY] = []
     config.pluginmanager.register(_Recorder(config.stash[RESULTS_KEY]), "kazoo-harness-recorder")
     try:
-        load_profile(_option(config, "kazoo_profile"))
-    except ProfileError as exc:
-        raise pytest.UsageError(str(exc)) from exc
+        ref = resolve(_option(config, "kazoo_target"))
+        profile = choose_profile(ref, _option(config, "kazoo_profile") or None)
+        log_names = ref.log_names
+    except (TargetError, ProfileError) as exc:
+        raise pytest.UsageError(f"kazoo-harness: {exc}") from exc
+    config.stash[REF_KEY] = ref
+    config.stash[PROFILE_KEY] = profile
+    # a target file's log sources are known before it is opened: a pattern naming another source is an
+    # error at its line (only when the target declares its logs: a bare HOST:PORT has none to check)
+    known = log_names if log_names or ref.kind.name == "file" else None
+    config.stash[CONTEXT_KEY] = context(known, sorted(profile.never))
+
+
+def _seed(config: pytest.Config) -> int:
+    seed_text = _option(config, "harness_seed")
+    worker_input = getattr(config, "workerinput", {})
+    if "harness_seed" in worker_input:  # an xdist worker replays the controller's seed
+        return int(worker_input["harness_seed"])
+    if seed_text.strip():
+        return int(seed_text)
+    if os.environ.get("HARNESS_SEED", "").strip():
+        return int(os.environ["HARNESS_SEED"])
+    return random.randrange(10**6)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -120,35 +131,14 @@ def pytest_configure_node(node: Any) -> None:
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     return [
-        f"kazoo-harness: target={_option(config, 'kazoo_target')} profile={_option(config, 'kazoo_profile')} "
+        f"kazoo-harness: target={_option(config, 'kazoo_target')} profile={config.stash[PROFILE_KEY].name} "
         f"seed={config.stash[SEED_KEY]} (replay with --harness-seed {config.stash[SEED_KEY]})"
     ]
 
 
-def session_target(config: pytest.Config) -> Target:
-    """The session's target, started on first use."""
-    if TARGET_KEY not in config.stash:
-        profile = load_profile(_option(config, "kazoo_profile"))
-        try:
-            config.stash[TARGET_KEY] = open_target(_option(config, "kazoo_target"), profile)
-        except TargetError as exc:
-            # raised while a test runs, so end the session rather than fail that one test
-            pytest.exit(f"kazoo-harness: cannot use target: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
-        except TargetStartError as exc:
-            # infrastructure, not a scenario failure: a distinct exit status (kazoo-harness run: 3)
-            pytest.exit(f"kazoo-harness: infrastructure error: {exc}", returncode=INFRA_EXIT)
-    return config.stash[TARGET_KEY]
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
-    target = config.stash.get(TARGET_KEY, None)
-    if target is not None:
-        if target.close is not None:
-            target.close()
-        elif target.model is not None:
-            target.model.stop()
     path = config.getoption("harness_json", None)
-    if path and not hasattr(config, "workerinput"):
+    if path and not hasattr(config, "workerinput") and RESULTS_KEY in config.stash:
         Path(path).write_text(json.dumps(config.stash[RESULTS_KEY], indent=2) + "\n", encoding="utf-8")
 
 
@@ -156,14 +146,27 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def kazoo(pytestconfig: pytest.Config) -> Target:
-    """The target under test (embedded model unless --kazoo-target says otherwise)."""
-    return session_target(pytestconfig)
+def kazoo(pytestconfig: pytest.Config) -> Iterator[Target]:
+    """The target under test (embedded model unless --kazoo-target says otherwise), closed at the end."""
+    from harness.targets.kinds import open_target
+
+    with ExitStack() as stack:
+        try:
+            target = stack.enter_context(
+                open_target(pytestconfig.stash[REF_KEY].text, pytestconfig.stash[PROFILE_KEY])
+            )
+        except TargetError as exc:
+            pytest.exit(f"kazoo-harness: cannot use target: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
+        except TargetStartError as exc:
+            # infrastructure, not a scenario failure: a distinct exit status (kazoo-harness run: 3)
+            pytest.exit(f"kazoo-harness: infrastructure error: {exc}", returncode=INFRA_EXIT)
+        yield target
 
 
 @pytest.fixture
 def carrier(kazoo: Target) -> Iterator[Callable[..., CarrierUA]]:
-    """A factory of carrier UAs: ``carrier(role="listed", transport="udp")`` or ``carrier(address=...)``."""
+    """A factory of carrier UAs sending through the target's gate: ``carrier(role="listed")`` or
+    ``carrier(address=...)``."""
     made: list[CarrierUA] = []
 
     def make(
@@ -173,9 +176,8 @@ def carrier(kazoo: Target) -> Iterator[Callable[..., CarrierUA]]:
         transport: str = "udp",
         port: int | None = None,
     ) -> CarrierUA:
-        check_destination(kazoo, kazoo.sbc)  # the fixture's users send to the target's SBC
         ip, p = kazoo.carrier(role, address, port)
-        ua = CarrierUA(ip, p, transport, timers=Timers(t1=0.5))
+        ua = CarrierUA(ip, p, transport, gate=kazoo.gate, timers=Timers(t1=0.5))
         made.append(ua)
         return ua
 
@@ -185,24 +187,20 @@ def carrier(kazoo: Target) -> Iterator[Callable[..., CarrierUA]]:
 
 
 @pytest.fixture
-def run_scenario(kazoo: Target, pytestconfig: pytest.Config) -> Callable[[dict[str, Any]], ScenarioResult]:
-    """Run a scenario given as a dict (the YAML schema) and return its result; raise on a failed verdict."""
+def run_scenario(kazoo: Target, pytestconfig: pytest.Config) -> Callable[..., ScenarioResult]:
+    """Run a scenario given as a dict (the YAML schema) and return its result; raise on a failed verdict
+    (and SendRefused when the target's rules refuse what it would send)."""
 
     def run(data: dict[str, Any], *, check_only: bool = False) -> ScenarioResult:
-        node_data = dict(data)
-        node_data.setdefault("description", node_data.get("name", "python scenario"))
-        import yaml
-
-        node = yaml.compose(yaml.safe_dump(node_data))
-        assert node is not None
-        checked = check(node, SCENARIO, "<python>", "")
+        given = {"description": data.get("name", "python scenario"), **data}
+        checked = check_scenario(given, context(list(kazoo.logs), sorted(kazoo.profile.never)))
         results = [
             run_case_sync(case, kazoo, session_seed=pytestconfig.stash[SEED_KEY])
             for case in expand(checked, Path("<python>"), 1)
         ]
         failed = [r for r in results if r.failures]
         if failed and not check_only:
-            raise AssertionError(format_failure(failed[0], pytestconfig))
+            raise AssertionError(format_failure(failed[0], pytestconfig, kazoo))
         return results[0]
 
     return run
@@ -212,37 +210,59 @@ def run_scenario(kazoo: Target, pytestconfig: pytest.Config) -> Callable[[dict[s
 def sip_logs(kazoo: Target) -> Callable[[], Any]:
     """A factory of log hubs over the target's log sources: ``async with sip_logs() as hub: ...``."""
     from harness.logs.hub import LogHub
-    from harness.scenario.runner import _log_sources
 
-    return lambda: LogHub(_log_sources(kazoo))
+    return lambda: LogHub(kazoo.log_sources())
+
+
+@pytest.fixture
+def kazoo_provision(kazoo: Target) -> Iterator[Provisioner]:
+    """Temporary ACL entries, numbers, accounts and callflows on the target under test, restored at
+    teardown whatever the test did; skips on targets without ``allow_provisioning``::
+
+    def test_new_carrier(kazoo_provision, carrier):
+        kazoo_provision.acl_entry("127.0.0.77/32")
+    """
+    try:
+        provisioner = kazoo.provisioner()
+    except SendRefused as exc:
+        pytest.skip(str(exc))
+    with provisioner:
+        yield provisioner
 
 
 # -- YAML collection --------------------------------------------------------------------------------
 
 
 def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Collector | None:
-    if file_path.suffix not in (".yaml", ".yml") or "scenarios" not in file_path.parts:
+    """Scenario files under a folder named `scenarios`, or under a path given on the command line (any
+    file or folder: `kazoo-harness run ../regressions/`)."""
+    found = is_scenario_file(file_path)
+    if found is False:
         return None
-    if "targets" in file_path.parts or "profiles" in file_path.parts:
-        return None
-    return ScenarioFile.from_parent(parent, path=file_path)
+    given = [Path(str(arg).split("::")[0]).resolve() for arg in parent.config.args]
+    resolved = file_path.resolve()
+    wanted = "scenarios" in file_path.parts or any(g == resolved or g in resolved.parents for g in given)
+    return ScenarioFile.from_parent(parent, path=file_path) if wanted else None
 
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        for case in load_cases(self.path):
-            markers = [case.cause, "scenario", *case.markers]
-            item = ScenarioItem.from_parent(self, name=case.test_id, case=case)
-            for marker in markers:
+        for case in load_cases(self.path, self.config.stash[CONTEXT_KEY]):
+            item = ScenarioItem.from_parent(self, name=case.test_id, case=case, callobj=_scenario_test)
+            for marker in (case.cause, "scenario", *case.markers):
                 item.add_marker(marker)
             for release in case.releases:
-                item.add_marker(release.replace("-", "_").replace(".", "_"))
+                item.add_marker(RELEASES[release].marker)
             yield item
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
-        if isinstance(excinfo.value, ScenarioError):
+        if isinstance(excinfo.value, SchemaError):
             return f"scenario schema error: {excinfo.value}"
         return str(super().repr_failure(excinfo))
+
+
+def _scenario_test(kazoo: Target) -> None:
+    """What a scenario item calls: the body lives in ScenarioItem.runtest (it needs the item)."""
 
 
 class ScenarioFailure(Exception):
@@ -251,23 +271,19 @@ class ScenarioFailure(Exception):
         self.result = result
 
 
-class ScenarioItem(pytest.Item):
+class ScenarioItem(pytest.Function):
+    """A scenario case as a pytest Function taking the ``kazoo`` fixture."""
+
     def __init__(self, *, case: ScenarioCase, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.case = case
         self.result: ScenarioResult | None = None
 
     def runtest(self) -> None:
-        target = session_target(self.config)
-        if self.case.targets and target.kind not in self.case.targets:
-            pytest.skip(f"scenario runs on {', '.join(self.case.targets)} targets only, not {target.kind}")
-        mutators = [str(m) for m in self.case.send.get("mutators") or []]
-        reason = refusal(target, self.case.cause, oversized=any(m.startswith("pad") for m in mutators))
-        if reason:
-            pytest.skip(reason)
+        target = cast(Target, self.funcargs["kazoo"])
         try:
             self.result = run_case_sync(self.case, target, session_seed=self.config.stash[SEED_KEY])
-        except ScenarioSetupError as exc:
+        except SendRefused as exc:  # the target's rules: a scenario that may not run there
             pytest.skip(str(exc))
         if self.result.skipped:
             pytest.skip(self.result.skipped)
@@ -276,7 +292,7 @@ class ScenarioItem(pytest.Item):
 
     def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
         if isinstance(excinfo.value, ScenarioFailure):
-            return format_failure(excinfo.value.result, self.config)
+            return format_failure(excinfo.value.result, self.config, cast(Target, self.funcargs.get("kazoo")))
         return str(super().repr_failure(excinfo))
 
     def reportinfo(self) -> tuple[Path, int, str]:
@@ -291,33 +307,24 @@ def reproduce_command(case: ScenarioCase, config: pytest.Config) -> str:
         parts += ["--kazoo-target", target]
     parts += [
         "--kazoo-profile",
-        _option(config, "kazoo_profile"),
+        config.stash[PROFILE_KEY].name,
         "--harness-seed",
         str(config.stash[SEED_KEY]),
     ]
     return shlex.join(parts)
 
 
-def format_failure(result: ScenarioResult, config: pytest.Config) -> str:
+def format_failure(result: ScenarioResult, config: pytest.Config, target: Target | None = None) -> str:
     from harness.report.ladder import text_ladder
 
     case = result.case
     exp = result.expectation
-    lines = [
-        f"scenario {case.name!r} ({case.cause}) at {case.path}:{case.line}",
-        f"  {case.description}",
-        "",
-        f"expected: {exp.describe()}"
-        + (
-            f"  (outcome {exp.outcome} from profile {config.getoption('kazoo_profile') or 'kazoo-4.3'})"
-            if exp.outcome
-            else ""
-        ),
-        f"got:      {result.got}",
-        "",
-        "failures:",
-        *[f"  - {f}" for f in result.failures],
-    ]
+    profile = target.profile.name if target is not None else config.stash[PROFILE_KEY].name
+    lines = [f"scenario {case.name!r} ({case.cause}) at {case.path}:{case.line}", f"  {case.description}", ""]
+    if exp is not None:
+        origin = f"  (outcome {exp.outcome} from profile {profile})" if exp.outcome else ""
+        lines.append(f"expected: {exp.describe()}{origin}")
+    lines += [f"got:      {result.got}", "", "failures:", *[f"  - {f}" for f in result.failures]]
     if result.exchange is not None:
         lines += ["", "ladder:", text_ladder(result.exchange)]
     lines += ["", f"reproduce: {reproduce_command(case, config)}"]

@@ -14,9 +14,10 @@ from typing import Annotated, NoReturn
 
 import typer
 
-from harness.kazoo.profiles import ProfileError, load_profile
+from harness.kazoo.profile import ProfileError, load_profile
+from harness.kazoo.release import DEFAULT_RELEASE, DEFAULTS
 from harness.model.sbc import ROLE_SWITCHES
-from harness.model.stack import PROFILES, ModelConfig, ModelStack
+from harness.model.stack import ModelConfig, ModelStack
 
 EXIT_BAD_FLAGS = 2
 EXIT_CANNOT_BIND = 3
@@ -69,11 +70,10 @@ def build_config(
     role_switch: list[str],
     route_timeout: float,
 ) -> ModelConfig:
-    if profile not in PROFILES:  # a profile file: the model behaves as the release it describes
-        try:
-            profile = load_profile(profile).release
-        except ProfileError as exc:
-            _fail(EXIT_BAD_FLAGS, f"--profile: {exc}")
+    try:  # a profile file too: the model behaves as the release it describes
+        release = load_profile(profile).release
+    except ProfileError as exc:
+        _fail(EXIT_BAD_FLAGS, f"--profile: {exc}")
     if data is not None and not data.is_dir():
         _fail(EXIT_BAD_FLAGS, f"--data {data}: not a directory")
     if route_timeout < 0:
@@ -83,7 +83,7 @@ def build_config(
     esl_host, esl_port = parse_hostport("--esl", esl)
     couch_host, couch_port = parse_hostport("--couch", couch)
     return ModelConfig(
-        profile=profile,
+        release=release,
         data_dir=data,
         log_dir=log_dir,
         host=sbc_host,
@@ -105,7 +105,7 @@ def describe_listeners(stack: ModelStack) -> dict[str, object]:
     media_host, media_port = stack.media_address
     esl_host, esl_port = stack.esl_address
     return {
-        "profile": stack.config.profile,
+        "release": stack.config.release.name,
         "sbc": {"udp": f"{sbc_host}:{sbc_port}", "tcp": f"{sbc_host}:{sbc_port}"},
         "media": {"udp": f"{media_host}:{media_port}", "tcp": f"{media_host}:{media_port}"},
         "esl": f"{esl_host}:{esl_port}",
@@ -130,7 +130,7 @@ async def serve(config: ModelConfig, ready_file: Path | None) -> None:
     sbc = info["sbc"]
     media = info["media"]
     assert isinstance(sbc, dict) and isinstance(media, dict)
-    typer.echo(f"Kazoo model ({config.profile}) listening:")
+    typer.echo(f"Kazoo model ({config.release.name}) listening:")
     typer.echo(f"  SBC (Kamailio)        udp {sbc['udp']}  tcp {sbc['tcp']}")
     typer.echo(f"  media (FreeSWITCH)    udp {media['udp']}  tcp {media['tcp']}")
     typer.echo(f"  event socket          {info['esl']}  (password {config.esl_password})")
@@ -153,9 +153,10 @@ def model(
         str,
         typer.Option(
             envvar="KAZOO_PROFILE",
-            help="Kazoo release the model behaves as: kazoo-4.3, kazoo-5, or a profile file (its release).",
+            help="The release the model behaves as: a shipped profile (one per release) or a profile file "
+            "(its release).",
         ),
-    ] = "kazoo-4.3",
+    ] = DEFAULT_RELEASE.name,
     data: Annotated[
         Path | None, typer.Option(help="Data directory in CouchDB's folder shape (default: the demo data).")
     ] = None,
@@ -163,17 +164,23 @@ def model(
         Path | None,
         typer.Option(help="Where kamailio.log, freeswitch.log, kazoo.log go (default: a new temp dir)."),
     ] = None,
-    sbc: Annotated[str, typer.Option(help="SBC (Kamailio) UDP+TCP address.")] = "127.0.0.1:5060",
+    sbc: Annotated[
+        str, typer.Option(help="SBC (Kamailio) UDP+TCP address.")
+    ] = f"127.0.0.1:{DEFAULTS.sbc_port}",
     media: Annotated[
-        str, typer.Option(help="Media (FreeSWITCH sipinterface_1) UDP+TCP address.")
-    ] = "127.0.0.1:11000",
-    esl: Annotated[str, typer.Option(help="FreeSWITCH event socket address.")] = "127.0.0.1:8021",
-    couch: Annotated[str, typer.Option(help="CouchDB API address.")] = "127.0.0.1:5984",
+        str, typer.Option(help=f"Media (FreeSWITCH {DEFAULTS.sofia_profile}) UDP+TCP address.")
+    ] = f"127.0.0.1:{DEFAULTS.media_port}",
+    esl: Annotated[
+        str, typer.Option(help="FreeSWITCH event socket address.")
+    ] = f"127.0.0.1:{DEFAULTS.esl_port}",
+    couch: Annotated[str, typer.Option(help="CouchDB API address.")] = f"127.0.0.1:{DEFAULTS.couch_port}",
     role_switch: Annotated[
         list[str] | None,
         typer.Option(help=f"Optional Kamailio role NAME=on|off ({', '.join(ROLE_SWITCHES)}); repeatable."),
     ] = None,
-    route_timeout: Annotated[float, typer.Option(help="Route fetch timeout in seconds (Kazoo: ~2.6).")] = 2.6,
+    route_timeout: Annotated[
+        float, typer.Option(help="Route fetch timeout in seconds (Kazoo's).")
+    ] = DEFAULTS.route_timeout,
     ready_file: Annotated[
         Path | None, typer.Option(help="Write the listener addresses as JSON here once listening.")
     ] = None,

@@ -8,88 +8,47 @@ message. Exit codes: 0 the replay ran (whatever the response), 2 bad input or a 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from harness.commands.send import EXIT_UNUSABLE_TARGET, fail, loopback_ip, parse_target
-from harness.kazoo.profiles import DEFAULT_PROFILE, Profile, ProfileError, load_profile
-from harness.model.demo import demo_roles
-from harness.net.exchange import Address
+from harness.commands.common import EXIT_INFRA, fail, opened
+from harness.net.gate import SendRefused
 from harness.replay.capture import CapturedMessage
 from harness.replay.rewrite import is_local, rewrite_foreign
 from harness.replay.scenario_file import scenario_yaml
 from harness.replay.session import ReplayRefused, ReplayResult, replay_invite
 from harness.replay.source import SourceError, captured_final, load_source, pick_invite
-from harness.replay.template import TemplateError
 from harness.report.ladder import text_ladder
 from harness.sip.errors import SipParseError
 from harness.sip.message import parse_message
+from harness.sip.template import TemplateError
+from harness.targets.target import Target
 
 
-@dataclass
-class Stack:
-    """Where the replay goes: the SBC address, the carrier roles and the log files there."""
-
-    description: str
-    sbc: Address
-    carriers: dict[str, tuple[str, int | None]]
-    log_files: dict[str, Path] = field(default_factory=dict)
+def describe(target: Target) -> str:
+    return f"{target.name} ({target.kind}, {target.sbc[0]}:{target.sbc[1]}, profile {target.profile.name})"
 
 
-def _demo_carriers() -> dict[str, tuple[str, int | None]]:
-    return {name: (str(v["ip"]), v.get("port")) for name, v in demo_roles().get("carriers", {}).items()}
-
-
-@contextmanager
-def open_stack(spec: str, profile: Profile) -> Iterator[Stack]:
-    """``embedded`` (a model started for this replay), ``HOST:PORT`` (loopback) or a target file."""
-    if spec == "embedded":
-        from harness.scenario.embedded import start_embedded
-
-        try:
-            target = start_embedded(profile)
-        except OSError as exc:
-            fail(f"the embedded Kazoo model failed to start: {exc}", EXIT_UNUSABLE_TARGET)
-        try:
-            yield Stack(
-                f"embedded Kazoo model ({profile.name})", target.sbc, target.carriers, dict(target.log_files)
-            )
-        finally:
-            target.model.stop()
-        return
-    if not Path(spec.partition("#")[0]).is_file():
-        host, port = parse_target(spec)
-        yield Stack(f"{host}:{port}", (host, port), _demo_carriers())
-        return
-    from harness.scenario.target import TargetError
-    from harness.scenario.targets import TargetStartError, open_target
-
+def loopback_ip(text: str, what: str) -> str:
+    """``text`` as a loopback IPv4 address (``localhost`` allowed); exit 2 otherwise."""
+    host = "127.0.0.1" if text == "localhost" else text
     try:
-        target = open_target(spec, profile)
-    except TargetError as exc:
-        fail(f"--target {spec}: {exc}")
-    except TargetStartError as exc:
-        fail(f"--target {spec}: {exc}", EXIT_UNUSABLE_TARGET)
-    if not is_local(target.sbc[0]):
-        fail(f"refusing target {target.sbc[0]}: replay only sends to loopback addresses (127.0.0.0/8)")
-    try:
-        yield Stack(
-            f"{spec} ({target.sbc[0]}:{target.sbc[1]})", target.sbc, target.carriers, dict(target.log_files)
-        )
-    finally:
-        if target.model is not None:
-            target.model.stop()
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        fail(f"{what} {text!r} is not an IPv4 address")
+    if not ip.is_loopback:
+        fail(f"refusing {what} {text}: only loopback addresses (127.0.0.0/8) are used")
+    return host
 
 
 def choose_source(
-    invite: CapturedMessage, role: str | None, stack: Stack
+    invite: CapturedMessage, role: str | None, stack: Target
 ) -> tuple[str, int | None, str | None]:
     """The source address (ip, fixed port or None) and a note when the capture's own cannot be used."""
     if role is None:
@@ -117,7 +76,7 @@ def _via_host(data: bytes) -> str:
         return ""
 
 
-def carrier_mapping(source_ip: str, port: int | None, transport: str, stack: Stack) -> dict[str, Any]:
+def carrier_mapping(source_ip: str, port: int | None, transport: str, stack: Target) -> dict[str, Any]:
     """The scenario's `carrier`: the role whose address it is (portable across targets), else the address."""
     mapping: dict[str, Any] = {}
     for name, (ip, role_port) in stack.carriers.items():
@@ -131,12 +90,12 @@ def carrier_mapping(source_ip: str, port: int | None, transport: str, stack: Sta
     return mapping
 
 
-def render(result: ReplayResult, source: str, kind: str, stack: Stack) -> str:
+def render(result: ReplayResult, source: str, kind: str, stack: Target) -> str:
     inv = result.invite
     src = f"{inv.src[0]}:{inv.src[1]}" if inv.src[0] else "unknown source"
     lines = [
         f"replay of {inv.first_line!r} from {source} ({kind}, {inv.transport}, {src}, {len(inv.data)} bytes)",
-        f"target: {stack.description}",
+        f"target: {describe(stack)}",
         "sent: the captured bytes, unchanged"
         if result.as_captured
         else "sent: refreshed (new Call-ID, branch, From tag; Request-URI and top Via for the target and us)",
@@ -153,7 +112,7 @@ def render(result: ReplayResult, source: str, kind: str, stack: Stack) -> str:
         lines.append(f"captured response: {cap.code} {cap.reason} ({same} the replay)")
     elif kind != "raw":
         lines.append("captured response: none in the capture")
-    if stack.log_files:
+    if stack.logs:
         lines.append(f"log lines tied to the call ({len(result.related)}):")
         lines += [f"  {line}" for line in result.related] or ["  (none)"]
     d = result.diagnosis
@@ -173,7 +132,9 @@ def replay(
     target: Annotated[
         str,
         typer.Option(
-            help="'embedded' (a model started for the replay), HOST:PORT (loopback) or a target file."
+            envvar="KAZOO_TARGET",
+            help="'embedded' (a model started for the replay), another built-in target, HOST:PORT "
+            "(loopback) or a target file.",
         ),
     ] = "embedded",
     source_role: Annotated[
@@ -188,8 +149,11 @@ def replay(
         Path | None, typer.Option(help="Write a scenario file reproducing the capture.")
     ] = None,
     profile: Annotated[
-        str, typer.Option(help="Expectation profile: kazoo-4.3, kazoo-5 or a file.")
-    ] = DEFAULT_PROFILE,
+        str | None,
+        typer.Option(
+            envvar="KAZOO_PROFILE", help="Expectation profile (default: the target's, else the default)."
+        ),
+    ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a final response.")] = 5.0,
     seed: Annotated[int | None, typer.Option(help="Seed for the identifiers --refresh draws.")] = None,
 ) -> None:
@@ -197,29 +161,28 @@ def replay(
     if timeout <= 0:
         fail("--timeout must be positive")
     try:
-        loaded = load_profile(profile)
         capture = load_source(source, sys.stdin.buffer.read() if source == "-" else None)
         invite = pick_invite(capture, call_id)
-    except (SourceError, ProfileError, ValueError) as exc:
+    except (SourceError, ValueError) as exc:
         fail(str(exc))
-    with open_stack(target, loaded) as stack:
+    with opened(target, profile) as stack:
+        if not is_local(stack.sbc[0]):
+            fail(f"refusing target {stack.sbc[0]}: replay only sends to loopback addresses (127.0.0.0/8)")
         source_ip, port, note = choose_source(invite, source_role, stack)
         try:
             result = asyncio.run(
                 replay_invite(
                     invite,
-                    target=stack.sbc,
+                    stack,
                     source_ip=source_ip,
                     source_port=port,
-                    profile=loaded,
                     refresh=refresh,
-                    log_files=stack.log_files,
                     timeout=timeout,
                     seed=seed,
                     captured_final=captured_final(capture, invite),
                 )
             )
-        except ReplayRefused as exc:
+        except (ReplayRefused, SendRefused) as exc:
             fail(str(exc))
         if note:
             result.notes.insert(0, note)
@@ -227,11 +190,11 @@ def replay(
             _write_scenario(to_scenario, result, source, stack, source_ip, port)
         typer.echo(json.dumps(result.to_json()) if as_json else render(result, source, capture.kind, stack))
     if result.exchange.outcome in ("unreachable", "error"):
-        raise typer.Exit(EXIT_UNUSABLE_TARGET)
+        raise typer.Exit(EXIT_INFRA)
 
 
 def _write_scenario(
-    path: Path, result: ReplayResult, source: str, stack: Stack, source_ip: str, port: int | None
+    path: Path, result: ReplayResult, source: str, stack: Target, source_ip: str, port: int | None
 ) -> None:
     carrier = carrier_mapping(source_ip, port, result.exchange.transport, stack)
     # the scenario may run against real elements: it keeps the captured bytes but never foreign addresses
@@ -243,8 +206,6 @@ def _write_scenario(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text, encoding="utf-8")
     result.notes.append(f"scenario written to {path}")
-    if "scenarios" not in path.resolve().parts:
-        result.notes.append("pytest collects scenario files only under a directory named 'scenarios'")
 
 
 def register(app: typer.Typer) -> None:

@@ -14,7 +14,8 @@ from harness.kazoo.couch import CouchClient, CouchError
 from harness.kazoo.esl import EslError
 from harness.kazoo.journal import Journal, default_journal_dir, pending_journals
 from harness.kazoo.provision import restore_journal
-from harness.scenario.safety import redact
+from harness.kazoo.release import DEFAULTS
+from harness.targets.redact import redact
 
 
 def _endpoints(
@@ -25,7 +26,7 @@ def _endpoints(
     header = journal.header
     target_path = target or (Path(header["target"]) if header.get("target") else None)
     if target_path is not None:
-        from harness.scenario.targetfile import load_target_file
+        from harness.targets.file import load_target_file
 
         spec = load_target_file(target_path)
         access = spec.stack_access()
@@ -38,7 +39,7 @@ def _endpoints(
         return client, access.esl, spec.secrets()
     client = CouchClient(str(header["couch_url"]), strip_db_slashes=bool(header.get("strip_db_slashes")))
     esl = header.get("esl")
-    return client, (str(esl[0]), int(esl[1]), "ClueCon") if esl else None, ()
+    return client, (str(esl[0]), int(esl[1]), DEFAULTS.esl_password) if esl else None, ()
 
 
 def restore(

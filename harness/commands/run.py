@@ -16,10 +16,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from harness.scenario.targetfile import sbc_refs
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
-CAUSE_ORDER = ["acl", "number_format", "number_mapping", "malformed", "call_flow"]
+from harness.commands.common import EXIT_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE
+from harness.kazoo.causes import CATEGORIES
+from harness.kazoo.release import DEFAULT_RELEASE, RELEASES
+from harness.targets.file import sbc_refs
 
 
 class _Progress:
@@ -66,9 +66,7 @@ def _summary(console: Console, records: list[dict[str, Any]]) -> None:
     table = Table(title="Scenario results by seed cause", show_lines=False)
     for col in ("cause", "scenario", "expected", "got", "time", "verdict"):
         table.add_column(col, overflow="fold")
-    ordered = sorted(
-        records, key=lambda r: CAUSE_ORDER.index(r["cause"]) if r["cause"] in CAUSE_ORDER else 99
-    )
+    ordered = sorted(records, key=lambda r: CATEGORIES.index(r["cause"]) if r["cause"] in CATEGORIES else 99)
     last = None
     for r in ordered:
         cause = r["cause"] if r["cause"] != last else ""
@@ -91,15 +89,20 @@ def run(
     target: Annotated[
         str,
         typer.Option(
-            "--target", envvar="KAZOO_TARGET", help="embedded (default), lab, docker, or a target file"
+            "--target",
+            envvar="KAZOO_TARGET",
+            help="embedded (default), lab, docker, model, HOST:PORT, or a target file",
         ),
     ] = "embedded",
     profile: Annotated[
-        str,
+        str | None,
         typer.Option(
-            "--profile", envvar="KAZOO_PROFILE", help="kazoo-4.3 (default), kazoo-5, or a profile file"
+            "--profile",
+            envvar="KAZOO_PROFILE",
+            help=f"{', '.join(RELEASES)} or a profile file (default: the target file's, else "
+            f"{DEFAULT_RELEASE.name})",
         ),
-    ] = "kazoo-4.3",
+    ] = None,
     keyword: Annotated[
         str | None, typer.Option("-k", help="only scenarios matching this pytest -k expression")
     ] = None,
@@ -140,7 +143,8 @@ def run(
         if report is not None:
             report.parent.mkdir(parents=True, exist_ok=True)
     args = [*selected, "-p", "no:cacheprovider", "-q", "--no-header", "--tb=short", "-rN"]
-    args += ["--kazoo-profile", profile]  # --kazoo-target per run below (--each-sbc: one run per node)
+    if profile:
+        args += ["--kazoo-profile", profile]  # --kazoo-target per run below (--each-sbc: one run per node)
     if seed is not None:
         args += ["--harness-seed", str(seed)]
     if keyword:

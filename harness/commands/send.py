@@ -1,70 +1,29 @@
 """`kazoo-harness send`: one crafted INVITE from a chosen source address, printed as a ladder or JSON.
 
-Exit codes: 0 the exchange ran (whatever the response), 2 bad flags (also a non-loopback address),
-3 the target could not be used (nothing listens, connection or TLS handshake failed, message too large).
+Exit codes: 0 the exchange ran (whatever the response), 2 bad flags or a send the target's rules refuse
+(also a non-loopback address without a target file), 3 the target could not be used (nothing listens,
+connection or TLS handshake failed, message too large).
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import json
 import secrets
 import ssl
-from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
+from harness.commands.common import EXIT_INFRA, fail, opened
 from harness.commands.mutators import print_mutators
 from harness.net.carrier import TRANSPORTS, CarrierUA
-from harness.net.exchange import Address, Exchange
-from harness.scenario.safety import before_send, check_destination
-from harness.scenario.target import Target, TargetError
+from harness.net.exchange import Exchange
+from harness.net.gate import SendRefused
 from harness.sip import builder
 from harness.sip.digest import Credentials
 from harness.sip.mutators import apply_mutators, parse_spec
-
-EXIT_BAD_FLAGS = 2
-EXIT_UNUSABLE_TARGET = 3
-LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
-
-
-def fail(message: str, code: int = EXIT_BAD_FLAGS) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def loopback_ip(text: str, what: str) -> str:
-    """``text`` as a loopback IPv4 address (``localhost`` allowed); exit 2 otherwise."""
-    host = "127.0.0.1" if text == "localhost" else text
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        fail(f"{what} {text!r} is not an IPv4 address")
-    if ip not in LOOPBACK:
-        fail(f"refusing {what} {text}: without a target file only loopback addresses (127.0.0.0/8) are used")
-    return host
-
-
-def target_from_file(ref: str) -> Target:
-    """A target file (``FILE`` or ``FILE#node``): the same files `run --target` takes."""
-    from harness.kazoo.profiles import ProfileError, load_profile
-    from harness.scenario.targetfile import load_target_file, split_target_ref
-
-    path, node = split_target_ref(ref)
-    try:
-        loaded = load_target_file(Path(path))
-        return loaded.to_target(load_profile(loaded.profile), node)
-    except (TargetError, ProfileError) as exc:
-        fail(str(exc))
-
-
-def parse_target(text: str) -> Address:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        fail(f"--target {text!r} must be HOST:PORT, e.g. 127.0.0.1:5060")
-    return loopback_ip(host, "target"), int(port)
+from harness.targets.target import Target, TargetError
 
 
 def parse_header(text: str) -> tuple[str, str]:
@@ -108,8 +67,8 @@ def send(
         str,
         typer.Option(
             envvar="KAZOO_TARGET",
-            help="HOST:PORT of the SBC or FreeSWITCH (loopback only), or a target file (FILE or FILE#node: "
-            "its SBC, carrier roles and safety settings).",
+            help="HOST:PORT of the SBC or FreeSWITCH (loopback only), a built-in target (embedded, lab, "
+            "docker, model), or a target file (FILE or FILE#node: its SBC, carrier roles and safety rules).",
         ),
     ] = "",
     source_ip: Annotated[
@@ -150,19 +109,6 @@ def send(
         fail("--timeout must be positive")
     if not 0 <= source_port < 65536:
         fail(f"--source-port {source_port} out of range")
-    stack: Target | None = None
-    if target.endswith(".toml") or "#" in target or Path(target).is_file():
-        stack = target_from_file(target)
-        remote = stack.sbc
-        try:
-            check_destination(stack, remote)
-            role = source_ip if source_ip in stack.carriers else None
-            local_ip = stack.carrier(role, None if role else source_ip)[0]
-        except TargetError as exc:
-            fail(str(exc))
-    else:
-        remote = parse_target(target)
-        local_ip = loopback_ip(source_ip, "source address")
     extra = [parse_header(h) for h in header or []]
     for spec in mutations:
         try:
@@ -172,31 +118,51 @@ def send(
     run_seed = seed if seed is not None else secrets.randbits(32)
     context = tls_context(tls_ca, tls_insecure) if transport == "tls" else None
     credentials = Credentials(user, password) if user is not None and password is not None else None
+    with opened(target) as stack:
+        local_ip = _source(stack, source_ip)
 
-    async def call() -> Exchange:
-        try:
-            ua = CarrierUA(local_ip, source_port, transport, tls_context=context)
-        except OSError as exc:
-            fail(f"cannot bind {local_ip}:{source_port}: {exc}")
-        async with ua:
-            fields = {"to_user": to, "ruri_user": ruri_user or to, "extra_headers": extra, "seed": run_seed}
-            if from_user is not None:
-                fields["from_user"] = from_user
+        async def call() -> Exchange:
             try:
-                data = builder.build_invite(ua.spec(remote, **fields)).to_bytes()
-                data = apply_mutators(data, mutations, run_seed)
-            except ValueError as exc:
-                fail(str(exc))
-            if stack is not None:
-                await before_send(stack, remote)  # the target file's rate cap
-            return await ua.invite(
-                data, remote, timeout=timeout, credentials=credentials, dialed=to, seed=run_seed
-            )
+                ua = CarrierUA(local_ip, source_port, transport, gate=stack.gate, tls_context=context)
+            except OSError as exc:
+                fail(f"cannot bind {local_ip}:{source_port}: {exc}")
+            async with ua:
+                fields = {
+                    "to_user": to,
+                    "ruri_user": ruri_user or to,
+                    "extra_headers": extra,
+                    "seed": run_seed,
+                }
+                if from_user is not None:
+                    fields["from_user"] = from_user
+                try:
+                    data = builder.build_invite(ua.spec(stack.sbc, **fields)).to_bytes()
+                    data = apply_mutators(data, mutations, run_seed)
+                except ValueError as exc:
+                    fail(str(exc))
+                return await ua.invite(
+                    data, stack.sbc, timeout=timeout, credentials=credentials, dialed=to, seed=run_seed,
+                    mutated=bool(mutations),
+                )  # fmt: skip
 
-    exchange = asyncio.run(call())
+        try:
+            exchange = asyncio.run(call())
+        except SendRefused as exc:
+            fail(str(exc))
     typer.echo(json.dumps(exchange.to_json()) if as_json else ladder(exchange))
     if exchange.outcome in ("unreachable", "error"):
-        raise typer.Exit(EXIT_UNUSABLE_TARGET)
+        raise typer.Exit(EXIT_INFRA)
+
+
+def _source(target: Target, source_ip: str) -> str:
+    """``--source-ip``: a carrier role of the target, or a local address."""
+    role = source_ip if source_ip in target.carriers else None
+    try:
+        return target.carrier(
+            role, None if role else ("127.0.0.1" if source_ip == "localhost" else source_ip)
+        )[0]
+    except TargetError as exc:
+        fail(str(exc))
 
 
 def register(app: typer.Typer) -> None:

@@ -1,6 +1,8 @@
-"""`kazoo-harness target check FILE`: validate a target file and probe every endpoint it names.
+"""`kazoo-harness target check REF`: validate a target file (or start a built-in target) and probe every
+endpoint it names.
 
-Exit status: 0 all probes work, 1 a probe failed, 2 the file does not validate.
+Exit status: 0 all probes work, 1 a probe failed, 2 the file does not validate, 3 a built-in target
+could not be started.
 """
 
 from __future__ import annotations
@@ -9,19 +11,23 @@ import asyncio
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import requests
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from harness.kazoo.couch import CouchClient, CouchError
+from harness.commands.common import EXIT_USAGE, opened
+from harness.kazoo.access import couch_client
+from harness.kazoo.couch import CouchError
 from harness.kazoo.esl import EslClient, EslError
-from harness.scenario.safety import check_destination, redact
-from harness.scenario.target import Target, TargetError
-from harness.scenario.targetfile import TargetFile, esl_password, load_target_file
+from harness.net.gate import SendRefused
+from harness.targets.file import TargetFile, esl_password, load_target_file
+from harness.targets.kinds import choose_profile, resolve
+from harness.targets.reach import describe_exchange, options_ping
+from harness.targets.redact import redact
+from harness.targets.target import Target, TargetError
 
 PROBE_TIMEOUT = 3.0
 app = typer.Typer(help="Target files: validate and probe.", no_args_is_help=True)
@@ -39,40 +45,33 @@ def _timed(start: float) -> str:
     return f"{(time.monotonic() - start) * 1000:.0f} ms"
 
 
-async def _sbc_probe(target: Target, spec: TargetFile) -> list[Probe]:
-    from harness.scenario.probe import describe_exchange, options_ping
-
-    source = spec.carriers.get("listed") or next(iter(spec.carriers.values()), ("127.0.0.1", None))
+async def _sbc_probe(target: Target) -> list[Probe]:
+    source = target.carriers.get("listed") or next(iter(target.carriers.values()), ("127.0.0.1", None))
     out = []
-    for node in spec.sbc:
+    for name, address in (target.sbc_nodes or {"sbc": target.sbc}).items():
         start = time.monotonic()
+        where = f"{name} {address[0]}:{address[1]}"
         try:
-            check_destination(target, node.address)
-            exchange = await options_ping(source[0], node.address, PROBE_TIMEOUT)
-        except (TargetError, OSError) as exc:
-            out.append(Probe("SBC OPTIONS", f"{node.name} {node.host}:{node.port}", False, str(exc)))
+            exchange = await options_ping(source[0], address, target.gate, PROBE_TIMEOUT)
+        except (SendRefused, OSError) as exc:
+            out.append(Probe("SBC OPTIONS", where, False, str(exc)))
             continue
-        got = describe_exchange(exchange)
         ok = exchange.final is not None and exchange.final.code < 300
         out.append(
             Probe(
-                "SBC OPTIONS",
-                f"{node.name} {node.host}:{node.port}",
-                ok,
-                f"{got} from {source[0]}, {_timed(start)}",
+                "SBC OPTIONS", where, ok, f"{describe_exchange(exchange)} from {source[0]}, {_timed(start)}"
             )
         )
     return out
 
 
-async def _esl_probe(spec: TargetFile) -> list[Probe]:
+async def _esl_probe(endpoints: list[tuple[str, str, int, str]]) -> list[Probe]:
     out = []
-    for endpoint in spec.esl:
+    for name, host, port, password in endpoints:
         start = time.monotonic()
-        password = esl_password(endpoint.password_env)
-        where = f"{endpoint.name} {endpoint.host}:{endpoint.port}"
+        where = f"{name} {host}:{port}"
         try:
-            client = await EslClient.open(endpoint.host, endpoint.port, password, timeout=PROBE_TIMEOUT)
+            client = await EslClient.open(host, port, password, timeout=PROBE_TIMEOUT)
             async with client:
                 status = (await client.api("status")).splitlines()
             out.append(Probe("event socket auth", where, True, f"{(status or [''])[-1]}, {_timed(start)}"))
@@ -83,18 +82,20 @@ async def _esl_probe(spec: TargetFile) -> list[Probe]:
     return out
 
 
+def _esl_endpoints(target: Target, spec: TargetFile | None) -> list[tuple[str, str, int, str]]:
+    """Every event socket: a file's [[esl]] endpoints, else the target's own."""
+    if spec is not None:
+        return [(e.name, e.host, e.port, esl_password(e.password_env)) for e in spec.esl]
+    esl = target.stack.esl
+    return [("freeswitch", esl[0], esl[1], esl[2])] if esl else []
+
+
 def _couch_probe(target: Target) -> list[Probe]:
     access = target.stack
-    if access is None or not access.couch_url:
+    client = couch_client(access, timeout=PROBE_TIMEOUT)
+    if client is None:
         return []
     start = time.monotonic()
-    client = CouchClient(
-        access.couch_url,
-        access.couch_username,
-        access.couch_password,
-        timeout=PROBE_TIMEOUT,
-        strip_db_slashes=access.strip_db_slashes,
-    )
     with client:
         try:
             info = client.server_info()
@@ -102,14 +103,14 @@ def _couch_probe(target: Target) -> list[Probe]:
             detail = f"{info.get('couchdb', '?')} {info.get('version', '')}; system_config/ecallmgr " + (
                 "readable" if ok else "missing"
             )
-            return [Probe("CouchDB", access.couch_url, ok, f"{detail}, {_timed(start)}")]
+            return [Probe("CouchDB", client.url, ok, f"{detail}, {_timed(start)}")]
         except CouchError as exc:
-            return [Probe("CouchDB", access.couch_url, False, f"{exc.status} {exc.error}: {exc.reason}")]
+            return [Probe("CouchDB", client.url, False, f"{exc.status} {exc.error}: {exc.reason}")]
 
 
 def _crossbar_probe(target: Target) -> list[Probe]:
     access = target.stack
-    if access is None or not access.crossbar_url:
+    if not access.crossbar_url:
         return []
     url = access.crossbar_url.rstrip("/")
     start = time.monotonic()
@@ -131,44 +132,50 @@ def _crossbar_probe(target: Target) -> list[Probe]:
     return [Probe("Crossbar", url, ok, f"{detail}, {_timed(start)}")]
 
 
-def probe_target(spec: TargetFile) -> list[Probe]:
-    """Every probe of a validated target file (also the Python API)."""
-    from harness.kazoo.profiles import load_profile
-
-    target = spec.to_target(load_profile(spec.profile))
+def probe_target(target: Target, spec: TargetFile | None = None) -> list[Probe]:
+    """Every probe of a target (also the Python API); ``spec``: the file it was read from, if any."""
 
     async def live() -> list[Probe]:
-        return [*(await _sbc_probe(target, spec)), *(await _esl_probe(spec))]
+        return [*(await _sbc_probe(target)), *(await _esl_probe(_esl_endpoints(target, spec)))]
 
     probes = asyncio.run(live())
     return probes + _couch_probe(target) + _crossbar_probe(target)
 
 
 @app.command("check")
-def check(file: Annotated[Path, typer.Argument(help="a TOML target file")]) -> None:
-    """Validate FILE, then probe each endpoint: OPTIONS to every SBC node, event-socket auth, CouchDB and
-    Crossbar. Exit status: 0 all work, 1 a probe failed, 2 the file does not validate."""
+def check(ref: Annotated[str, typer.Argument(help="a TOML target file, or a built-in target name")]) -> None:
+    """Validate REF, then probe each endpoint: OPTIONS to every SBC node, event-socket auth, CouchDB and
+    Crossbar. A built-in target (`builtin = "lab"`, `docker`, ...) is started for the check and stopped.
+    Exit status: 0 all work, 1 a probe failed, 2 the file does not validate, 3 it could not be started."""
     try:
-        spec = load_target_file(file)
+        resolved = resolve(ref)
+        spec = load_target_file(resolved.path) if resolved.kind.name == "file" and resolved.path else None
     except TargetError as exc:
         typer.echo(f"kazoo-harness target check: {exc}", err=True)
-        raise typer.Exit(2) from None
-    secrets = spec.secrets()
-    missing = sorted({name for name in spec.secret_envs() if not os.environ.get(name)})
-    probes = probe_target(spec)
+        raise typer.Exit(EXIT_USAGE) from None
+    if spec is not None:  # a real stack: probe what it names, reachable or not (the table says which)
+        target = spec.to_target(choose_profile(resolved, None))
+        _report(ref, target, spec, probe_target(target, spec))
+    with opened(ref) as started:
+        _report(ref, started, None, probe_target(started))
+
+
+def _report(ref: str, target: Target, spec: TargetFile | None, probes: list[Probe]) -> NoReturn:
+    missing = sorted({name for name in spec.secret_envs() if not os.environ.get(name)}) if spec else []
     console = Console(width=160)
-    table = Table(title=f"target {spec.name} ({file}), profile {spec.profile}")
+    table = Table(title=f"target {spec.name if spec else target.name} ({ref}), profile {target.profile.name}")
     for column in ("probe", "endpoint", "result", "detail"):
         table.add_column(column, overflow="fold")
     for p in probes:
         table.add_row(p.what, p.endpoint, "[green]ok[/]" if p.ok else "[red]FAIL[/]", p.detail)
     with console.capture() as captured:
         console.print(table)
-        safety = spec.safety
+        policy = target.policy
         console.print(
-            f"safety: allow_malformed={safety.allow_malformed} "
-            f"allow_provisioning={safety.allow_provisioning} "
-            f"rate_limit={safety.rate_limit or 'none'}/s; SBC nodes: {', '.join(n.name for n in spec.sbc)}",
+            f"safety: allow_malformed={policy.allow_malformed} "
+            f"allow_provisioning={policy.allow_provisioning} rate_limit={policy.rate_limit or 'none'}/s; "
+            "SBC nodes: "
+            f"{', '.join(target.sbc_nodes) or target.name}",
             markup=False,
             highlight=False,
         )
@@ -176,7 +183,7 @@ def check(file: Annotated[Path, typer.Argument(help="a TOML target file")]) -> N
             console.print(
                 f"environment variables not set: {', '.join(missing)}", markup=False, highlight=False
             )
-    typer.echo(redact(captured.get(), secrets), nl=False)
+    typer.echo(redact(captured.get(), target.secrets), nl=False)
     raise typer.Exit(0 if all(p.ok for p in probes) else 1)
 
 

@@ -15,18 +15,27 @@ import asyncio
 import contextlib
 import re
 import sys
-from abc import ABC, abstractmethod
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.interop.corpus import CorpusMessage, leaves_loopback, load_corpus, via_port
 from harness.kazoo.logformat import parse_line
-from harness.lab.kamailio import LabKamailio, kamailio_available
+from harness.kazoo.profile import load_profile
+from harness.kazoo.release import DEFAULT_RELEASE, RELEASE_NAMES
+from harness.lab.kamailio import kamailio_available
 from harness.logs.file_source import FileSource
-from harness.model.stack import ModelConfig, RunningModel, start_model
+from harness.logs.hub import LogHub
+from harness.logs.line import LogLine
+from harness.logs.watch import send_watching
 from harness.net.carrier import CarrierUA
 from harness.net.exchange import Address, Exchange
+from harness.net.gate import Gate
+from harness.targets.embedded import start_model_for
+from harness.targets.gate import own_stack_gate
+from harness.targets.lab import lab_kamailio
+from harness.targets.target import LOG_POLL
 
 COMMAND = "python -m harness.interop.conformance --write docs/conformance.md"
 TRANSPORTS = ("udp", "tcp")
@@ -96,30 +105,18 @@ class Row:
 
 
 # --------------------------------------------------------------------------- elements
-class Element(ABC):
-    """An SBC under test and its log (Kamailio's format either way)."""
+# The elements are our own model and lab on loopback: their gate lets malformed bytes through.
+GATE = own_stack_gate("the conformance run")
+
+
+@dataclass(frozen=True)
+class Element:
+    """An SBC under test and the file of its log (Kamailio's format either way)."""
 
     name: str
     address: Address
-
-    @abstractmethod
-    def log_mark(self) -> int: ...
-
-    @abstractmethod
-    def log_lines(self, since: int) -> list[str]: ...
-
-    @abstractmethod
-    async def wait_for_drop(self, since: int, timeout: float) -> str | None:
-        """The first line at or after ``since`` proving a drop, or None at the deadline."""
-
-
-class ModelElement(Element):
-    """The embedded model's SBC role; its lines go to ``<log_dir>/kamailio.log``."""
-
-    def __init__(self, model: RunningModel) -> None:
-        self.name = "model"
-        self.address = model.sbc
-        self.log_path = model.log_dir / "kamailio.log"
+    log_path: Path
+    gate: Gate = GATE
 
     def log_mark(self) -> int:
         try:
@@ -135,45 +132,6 @@ class ModelElement(Element):
         except FileNotFoundError:
             return []
         return [line.decode("utf-8", "replace").rstrip("\r") for line in data.splitlines()]
-
-    async def wait_for_drop(self, since: int, timeout: float) -> str | None:
-        async def first_drop() -> str | None:
-            async with FileSource(self.log_path, "kamailio") as source:
-                # lines written before the follower opened the file are read here, later ones below
-                for line in self.log_lines(since):
-                    if DROP_LINE.search(line):
-                        return line
-                async for log_line in source:
-                    if DROP_LINE.search(log_line.raw):
-                        return log_line.raw
-            return None
-
-        try:
-            return await asyncio.wait_for(first_drop(), timeout)
-        except TimeoutError:
-            return None
-
-
-class KamailioElement(Element):
-    """The lab Kamailio; its output is followed line by line by :class:`LabKamailio`."""
-
-    def __init__(self, lab: LabKamailio) -> None:
-        self.name = "kamailio"
-        self.address = lab.address
-        self.lab = lab
-
-    def log_mark(self) -> int:
-        return self.lab.log_mark()
-
-    def log_lines(self, since: int) -> list[str]:
-        return self.lab.log_lines(since)
-
-    async def wait_for_drop(self, since: int, timeout: float) -> str | None:
-        # LabKamailio waits on a condition variable in a thread; the thread ends at its own deadline
-        try:
-            return await asyncio.to_thread(self.lab.wait_for_log, DROP_LINE, timeout, since)
-        except TimeoutError:
-            return None
 
 
 # --------------------------------------------------------------------------- probing
@@ -204,8 +162,8 @@ def pick_evidence(lines: Sequence[str]) -> str:
     return log_message(lines[0]) if lines else ""
 
 
-async def still_serving(address: Address, transport: str) -> bool:
-    async with CarrierUA(SERVING_PROBE_IP, 0, transport) as ua:
+async def still_serving(address: Address, transport: str, gate: Gate) -> bool:
+    async with CarrierUA(SERVING_PROBE_IP, 0, transport, gate=gate) as ua:
         exchange = await ua.options(address, timeout=OPTIONS_TIMEOUT)
     return exchange.final is not None and exchange.final.code == 200
 
@@ -224,10 +182,10 @@ async def probe(
     """Send ``message`` once to ``element`` and record what came back."""
     since = element.log_mark()
     source = (carrier_ip(index, element.name, transport), via_port(message.data))
-    async with CarrierUA(*source, transport) as carrier:
-        exchange = await _send_probe(carrier, element, message, transport, since, window)
+    async with CarrierUA(*source, transport, gate=element.gate) as carrier:
+        exchange = await _send_probe(carrier, element, message, transport, window)
     outcome, code, reason = answer_of(exchange)
-    serving = await still_serving(element.address, transport)
+    serving = await still_serving(element.address, transport, element.gate)
     evidence = pick_evidence(element.log_lines(since))
     return Answer(
         outcome,
@@ -241,47 +199,38 @@ async def probe(
 
 
 async def _send_probe(
-    carrier: CarrierUA, element: Element, message: CorpusMessage, transport: str, since: int, window: float
+    carrier: CarrierUA, element: Element, message: CorpusMessage, transport: str, window: float
 ) -> Exchange:
-    if transport != "udp":
-        # over a stream a drop line may precede the close of the connection (Kamailio's reader fails
-        # on the bytes after a dropped message): wait for the close or the deadline
-        exchange = await carrier.send_raw(message.data, element.address, timeout=window)
-    else:
-        early_end = asyncio.Event()
+    async def send(early_end: asyncio.Event | None) -> Exchange:
+        return await carrier.send_raw(message.data, element.address, timeout=window, early_end=early_end)
 
-        async def watch() -> None:
-            if await element.wait_for_drop(since, window) is not None:
-                early_end.set()
+    # over a stream a drop line may precede the close of the connection (Kamailio's reader fails on the
+    # bytes after a dropped message): there the close or the deadline ends the wait
+    proves_drop = _drop_line if transport == "udp" else None
+    async with LogHub([FileSource(element.log_path, element.name, poll_interval=LOG_POLL)]) as hub:
+        since = time.time()
+        return await send_watching(send, hub, proves_drop, since=since, deadline=since + window)
 
-        watcher = asyncio.create_task(watch())
-        try:
-            exchange = await carrier.send_raw(
-                message.data, element.address, timeout=window, early_end=early_end
-            )
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-    return exchange
+
+def _drop_line(line: LogLine) -> bool:
+    return DROP_LINE.search(line.raw) is not None
 
 
 @contextlib.contextmanager
 def conformance_elements(
-    profile: str = "kazoo-4.3", *, with_kamailio: bool = True
+    release: str = DEFAULT_RELEASE.name, *, with_kamailio: bool = True
 ) -> Iterator[list[Element]]:
     """The model (its SBC role) and, when asked, a lab Kamailio in front of the same model's media role."""
-    model = start_model(ModelConfig(profile=profile, sbc_port=0, media_port=0, esl_port=0, couch_port=0))
-    lab: LabKamailio | None = None
+    profile = load_profile(release)
+    model = start_model_for(profile)
     try:
-        elements: list[Element] = [ModelElement(model)]
-        if with_kamailio:
-            lab = LabKamailio("127.0.0.1", 0, media=model.media, profile=profile).start()
-            elements.append(KamailioElement(lab))
-        yield elements
+        elements = [Element("model", model.sbc, model.log_dir / "kamailio.log")]
+        with contextlib.ExitStack() as stack:
+            if with_kamailio:
+                lab = stack.enter_context(lab_kamailio(profile, model.media))
+                elements.append(Element("kamailio", lab.address, lab.log_path))
+            yield elements
     finally:
-        if lab is not None:
-            lab.stop()
         model.stop()
 
 
@@ -290,7 +239,7 @@ async def check_message(
     index: int,
     transport: str,
     *,
-    profile: str = "kazoo-4.3",
+    profile: str = DEFAULT_RELEASE.name,
     with_kamailio: bool = True,
     window: float = SILENCE_WINDOW,
 ) -> dict[str, Answer]:
@@ -313,7 +262,7 @@ async def run_corpus(
     messages: Sequence[CorpusMessage],
     transports: Sequence[str] = TRANSPORTS,
     *,
-    profile: str = "kazoo-4.3",
+    profile: str = DEFAULT_RELEASE.name,
     with_kamailio: bool = True,
     window: float = SILENCE_WINDOW,
 ) -> list[Row]:
@@ -456,7 +405,7 @@ def recorded_answers(table: str, element: str = "kamailio") -> dict[tuple[str, s
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.interop.conformance", description=__doc__)
     parser.add_argument("--write", type=Path, help="write the Markdown table to this file")
-    parser.add_argument("--profile", default="kazoo-4.3", choices=("kazoo-4.3", "kazoo-5"))
+    parser.add_argument("--profile", default=DEFAULT_RELEASE.name, choices=RELEASE_NAMES)
     parser.add_argument("--only", nargs="*", default=None, help="corpus file names (without .dat)")
     parser.add_argument("--transport", choices=TRANSPORTS, action="append", help="default: both")
     parser.add_argument("--window", type=float, default=SILENCE_WINDOW, help="silence deadline, seconds")

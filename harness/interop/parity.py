@@ -3,7 +3,7 @@ of the model's media and routing roles), for both expectation profiles, side by 
 
     python -m harness.interop.parity --write docs/parity.md
 
-Runs ``pytest scenarios`` four times (embedded and lab, kazoo-4.3 and kazoo-5) with ``--harness-json``
+Runs ``pytest scenarios`` for every target and release (harness.kazoo.release) with ``--harness-json``
 and tabulates the per-scenario verdicts and what each target answered.
 """
 
@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.kazoo.release import RELEASE_NAMES
+
 COMMAND = "python -m harness.interop.parity --write docs/parity.md"
-PROFILES = ("kazoo-4.3", "kazoo-5")
+PROFILES = RELEASE_NAMES  # one shipped profile per release
 TARGETS = ("embedded", "lab")
 RUN_TIMEOUT = 1800.0  # one catalog run; it takes well under a minute here
 REPO = Path(__file__).resolve().parents[2]

@@ -1,34 +1,32 @@
-"""Reaching a stack's management side: CouchDB client and event-socket ``api`` calls, for a target
-(file or embedded model) or for the model at its default addresses (``kazoo-harness model``)."""
+"""Reaching a stack's management side: where its CouchDB, Crossbar and event socket are (StackAccess),
+a CouchDB client for them, and event-socket ``api`` calls."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from dataclasses import dataclass
 
 from harness.kazoo.couch import CouchClient
 from harness.kazoo.esl import EslClient
-from harness.scenario.target import StackAccess, Target
 
-# `kazoo-harness model` without flags (harness/model/stack.py ModelConfig defaults).
-MODEL_DEFAULT_SBC = ("127.0.0.1", 5060)
-MODEL_DEFAULT_ACCESS = StackAccess(
-    couch_url="http://127.0.0.1:5984",
-    esl=("127.0.0.1", 8021, "ClueCon"),
-    node="ecallmgr@kazoo-model.local",
-)
 API_TIMEOUT = 5.0
+Esl = tuple[str, int, str]  # host, port, password
 
 
-def stack_access(target: Target) -> StackAccess:
-    """The target's management endpoints; an embedded target's come from its running model."""
-    if target.stack is not None:
-        return target.stack
-    model: Any = target.model
-    if model is None:
-        return StackAccess(esl=target.esl)
-    return StackAccess(couch_url=model.couch_url, esl=target.esl, node=model.node)
+@dataclass(frozen=True)
+class StackAccess:
+    """How to reach a stack's management side (diagnose, provisioning). Secret fields are secrets
+    (masked in repr by harness.targets.file.Secret); never print them."""
+
+    couch_url: str | None = None
+    couch_username: str | None = None
+    couch_password: str | None = None
+    strip_db_slashes: bool = False
+    crossbar_url: str | None = None
+    crossbar_api_key: str | None = None
+    esl: Esl | None = None
+    node: str | None = None  # ecallmgr node whose system_config section applies
 
 
 def couch_client(access: StackAccess, timeout: float = 5.0) -> CouchClient | None:
@@ -43,7 +41,7 @@ def couch_client(access: StackAccess, timeout: float = 5.0) -> CouchClient | Non
     )
 
 
-async def esl_api_async(esl: tuple[str, int, str], *commands: str, timeout: float = API_TIMEOUT) -> list[str]:
+async def esl_api_async(esl: Esl, *commands: str, timeout: float = API_TIMEOUT) -> list[str]:
     """Run ``api`` commands over one event-socket connection; raises EslError when it cannot."""
     host, port, password = esl
     deadline = time.time() + timeout
@@ -52,6 +50,6 @@ async def esl_api_async(esl: tuple[str, int, str], *commands: str, timeout: floa
         return [(await client.api(cmd, deadline=deadline)).strip() for cmd in commands]
 
 
-def esl_api(esl: tuple[str, int, str], *commands: str, timeout: float = API_TIMEOUT) -> list[str]:
+def esl_api(esl: Esl, *commands: str, timeout: float = API_TIMEOUT) -> list[str]:
     """Blocking ``esl_api_async`` (for CLI code and teardown paths without a loop)."""
     return asyncio.run(esl_api_async(esl, *commands, timeout=timeout))

@@ -1,10 +1,11 @@
 """The troubleshooting guide, automated: "calls from carrier X to number Y fail — which cause is it?"
 
-Steps, in the order a call meets them: ``acl`` (system_config/ecallmgr, cross-checked with the live
-lists over the event socket), ``number_format`` (stepswitch field + number_manager converters),
-``number_mapping`` (numbers database, state, account, callflow), and optionally ``invite`` (a test
-INVITE and the log lines it causes). Each step records its evidence; the verdict is the first step
-that found a problem. JSON shape: docs/diagnose.md.
+Steps, in the order a call meets them, each named after the cause it checks (harness.kazoo.causes):
+``acl`` (system_config/ecallmgr, cross-checked with the live lists over the event socket),
+``number_format`` (stepswitch field + number_manager converters), ``number_mapping`` (numbers database,
+state, account, callflow), and optionally ``invite`` (a test INVITE and the log lines it causes, judged
+by the expectation profile). Each step records its evidence; the verdict is the first step that found
+a problem. JSON shape: docs/diagnose.md.
 """
 
 from __future__ import annotations
@@ -16,16 +17,17 @@ from typing import Any, Literal
 
 from harness.kazoo import numbers as kn
 from harness.kazoo.acls import AUTHORITATIVE, TRUSTED, AclLists, acl_entries, node_acls, offnet_resources
+from harness.kazoo.causes import NONE, UNKNOWN, Cause
 
 Status = Literal["ok", "problem", "warning", "skipped", "error"]
-CAUSES = ("acl", "number_format", "number_mapping", "malformed_invite", "none", "unknown")
-STEP_CAUSE = {"acl": "acl", "number_format": "number_format", "number_mapping": "number_mapping"}
-SCHEMA_VERSION = 1
+INVITE_STEP = "invite"
+# 2: the malformed cause has the one spelling of harness.kazoo.causes (version 1 had its own)
+SCHEMA_VERSION = 2
 
 
 @dataclass
 class Step:
-    name: str  # acl | number_format | number_mapping | invite
+    name: str  # a cause (the step that checks it), or "invite"
     status: Status
     summary: str
     evidence: list[str] = field(default_factory=list)
@@ -41,7 +43,7 @@ class Diagnosis:
     carrier_port: int | None
     target: str
     steps: list[Step]
-    cause: str = "unknown"
+    cause: str = UNKNOWN
     verdict: str = ""
     fix: str | None = None
 
@@ -75,12 +77,12 @@ def acl_step(reader: kn.DocReader, ip: str, port: int | None, node: str | None, 
     doc = reader.get(kn.SYSTEM_CONFIG_DB, "ecallmgr")
     if doc is None:
         return Step(
-            "acl",
+            Cause.ACL,
             "problem",
             "system_config/ecallmgr does not exist: no carrier is trusted",
             ["GET system_config/ecallmgr -> not found"],
             fix="create the ACL: sup -necallmgr ecallmgr_maintenance allow_carrier NAME IP, then reload_acls",
-            cause="acl",
+            cause=Cause.ACL,
         )
     section, why = _ecallmgr_node(doc, node)
     skipped: list[str] = []
@@ -134,7 +136,7 @@ def acl_step(reader: kn.DocReader, ip: str, port: int | None, node: str | None, 
     )
     if authoritative:
         return Step(
-            "acl",
+            Cause.ACL,
             "problem",
             f"{ip} is listed as authoritative (an SBC/proxy), not as a carrier",
             evidence,
@@ -143,24 +145,24 @@ def acl_step(reader: kn.DocReader, ip: str, port: int | None, node: str | None, 
             "and list that "
             "in trusted (sup -necallmgr ecallmgr_maintenance allow_carrier NAME IP); keep authoritative for "
             "Kazoo's own Kamailio nodes only",
-            cause="acl",
+            cause=Cause.ACL,
         )
     # `api acl IP LIST` checks without a port: compare it with the document's port-less answer
     if live_value is not None and live_value != (lists.check(TRUSTED, ip, None) is not None):
         doc_says = "trusted" if trusted else "not trusted"
         live_says = "trusts" if live_value else "does not trust"
         return Step(
-            "acl",
+            Cause.ACL,
             "problem",
             f"the document says {ip} is {doc_says} but the live ACL {live_says} it (not reloaded)",
             evidence,
             data,
             fix=reload_fix,
-            cause="acl",
+            cause=Cause.ACL,
         )
     if trusted is None:
         return Step(
-            "acl",
+            Cause.ACL,
             "problem",
             f"{ip} is not in the trusted ACL",
             evidence,
@@ -168,9 +170,9 @@ def acl_step(reader: kn.DocReader, ip: str, port: int | None, node: str | None, 
             fix=f"sup -necallmgr ecallmgr_maintenance allow_carrier CARRIER_NAME {ip} (or add an entry with "
             "network-list-name trusted to system_config/ecallmgr, or POST /v2/system_configs/ecallmgr), then "
             + reload_fix,
-            cause="acl",
+            cause=Cause.ACL,
         )
-    return Step("acl", "ok", f"{ip} is trusted ({trusted.entry_name})", evidence, data)
+    return Step(Cause.ACL, "ok", f"{ip} is trusted ({trusted.entry_name})", evidence, data)
 
 
 def _contains(cidr: str, ip: str) -> bool:
@@ -180,19 +182,21 @@ def _contains(cidr: str, ip: str) -> bool:
         return False
 
 
-def format_step(reader: kn.DocReader, number: str, ruri_user: str | None) -> tuple[Step, str | None]:
+def format_step(
+    reader: kn.DocReader, number: str, ruri_user: str | None, node: str | None = None
+) -> tuple[Step, str | None]:
     """The number Kazoo will look up (returned) and whether it is usable."""
-    nm = reader.get(kn.SYSTEM_CONFIG_DB, "number_manager")
-    ss = reader.get(kn.SYSTEM_CONFIG_DB, "stepswitch")
-    field_name = str(kn.config_value(ss, "inbound_user_field", "Request"))
-    read = kn.inbound_number(ruri_user or number, number, ss)
-    e164 = kn.inbound_destination(read, ss, nm)
-    reconcilable = e164 is not None and kn.is_reconcilable(e164, nm)
+    config = kn.InboundConfig.read(reader, node)
+    nm, ss = config.number_manager, config.stepswitch
+    field_name = str(kn.config_value(ss, "inbound_user_field", "Request", node))
+    read = config.dialed(ruri_user or number, number)
+    e164 = config.destination(read)
+    reconcilable = e164 is not None and config.reconcilable(e164)
     evidence = [
         f"system_config/number_manager: {'present' if nm else 'absent, Kazoo defaults'}",
         f"stepswitch inbound_user_field = {field_name} (Kazoo reads the "
         f"{'To header' if field_name == 'To' else 'Request-URI'} user)",
-        f"assume_inbound_e164 = {kn.config_value(ss, 'assume_inbound_e164', False)}",
+        f"assume_inbound_e164 = {kn.config_value(ss, 'assume_inbound_e164', False, node)}",
         f"Kazoo reads {read!r} -> E.164 {e164!r}, reconcilable: {reconcilable}",
     ]
     data = {
@@ -202,21 +206,21 @@ def format_step(reader: kn.DocReader, number: str, ruri_user: str | None) -> tup
         "reconcilable": reconcilable,
         "classifier": kn.classify(e164, nm) if e164 else None,
     }
-    wanted = kn.normalize(number, nm)
+    wanted = kn.normalize(number, nm, node)
     if read != number and e164 != wanted:
         return Step(
-            "number_format",
+            Cause.NUMBER_FORMAT,
             "problem",
             f"the number is only in the To header: Kazoo reads the Request-URI user {read!r}",
             evidence,
             data,
             fix="have the carrier put the dialed number in the Request-URI, or set system_config stepswitch "
             'inbound_user_field = "To" (then sup kapps_config flush stepswitch)',
-            cause="number_format",
+            cause=Cause.NUMBER_FORMAT,
         ), wanted
     if not reconcilable:
         return Step(
-            "number_format",
+            Cause.NUMBER_FORMAT,
             "problem",
             f"{read!r} does not normalize to a reconcilable E.164 number ({e164!r})",
             evidence,
@@ -224,9 +228,9 @@ def format_step(reader: kn.DocReader, number: str, ruri_user: str | None) -> tup
             fix="have the carrier send E.164 (+CC...) or a form number_manager's e164_converters "
             "turn into it; "
             "or add a converter in system_config number_manager (then sup kapps_config flush number_manager)",
-            cause="number_format",
+            cause=Cause.NUMBER_FORMAT,
         ), e164
-    return Step("number_format", "ok", f"{read!r} normalizes to {e164}", evidence, data), e164
+    return Step(Cause.NUMBER_FORMAT, "ok", f"{read!r} normalizes to {e164}", evidence, data), e164
 
 
 def _numbers_dbs(reader: kn.DocReader) -> list[str]:
@@ -236,12 +240,20 @@ def _numbers_dbs(reader: kn.DocReader) -> list[str]:
     return [str(db) for db in all_dbs() if str(db).startswith("numbers")]
 
 
-def mapping_step(reader: kn.DocReader, e164: str | None) -> Step:
+def mapping_step(reader: kn.DocReader, e164: str | None, node: str | None = None) -> Step:
     if not e164:
-        return Step("number_mapping", "skipped", "no E.164 number to look up")
+        return Step(Cause.NUMBER_MAPPING, "skipped", "no E.164 number to look up")
     db = kn.numbers_db(e164)
+    if db is None:  # knm_converters:to_db/1 gives undefined: nothing to look the number up in
+        return Step(
+            Cause.NUMBER_MAPPING,
+            "skipped",
+            f"{e164!r} is too short to name a numbers database (numbers/ + its first 5 characters)",
+            [f"knm_converters:to_db({e164!r}) -> undefined"],
+            {"db": None, "found": False, "reason": "not_reconcilable"},
+        )
     evidence = [f"numbers database: {db} (URL {kn.encode_db(db) if db else '-'})"]
-    lookup = kn.lookup_number(reader, e164)
+    lookup = kn.lookup_number(reader, e164, node)
     data: dict[str, Any] = {
         "db": db,
         "found": lookup.doc is not None,
@@ -258,40 +270,40 @@ def mapping_step(reader: kn.DocReader, e164: str | None) -> Step:
             data["found_in_db"] = elsewhere[0]
             evidence.append(f"{db}/{e164}: not found; a document for it is in {elsewhere[0]}")
             return Step(
-                "number_mapping",
+                Cause.NUMBER_MAPPING,
                 "problem",
                 f"{e164} is stored in the wrong database {elsewhere[0]}",
                 evidence,
                 data,
                 fix=f"move the number document to {db} (re-add the number through Crossbar: "
                 f"PUT /v2/accounts/ACCOUNT/phone_numbers/{e164}, then activate)",
-                cause="number_mapping",
+                cause=Cause.NUMBER_MAPPING,
             )
         evidence.append(f"{db}/{e164}: not found")
         return Step(
-            "number_mapping",
+            Cause.NUMBER_MAPPING,
             "problem",
             f"{e164} is not in Kazoo's numbers database",
             evidence,
             data,
             fix=f"add it: PUT /v2/accounts/ACCOUNT/phone_numbers/{e164} then PUT .../{e164}/activate "
             f"(check with sup stepswitch_maintenance lookup_number {e164})",
-            cause="number_mapping",
+            cause=Cause.NUMBER_MAPPING,
         )
     evidence.append(f"{db}/{e164}: pvt_state {lookup.state!r}, pvt_assigned_to {lookup.account_id!r}")
     if lookup.reason == "unassigned":
         return Step(
-            "number_mapping",
+            Cause.NUMBER_MAPPING,
             "problem",
             f"{e164} is assigned to no account",
             evidence,
             data,
             fix=f"assign it: PUT /v2/accounts/ACCOUNT/phone_numbers/{e164}, then activate",
-            cause="number_mapping",
+            cause=Cause.NUMBER_MAPPING,
         )
     if lookup.reason == "not_in_service":
         return Step(
-            "number_mapping",
+            Cause.NUMBER_MAPPING,
             "problem",
             f"{e164} is in state {lookup.state!r}, which does not route "
             f"(routing states: {', '.join(sorted(kn.ROUTING_STATES))})",
@@ -299,36 +311,43 @@ def mapping_step(reader: kn.DocReader, e164: str | None) -> Step:
             data,
             fix=f"activate it: PUT /v2/accounts/{lookup.account_id}/phone_numbers/{e164}/activate "
             "(in_service)",
-            cause="number_mapping",
+            cause=Cause.NUMBER_MAPPING,
         )
     if lookup.reason == "account_disabled":
         return Step(
-            "number_mapping",
+            Cause.NUMBER_MAPPING,
             "problem",
             f"account {lookup.account_id} is disabled",
             evidence,
             data,
             fix=f"enable the account: POST /v2/accounts/{lookup.account_id} with enabled true",
-            cause="number_mapping",
+            cause=Cause.NUMBER_MAPPING,
         )
-    assert lookup.account_id is not None
+    if not lookup.ok or lookup.account_id is None:  # not_reconcilable after normalization
+        return Step(
+            Cause.NUMBER_MAPPING,
+            "skipped",
+            f"{e164!r} does not normalize to a number stepswitch can look up ({lookup.reason})",
+            evidence,
+            data,
+        )
     callflow = kn.find_callflow(reader, lookup.account_id, e164)
     if callflow is None:
         evidence.append(f"{kn.account_db(lookup.account_id)}: no callflow lists {e164}")
         return Step(
-            "number_mapping",
+            Cause.NUMBER_MAPPING,
             "problem",
             f"{e164} routes to account {lookup.account_id}, which has no callflow for it",
             evidence,
             data,
             fix=f'create a callflow: PUT /v2/accounts/{lookup.account_id}/callflows with numbers ["{e164}"] '
             "(without one callers get 486 PICNIC)",
-            cause="number_mapping",
+            cause=Cause.NUMBER_MAPPING,
         )
     data["callflow_id"] = callflow.get("_id")
     evidence.append(f"callflow {callflow.get('_id')} ({callflow.get('name', '')!s}) lists {e164}")
     return Step(
-        "number_mapping",
+        Cause.NUMBER_MAPPING,
         "ok",
         f"{e164} routes to account {lookup.account_id}, callflow found",
         evidence,
@@ -340,15 +359,15 @@ def decide(diagnosis: Diagnosis) -> Diagnosis:
     """Set the verdict: the first step with a problem, else none found, else unknown."""
     for step in diagnosis.steps:
         if step.status == "problem":
-            diagnosis.cause = step.cause or STEP_CAUSE.get(step.name, "unknown")
+            diagnosis.cause = step.cause or UNKNOWN
             diagnosis.verdict = step.summary
             diagnosis.fix = step.fix
             return diagnosis
         if step.status == "error":
-            diagnosis.cause = "unknown"
+            diagnosis.cause = UNKNOWN
             diagnosis.verdict = f"could not check {step.name}: {step.summary}"
             return diagnosis
-    diagnosis.cause = "none"
+    diagnosis.cause = NONE
     diagnosis.verdict = "none found: the ACL, the number's format and its mapping look right"
     return diagnosis
 
@@ -366,17 +385,19 @@ def diagnose(
     extra_steps: list[Step] | None = None,
 ) -> Diagnosis:
     """Run the document steps against ``reader`` (CouchClient or DocumentStore); ``extra_steps`` (the
-    INVITE step) are judged after them."""
-    steps = [_guarded("acl", lambda: acl_step(reader, carrier_ip, carrier_port, node, live_acl))]
+    INVITE step) are judged after them. Any number string gets a verdict; ``carrier_ip`` must be an IP
+    address (ValueError otherwise: a usage error, before anything is read)."""
+    ipaddress.ip_address(carrier_ip)
+    steps = [_guarded(Cause.ACL, lambda: acl_step(reader, carrier_ip, carrier_port, node, live_acl))]
     holder: dict[str, str | None] = {}
 
     def fmt() -> Step:
-        step, e164 = format_step(reader, number, ruri_user)
+        step, e164 = format_step(reader, number, ruri_user, node)
         holder["e164"] = e164
         return step
 
-    steps.append(_guarded("number_format", fmt))
-    steps.append(_guarded("number_mapping", lambda: mapping_step(reader, holder.get("e164"))))
+    steps.append(_guarded(Cause.NUMBER_FORMAT, fmt))
+    steps.append(_guarded(Cause.NUMBER_MAPPING, lambda: mapping_step(reader, holder.get("e164"), node)))
     steps.extend(extra_steps or [])
     return decide(Diagnosis(number, carrier_ip, carrier_port, target, steps))
 

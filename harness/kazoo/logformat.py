@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from harness.kazoo.release import KamailioLogStyle
+
 LineFormat = Literal["freeswitch", "kamailio", "kazoo", "raw"]
 Level = str | int
 
@@ -57,7 +59,6 @@ _FS_NAMES: dict[int, str] = {
     7: "DEBUG",
 }
 _LAGER_NAMES: dict[str, str] = {"CRIT": "critical", "EMERG": "emergency"}
-KAMAILIO_PROFILES = ("kazoo-4.3", "kazoo-5")
 KAMAILIO_NULL = "<null>"  # what Kamailio's $ci prints for a message without a Call-ID
 NO_CALL_ID = "0000000000"  # lager's placeholder when a process has no call-id in its metadata
 
@@ -121,7 +122,7 @@ def fs_line(
 
 
 def kamailio_line(
-    profile: str,
+    style: KamailioLogStyle,
     level: Level,
     message: str,
     call_id: str | None = None,
@@ -130,16 +131,17 @@ def kamailio_line(
     pid: int | None = None,
     script: str = "script",
 ) -> str:
-    """The text Kazoo's Kamailio script logs: ``<callid>|<area>|msg`` (kazoo-4.3) or ``<area> - msg``
-    (kazoo-5). A 4.3 line without a Call-ID has no prefix (as ``second To header not null``); pass
+    """The text Kazoo's Kamailio script logs: ``<callid>|<area>|msg`` (style "pipe", 4.3) or
+    ``<area> - msg`` (style "dash", 5.x; harness.kazoo.release). A pipe line without a Call-ID has no
+    prefix (as ``second To header not null``); pass
     ``call_id=KAMAILIO_NULL`` for a ``$ci|end|`` line of a message that has none (``<null>|end|...``).
     With ``pid`` the stderr prefix `` 0(<pid>) LEVEL: <script>: `` is added (what ``-E`` writes)."""
-    if profile == "kazoo-4.3":
+    if style == "pipe":
         text = f"{call_id}|{area}|{message}" if call_id else message
-    elif profile == "kazoo-5":
+    elif style == "dash":
         text = f"{area} - {message}"
     else:
-        raise ValueError(f"unknown Kamailio profile {profile!r} (expected one of {KAMAILIO_PROFILES})")
+        raise ValueError(f"unknown Kamailio log style {style!r} (pipe or dash)")
     if pid is None:
         return text
     return f" 0({pid}) {normalize_level(level)}: <{script}>: {text}"

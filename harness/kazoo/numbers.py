@@ -106,12 +106,12 @@ def _last_capture(match: re.Match[str]) -> str:
     return match.group(0)
 
 
-def normalize(number: str, config: Mapping[str, Any] | None = None) -> str:
+def normalize(number: str, config: Mapping[str, Any] | None = None, node: str | None = None) -> str:
     """knm_converters:normalize/1 with the regex converter: ``+...`` is kept, the first matching
     e164_converter rewrites to prefix + last capture + suffix, otherwise the number is returned unchanged."""
     if number.startswith("+"):
         return number
-    converters: Mapping[str, Any] = config_value(config, "e164_converters", DEFAULT_E164_CONVERTERS)
+    converters: Mapping[str, Any] = config_value(config, "e164_converters", DEFAULT_E164_CONVERTERS, node)
     for regex, rule in converters.items():
         match = _compile(regex).search(number)
         if match is None:
@@ -121,10 +121,10 @@ def normalize(number: str, config: Mapping[str, Any] | None = None) -> str:
     return number
 
 
-def is_reconcilable(number: str, config: Mapping[str, Any] | None = None) -> bool:
+def is_reconcilable(number: str, config: Mapping[str, Any] | None = None, node: str | None = None) -> bool:
     """knm_converters:is_reconcilable/1: the normalized number matches ``reconcile_regex``."""
-    regex = config_value(config, "reconcile_regex", DEFAULT_RECONCILE_REGEX)
-    return _compile(regex).search(normalize(number, config)) is not None
+    regex = config_value(config, "reconcile_regex", DEFAULT_RECONCILE_REGEX, node)
+    return _compile(regex).search(normalize(number, config, node)) is not None
 
 
 def classify(number: str, config: Mapping[str, Any] | None = None) -> str | None:
@@ -178,11 +178,15 @@ def _is_empty_user(user: str | None) -> bool:
 
 
 def inbound_number(
-    request_user: str | None, to_user: str | None, stepswitch_config: Mapping[str, Any] | None = None
+    request_user: str | None,
+    to_user: str | None,
+    stepswitch_config: Mapping[str, Any] | None = None,
+    node: str | None = None,
 ) -> str | None:
     """The dialed number stepswitch takes (kapps_util:get_destination): the field named by
-    ``inbound_user_field`` (``Request`` default, or ``To``), falling back to the other one."""
-    field = config_value(stepswitch_config, "inbound_user_field", "Request")
+    ``inbound_user_field`` (``Request`` default, or ``To``, compared as written), falling back to the
+    other one when it is empty or ``nouser``."""
+    field = config_value(stepswitch_config, "inbound_user_field", "Request", node)
     order = (to_user, request_user) if field == "To" else (request_user, to_user)
     for user in order:
         if not _is_empty_user(user):
@@ -194,14 +198,42 @@ def inbound_destination(
     number: str | None,
     stepswitch_config: Mapping[str, Any] | None = None,
     number_manager_config: Mapping[str, Any] | None = None,
+    node: str | None = None,
 ) -> str | None:
     """stepswitch_util:get_inbound_destination after the field choice: ``+`` prepended when
     ``assume_inbound_e164`` is true, otherwise normalized."""
     if number is None or _is_empty_user(number):
         return None
-    if config_value(stepswitch_config, "assume_inbound_e164", False) is True:
+    if config_value(stepswitch_config, "assume_inbound_e164", False, node) is True:
         return number if number.startswith("+") else "+" + number
-    return normalize(number, number_manager_config)
+    return normalize(number, number_manager_config, node)
+
+
+@dataclass(frozen=True)
+class InboundConfig:
+    """The system_config documents that decide which number an inbound call is for, as one node reads
+    them (its section first, then ``default``): what stepswitch does with a route request."""
+
+    stepswitch: Mapping[str, Any] | None = None
+    number_manager: Mapping[str, Any] | None = None
+    node: str | None = None
+
+    @classmethod
+    def read(cls, store: DocReader, node: str | None = None) -> InboundConfig:
+        return cls(
+            store.get(SYSTEM_CONFIG_DB, "stepswitch"), store.get(SYSTEM_CONFIG_DB, "number_manager"), node
+        )
+
+    def dialed(self, request_user: str | None, to_user: str | None) -> str | None:
+        """The number Kazoo reads from the request (inbound_number)."""
+        return inbound_number(request_user, to_user, self.stepswitch, self.node)
+
+    def destination(self, dialed: str | None) -> str | None:
+        """The number stepswitch looks up for ``dialed`` (inbound_destination)."""
+        return inbound_destination(dialed, self.stepswitch, self.number_manager, self.node)
+
+    def reconcilable(self, number: str) -> bool:
+        return is_reconcilable(number, self.number_manager, self.node)
 
 
 @dataclass(frozen=True)
@@ -236,13 +268,12 @@ def is_account_enabled(store: DocReader, account_id: str) -> bool:
     return doc.get("pvt_enabled") is not False and doc.get("enabled") is not False
 
 
-def lookup_number(store: DocReader, number: str | None) -> NumberLookup:
+def lookup_number(store: DocReader, number: str | None, node: str | None = None) -> NumberLookup:
     """stepswitch's inbound lookup: normalize (with the store's stepswitch/number_manager config), open
     the number document in its numbers database, then check assignment, state and the account."""
-    nm_config = store.get(SYSTEM_CONFIG_DB, "number_manager")
-    ss_config = store.get(SYSTEM_CONFIG_DB, "stepswitch")
-    e164 = inbound_destination(number, ss_config, nm_config)
-    reconcilable = e164 is not None and is_reconcilable(e164, nm_config)
+    config = InboundConfig.read(store, node)
+    e164 = config.destination(number)
+    reconcilable = e164 is not None and config.reconcilable(e164)
 
     def result(**kwargs: Any) -> NumberLookup:
         base: dict[str, Any] = {

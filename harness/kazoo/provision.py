@@ -2,7 +2,7 @@
 CouchDB, followed by what Kazoo needs to see them (``reloadacl`` over the event socket), and restored
 exactly afterwards, also on failure, Ctrl-C and (through the journal) ``kill -9``.
 
-    with Provisioner.for_target(target) as prov:
+    with Provisioner.for_access(target.stack) as prov:
         prov.acl_entry("127.0.0.77")
         prov.number("+14155550177", state="in_service", account_id=acct, callflow=True)
         ...  # run scenarios
@@ -26,11 +26,9 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from harness.kazoo import numbers as kn
-from harness.kazoo.access import esl_api, stack_access
+from harness.kazoo.access import StackAccess, esl_api
 from harness.kazoo.couch import CouchClient, CouchNotFound
 from harness.kazoo.journal import Journal, default_journal_dir
-from harness.scenario.safety import require_provisioning
-from harness.scenario.target import StackAccess, Target
 
 Doc = dict[str, Any]
 # Seconds since year 0, as Kazoo's pvt_created/pvt_modified (calendar:datetime_to_gregorian_seconds).
@@ -84,13 +82,13 @@ class Provisioner:
         self._restored = False
 
     @classmethod
-    def for_target(cls, target: Target, journal_dir: Path | None = None) -> Provisioner:
-        """A provisioner for ``target``; refuses targets without ``allow_provisioning = true``."""
-        require_provisioning(target)
-        access = stack_access(target)
+    def for_access(
+        cls, access: StackAccess, *, journal_dir: Path | None = None, target_ref: str | None = None
+    ) -> Provisioner:
+        """A provisioner on the stack ``access`` reaches (a target checks its own safety rules first:
+        harness.targets.Target.provisioner). ``target_ref`` is kept in the journal for `restore`."""
         client = _client(access)
-        ref = str(target.source_file.path) if target.source_file is not None else None
-        return cls(client, esl=access.esl, node=access.node, journal_dir=journal_dir, target_ref=ref)
+        return cls(client, esl=access.esl, node=access.node, journal_dir=journal_dir, target_ref=target_ref)
 
     # --- the journaled primitive --------------------------------------------------------------------
     def put(self, db: str, doc: Doc) -> str:
@@ -336,11 +334,10 @@ def _restore_doc(client: CouchClient, db: str, doc_id: str, before: Doc | None) 
 
 
 @contextmanager
-def provisioned_setup(target: Target, system_config: dict[str, dict[str, Any]]) -> Iterator[Provisioner]:
+def provisioned_setup(prov: Provisioner, system_config: dict[str, dict[str, Any]]) -> Iterator[Provisioner]:
     """A scenario's ``setup: system_config`` on a real stack: each document's ``default`` section gets
-    the given fields through CouchDB (journaled), restored at the end. For harness/scenario/setup.py on
-    targets without an embedded model; raises UnsafeTarget without ``allow_provisioning``."""
-    with Provisioner.for_target(target) as prov:
+    the given fields through CouchDB (journaled), restored at the end."""
+    with prov:
         for doc_id, fields in system_config.items():
             prov.edit(kn.SYSTEM_CONFIG_DB, doc_id, _set_default_fields(fields))
             if doc_id == "ecallmgr":

@@ -9,7 +9,8 @@ import argparse
 import signal
 import sys
 
-from harness.lab.kamailio import PROFILES, LabKamailio, kamailio_available
+from harness.kazoo.release import DEFAULT_RELEASE, RELEASE_NAMES, release
+from harness.lab.kamailio import LabKamailio, kamailio_available
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -24,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--listen", default="127.0.0.1", help="loopback address to listen on")
     parser.add_argument("--port", type=int, default=0, help="UDP+TCP port (0: a free one)")
     parser.add_argument("--media", type=_address, default=None, help="media role IP:PORT (none: 480s)")
-    parser.add_argument("--profile", choices=PROFILES, default="kazoo-4.3")
+    parser.add_argument("--release", choices=RELEASE_NAMES, default=DEFAULT_RELEASE.name)
     parser.add_argument("--workdir", default=None, help="config, dispatcher list, pid file and log")
     parser.add_argument("--no-sanity-drop", action="store_true", help="answer insane messages with 400")
     parser.add_argument("--check", action="store_true", help="only report whether Kamailio can run here")
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         listen_ip=args.listen,
         port=args.port,
         media=args.media,
-        profile=args.profile,
+        style=release(args.release),
         workdir=args.workdir,
         sanity_drops_request=not args.no_sanity_drop,
         keep_workdir=args.workdir is not None,
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with lab:
             print(
-                f"lab kamailio (pid {lab.pid}) on {lab.listen_ip}:{lab.port} udp+tcp, profile {lab.profile}"
+                f"lab kamailio (pid {lab.pid}) on {lab.listen_ip}:{lab.port} udp+tcp, release {args.release}"
             )
             print(f"log: {lab.log_path}  config: {lab.config_path}", flush=True)
             while True:

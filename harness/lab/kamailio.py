@@ -18,13 +18,13 @@ import tempfile
 import threading
 import time
 import weakref
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from types import TracebackType
+from typing import Protocol
 
 from harness.lab.ready import wait_options_answer
-
-PROFILES = ("kazoo-4.3", "kazoo-5")
 
 # Modules the template loads; kamailio_available() reports the first one missing.
 REQUIRED_MODULES = (
@@ -50,10 +50,33 @@ _MODULE_DIR_GLOBS = (
     "/usr/lib64/kamailio/modules",
 )
 
-# Log prefixes per profile: Kazoo 4.3's configs write "<callid>|<area>|message"; the 5.x
-# configs write "<area> - message" and carry the Call-ID in Kamailio's log_prefix.
+# The script's log areas: "pipe" style writes "<callid>|<area>|message"; "dash" style writes
+# "<area> - message" and carries the Call-ID in Kamailio's log_prefix.
 _AREAS = ("start", "log", "end", "failure")
 _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
+LOG_STYLES = ("pipe", "dash")
+
+
+class SbcStyle(Protocol):
+    """What differs between the Kazoo releases this configuration imitates: a KazooRelease
+    (harness.kazoo.release) is one. This package names no release, so that the Kamailio image runs it
+    with the standard library alone (its entry point builds a :class:`LabStyle` from flags)."""
+
+    @property
+    def kamailio_log_style(self) -> str: ...  # "pipe" (4.3) or "dash" (5.x)
+
+    @property
+    def sbc_rewrites_604(self) -> bool: ...  # the failure route turns reorder's 604 into 486
+
+
+@dataclass(frozen=True)
+class LabStyle:
+    kamailio_log_style: str
+    sbc_rewrites_604: bool
+
+    def __post_init__(self) -> None:
+        if self.kamailio_log_style not in LOG_STYLES:
+            raise ValueError(f"unknown log style {self.kamailio_log_style!r}; expected one of {LOG_STYLES}")
 
 
 class KamailioError(RuntimeError):
@@ -110,22 +133,20 @@ def render_config(
     port: int,
     dispatcher_list: Path,
     module_dir: Path,
-    profile: str,
+    style: SbcStyle,
     sanity_drops_request: bool,
     ping_interval: int = 1,
 ) -> str:
     """The template with every placeholder filled; raises KeyError for an unknown one."""
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
-    kazoo5 = profile == "kazoo-5"
+    dash = style.kamailio_log_style == "dash"
     defines = []
-    if kazoo5:
-        defines.append("#!define KAZOO5")
+    if style.sbc_rewrites_604:
+        defines.append("#!define REWRITE_604")
     if sanity_drops_request:
         defines.append("#!define SANITY_DROPS_REQUEST")
     values = {
         "DEFINES": "\n".join(defines),
-        "LOG_PREFIX": 'log_prefix="{$mt $hdr(CSeq) $ci} "' if kazoo5 else "",
+        "LOG_PREFIX": 'log_prefix="{$mt $hdr(CSeq) $ci} "' if dash else "",
         "LISTEN_IP": listen_ip,
         "PORT": str(port),
         "MODULE_DIR": str(module_dir),
@@ -133,7 +154,7 @@ def render_config(
         "PING_INTERVAL": str(ping_interval),
     }
     for area in _AREAS:
-        values[area.upper()] = f"{area} - " if kazoo5 else f"$ci|{area}|"
+        values[area.upper()] = f"{area} - " if dash else f"$ci|{area}|"
     template = resources.files("harness.lab").joinpath("kamailio.cfg.tmpl").read_text()
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
@@ -239,10 +260,10 @@ class LabKamailio:
         listen_ip: str = "127.0.0.1",
         port: int = 0,
         media: tuple[str, int] | None = None,
-        profile: str = "kazoo-4.3",
+        *,
+        style: SbcStyle,
         workdir: str | Path | None = None,
         sanity_drops_request: bool = True,
-        *,
         ping_interval: int = 1,
         ready_timeout: float = 10.0,
         keep_workdir: bool = False,
@@ -251,12 +272,10 @@ class LabKamailio:
             raise ValueError(f"listen_ip must be a loopback address, got {listen_ip}")
         if media is not None and not media[0].startswith("127."):
             raise ValueError(f"media must be a loopback address, got {media[0]}")
-        if profile not in PROFILES:
-            raise ValueError(f"unknown profile {profile!r}; expected one of {PROFILES}")
         self.listen_ip = listen_ip
         self.port = port
         self.media = media
-        self.profile = profile
+        self.style = style
         self.sanity_drops_request = sanity_drops_request
         self.ping_interval = ping_interval
         self.ready_timeout = ready_timeout
@@ -313,7 +332,7 @@ class LabKamailio:
                 port=self.port,
                 dispatcher_list=dispatcher_list,
                 module_dir=module_dir,
-                profile=self.profile,
+                style=self.style,
                 sanity_drops_request=self.sanity_drops_request,
                 ping_interval=self.ping_interval,
             )

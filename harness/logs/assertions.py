@@ -1,9 +1,8 @@
 """Log assertions for one exchange: which lines must appear (how often, in which order) and which must not.
 
 Semantics (docs/logs.md):
-- A pattern is a regex searched in the whole raw line; ``{call_id}``, ``{source_ip}``, ``{source_port}``,
-  ``{number}``, ``{to_host}``, ``{sbc_ip}`` are replaced by the regex-escaped values given (any other
-  ``{...}``, such as a ``{2,3}`` quantifier, is left alone).
+- A pattern is a regex searched in the whole raw line; a profile's ``{placeholders}`` are filled before
+  (harness.kazoo.profile.fill: the one filler), so the patterns here are plain regexes.
 - ``present=True, count=None``: at least once. ``count=N``: exactly N times in the window. ``present=False``:
   never.
 - Only lines received at or after ``since`` count (no stale matches from an earlier scenario).
@@ -14,24 +13,19 @@ Semantics (docs/logs.md):
 
 from __future__ import annotations
 
-import asyncio
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from harness.logs.correlate import Correlation, correlate
 from harness.logs.hub import LogHub
 from harness.logs.line import LogLine
 from harness.net.exchange import Exchange
-from harness.sip.errors import SipParseError
-
-PLACEHOLDERS = ("call_id", "source_ip", "source_port", "number", "to_host", "sbc_ip")
-_PLACEHOLDER_RE = re.compile(r"\{(" + "|".join(PLACEHOLDERS) + r")\}")
 
 
 @dataclass(frozen=True)
 class LogExpectation:
-    pattern: str  # regex, may hold placeholders
+    pattern: str  # a regex (placeholders already filled)
     source: str | None = None  # a source name, None = any source
     count: int | None = None  # None = at least once; N = exactly N times
     present: bool = True
@@ -42,38 +36,6 @@ class LogExpectation:
             return f"never{where}: /{self.pattern}/"
         times = "at least once" if self.count is None else f"exactly {self.count}x"
         return f"{times}{where}: /{self.pattern}/"
-
-
-def fill_placeholders(pattern: str, values: Mapping[str, object]) -> str:
-    """Replace known ``{name}`` placeholders with the regex-escaped value; a missing value is an error."""
-
-    def substitute(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if values.get(name) is None:
-            raise ValueError(
-                f"log pattern {pattern!r} uses {{{name}}} but no value was given "
-                f"(known: {sorted(k for k, v in values.items() if v is not None)})"
-            )
-        return re.escape(str(values[name]))
-
-    return _PLACEHOLDER_RE.sub(substitute, pattern)
-
-
-def placeholders_for(exchange: Exchange, **extra: object) -> dict[str, object]:
-    """Placeholder values an exchange provides; ``extra`` adds or overrides them (``sbc_ip=...``)."""
-    values: dict[str, object] = {
-        "call_id": exchange.call_id,
-        "source_ip": exchange.local[0],
-        "source_port": exchange.local[1],
-        "number": exchange.dialed,
-    }
-    first = exchange.sent[0].parsed() if exchange.sent else None
-    try:
-        values["to_host"] = first.to.uri.host if first is not None else None
-    except (SipParseError, AttributeError):  # a deliberately broken To header has no host to offer
-        values["to_host"] = None
-    values.update(extra)
-    return values
 
 
 @dataclass
@@ -152,11 +114,11 @@ class LogVerdict:
         return "\n".join(out)
 
 
-def _compile(expectations: Iterable[LogExpectation], values: Mapping[str, object]) -> list[_Compiled]:
+def _compile(expectations: Iterable[LogExpectation]) -> list[_Compiled]:
     compiled = []
     for expectation in expectations:
         try:
-            regex = re.compile(fill_placeholders(expectation.pattern, values))
+            regex = re.compile(expectation.pattern)
         except re.error as exc:
             raise ValueError(f"bad log pattern {expectation.pattern!r}: {exc}") from exc
         compiled.append(_Compiled(expectation, regex))
@@ -183,12 +145,10 @@ async def check(
     *,
     since: float,
     deadline: float,
-    placeholders: Mapping[str, object] | None = None,
     ordered: bool = False,
 ) -> LogVerdict:
     """Follow the hub from ``since`` until the expectations are decided or ``deadline`` (epoch) passes."""
-    values = placeholders if placeholders is not None else placeholders_for(exchange)
-    compiled = _compile(expectations, values)
+    compiled = _compile(expectations)
     cursor = hub.cursor(since)
     waits_for_end = any(item.needs_window_end for item in compiled)
     decided_early = False
@@ -234,26 +194,3 @@ def _verdict(
         ordered=ordered,
         decided_early=early,
     )
-
-
-async def wait_for_drop(
-    hub: LogHub,
-    patterns: Sequence[str],
-    since: float,
-    deadline: float,
-    event: asyncio.Event,
-    *,
-    placeholders: Mapping[str, object] | None = None,
-    source: str | None = None,
-) -> LogLine | None:
-    """Set ``event`` the moment a line proving the drop arrives (the carrier UA's ``early_end``, so a
-    silence scenario ends without waiting out its timeout). Returns that line, or None at the deadline."""
-    regexes = [re.compile(fill_placeholders(p, placeholders or {})) for p in patterns]
-
-    def proves_drop(line: LogLine) -> bool:
-        return (source is None or line.source == source) and any(r.search(line.raw) for r in regexes)
-
-    line = await hub.wait_for(proves_drop, since, deadline)
-    if line is not None:
-        event.set()
-    return line

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 from harness.kazoo.logformat import fs_line, level_number
+from harness.kazoo.release import DEFAULTS
 from harness.model.logbus import LogBus, LogRecord
 
 ApiHandler = Callable[[str], Awaitable[str]]
@@ -117,7 +118,7 @@ class EslServer:
         bus: LogBus,
         host: str = "127.0.0.1",
         port: int = 0,
-        password: str = "ClueCon",
+        password: str = DEFAULTS.esl_password,
         api_handler: ApiHandler | None = None,
         *,
         acl: Iterable[str] | None = None,

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from harness.kazoo.logformat import Level, fs_line, kamailio_line, kazoo_line, normalize_level
+from harness.kazoo.release import KamailioLogStyle
 from harness.model.subscribers import Subscribers
 
 _log = logging.getLogger(__name__)
@@ -45,9 +46,9 @@ Subscriber = Callable[[LogRecord], None]
 
 
 class LogBus:
-    def __init__(self, log_dir: Path, profile: str) -> None:
+    def __init__(self, log_dir: Path, kamailio_style: KamailioLogStyle) -> None:
         self.log_dir = Path(log_dir)
-        self.profile = profile
+        self.kamailio_style = kamailio_style
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()  # re-entrant: a subscriber may log itself
         self._files: dict[str, TextIO] = {}
@@ -77,7 +78,7 @@ class LogBus:
         self, level: Level, message: str, call_id: str | None = None, area: str = "end"
     ) -> LogRecord:
         now = time.time()
-        text = kamailio_line(self.profile, level, message, call_id, area, pid=self._pid)
+        text = kamailio_line(self.kamailio_style, level, message, call_id, area, pid=self._pid)
         record = LogRecord(
             "kamailio", normalize_level(level), text, call_id, "script", None, None, now, message
         )

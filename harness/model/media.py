@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.kazoo.acls import AUTHORITATIVE, TRUSTED, AclLists, entries_from_store
+from harness.kazoo.release import DEFAULTS, KazooRelease
 from harness.model.logbus import LogBus
 from harness.model.routing import RoutingRole
 from harness.model.rtp import RtpStream, is_loopback
@@ -32,7 +33,7 @@ from harness.sip.uri import parse_uri
 
 _log = logging.getLogger(__name__)
 
-PROFILE = "sipinterface_1"
+PROFILE = DEFAULTS.sofia_profile
 SUPPORTED_EXTENSIONS = frozenset({"path", "replaces"})  # 100rel and timer are off in Kazoo's profile
 KNOWN_METHODS = frozenset(
     {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "UPDATE", "PRACK", "SUBSCRIBE",
@@ -121,7 +122,7 @@ class MediaRole:
         *,
         host: str,
         port: int,
-        profile: str,
+        release: KazooRelease,
         store: DocumentStore,
         bus: LogBus,
         routing: RoutingRole,
@@ -131,7 +132,7 @@ class MediaRole:
     ) -> None:
         self.ring_time = ring_time
         self.host = host
-        self.profile = profile
+        self.release = release
         self.store = store
         self.bus = bus
         self.routing = routing
@@ -298,7 +299,7 @@ class MediaRole:
                 call.call_id,
             )
             return True
-        if self.profile == "kazoo-5":
+        if self.release.auth_calls_acl_only:
             self.bus.freeswitch(
                 "debug",
                 "sofia.c",

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from harness.kazoo.numbers import SYSTEM_CONFIG_DB, DocReader, find_callflow, inbound_number, lookup_number
+from harness.kazoo.numbers import SYSTEM_CONFIG_DB, DocReader, InboundConfig, find_callflow, lookup_number
 from harness.model.logbus import LogBus
 from harness.sip.errors import SipParseError
 from harness.sip.message import Request
@@ -99,9 +99,10 @@ class RoutingRole:
             f"process route request for fetch id {fetch_id}",
             call_id,
         )
-        stepswitch_config = self.store.get(SYSTEM_CONFIG_DB, "stepswitch")
-        number = inbound_number(_user(request, "ruri"), _user(request, "to"), stepswitch_config)
-        found = lookup_number(self.store, number)
+        number = InboundConfig.read(self.store, self.node).dialed(
+            _user(request, "ruri"), _user(request, "to")
+        )
+        found = lookup_number(self.store, number, self.node)
         if not found.ok:
             dialed = found.e164 or number
             self.bus.kazoo(

@@ -22,6 +22,7 @@ from typing import cast
 
 from harness.kazoo.acls import TRUSTED, AclLists, entries_from_store
 from harness.kazoo.logformat import KAMAILIO_NULL
+from harness.kazoo.release import DEFAULTS, KazooRelease
 from harness.model.kamailio_parse import (
     core_parse_failure,
     full_parse_failure,
@@ -112,16 +113,17 @@ def rewrite_failure(
     code: int,
     reason: str,
     session_progress: bool,
-    profile: str,
+    release: KazooRelease,
     *,
     cancelled: bool = False,
     media_uri: str = "",
 ) -> FailureVerdict:
     """default.cfg failure_route[INTERNAL_FAULT] for an initial INVITE, branch by branch in its order.
 
-    ``session_progress``: a 180, 183 or 200 was relayed (FLAG_SESSION_PROGRESS). Kazoo 5.x also turns
-    reorder's 604 into 486 Unable to Comply; a 480 after progress becomes 603 Endpoint Not Available
-    (kazoo-behaviour.md; some default.cfg versions send 486 there)."""
+    ``session_progress``: a 180, 183 or 200 was relayed (FLAG_SESSION_PROGRESS). Where the release's
+    failure route rewrites it (``sbc_rewrites_604``, 5.x), reorder's 604 becomes 486 Unable to Comply;
+    a 480 after progress becomes 603 Endpoint Not Available (kazoo-behaviour.md; some default.cfg
+    versions send 486 there)."""
     if code < 300 or cancelled:
         return FailureVerdict(code, reason)
     if code == 407:
@@ -133,7 +135,7 @@ def rewrite_failure(
         return FailureVerdict(
             new_code, reason, ("info", "failure", f"sending {code} reply as {new_code} {reason}")
         )
-    if code == 604 and profile == "kazoo-5":
+    if code == 604 and release.sbc_rewrites_604:
         return FailureVerdict(486, "Unable to Comply")
     if "call barred" in reason:
         return FailureVerdict(code, reason, ("info", "failure", "ignoring call barred"))
@@ -214,20 +216,20 @@ class SbcRole:
         *,
         host: str,
         port: int,
-        profile: str,
+        release: KazooRelease,
         bus: LogBus,
         store: DocumentStore,
-        dispatcher: Address,
-        node: str = "ecallmgr@kazoo-model.local",
+        dispatcher: Address | None,
+        node: str = DEFAULTS.model_node,
         sanity_drops_request: bool = True,
         switches: Mapping[str, bool] | None = None,
         probe_timeout: float = PROBE_TIMEOUT,
     ) -> None:
         self.host = host
-        self.profile = profile
+        self.release = release
         self.bus = bus
         self.store = store
-        self.dispatcher = dispatcher
+        self.dispatcher = dispatcher  # None: the dispatcher set has no media server at all
         self.node = node
         self.sanity_drops_request = sanity_drops_request
         self.switches = {name: False for name in ROLE_SWITCHES} | dict(switches or {})
@@ -251,12 +253,13 @@ class SbcRole:
 
     async def start(self) -> Address:
         self.reload_acl()
-        loop = asyncio.get_running_loop()
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Relay(self), local_addr=(self.host, 0), remote_addr=self.dispatcher
-        )
-        self._relay = transport
-        self._relay_address = (self.host, int(transport.get_extra_info("sockname")[1]))
+        if self.dispatcher is not None:
+            loop = asyncio.get_running_loop()
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Relay(self), local_addr=(self.host, 0), remote_addr=self.dispatcher
+            )
+            self._relay = transport
+            self._relay_address = (self.host, int(transport.get_extra_info("sockname")[1]))
         return await self.listener.start()
 
     async def stop(self) -> None:
@@ -542,6 +545,12 @@ class SbcRole:
             if existing.final is not None:
                 path.send(existing.final)
             return
+        if self.dispatcher is None and request.method == "INVITE":
+            # dispatcher-role: ds_select_dst finds nothing before any transaction exists, so the 480
+            # goes out statelessly (sl_send_reply), without tm's automatic 100
+            self._log("warning", "no servers available in primary or backup group", request.get("call-id"))
+            path.respond(request, 480, "All servers busy")
+            return
         tx = Transaction(request, path, branch, request.method)
         self.transactions[key] = tx
         loop = asyncio.get_running_loop()
@@ -598,12 +607,12 @@ class SbcRole:
         self._deliver(tx, relayed.to_bytes(), final=message.code >= 200)
 
     def _failure_route(self, tx: Transaction, response: Response, relayed: SipMessage) -> SipMessage:
-        host, port = self.dispatcher
+        host, port = self.dispatcher or ("", 0)
         verdict = rewrite_failure(
             response.code,
             response.reason,
             tx.provisional,
-            self.profile,
+            self.release,
             cancelled=tx.cancelled,
             media_uri=f"sip:{host}:{port}",
         )

@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.kazoo.release import DEFAULT_RELEASE, DEFAULTS, KazooRelease
 from harness.model.couch_server import CouchServer
 from harness.model.esl_server import EslServer
 from harness.model.logbus import LogBus
@@ -24,8 +25,6 @@ from harness.model.sbc import PROBE_TIMEOUT, ROLE_SWITCHES, SbcRole
 from harness.model.store import DocumentStore
 from harness.model.transport import Address
 
-PROFILES = ("kazoo-4.3", "kazoo-5")
-DEFAULT_NODE = "ecallmgr@kazoo-model.local"
 START_DEADLINE = 30.0
 STOP_DEADLINE = 10.0
 
@@ -34,17 +33,17 @@ STOP_DEADLINE = 10.0
 class ModelConfig:
     """What to run. Port 0 anywhere means a free port; ``*_host`` None means ``host``."""
 
-    profile: str = "kazoo-4.3"
+    release: KazooRelease = DEFAULT_RELEASE
     data_dir: Path | None = None  # None: the built-in demo data
     log_dir: Path | None = None  # None: a new temporary directory
     host: str = "127.0.0.1"
-    sbc_port: int = 5060
-    media_port: int = 11000
-    esl_port: int = 8021
-    esl_password: str = "ClueCon"
-    couch_port: int = 5984
-    node: str = DEFAULT_NODE
-    route_timeout: float = 2.6
+    sbc_port: int = DEFAULTS.sbc_port
+    media_port: int = DEFAULTS.media_port
+    esl_port: int = DEFAULTS.esl_port
+    esl_password: str = DEFAULTS.esl_password
+    couch_port: int = DEFAULTS.couch_port
+    node: str = DEFAULTS.model_node
+    route_timeout: float = DEFAULTS.route_timeout
     sanity_drops_request: bool = True
     role_switches: dict[str, bool] = field(default_factory=dict)
     media_enabled: bool = True  # False: the dispatcher has no live media server (480 All servers busy)
@@ -55,8 +54,6 @@ class ModelConfig:
     dispatcher_probe: float = PROBE_TIMEOUT
 
     def __post_init__(self) -> None:
-        if self.profile not in PROFILES:
-            raise ValueError(f"unknown profile {self.profile!r}; choose one of {', '.join(PROFILES)}")
         unknown = set(self.role_switches) - set(ROLE_SWITCHES)
         if unknown:
             raise ValueError(f"unknown role switch(es) {sorted(unknown)}; known: {', '.join(ROLE_SWITCHES)}")
@@ -88,7 +85,7 @@ class ModelStack:
             Path(config.log_dir) if config.log_dir else Path(tempfile.mkdtemp(prefix="kazoo-model-"))
         )
         self.store = load_store(config.data_dir)
-        self.bus = LogBus(self.log_dir, config.profile)
+        self.bus = LogBus(self.log_dir, config.release.kamailio_log_style)
         self.routing = RoutingRole(self.store, self.bus, config.node, config.route_timeout)
         self.couch = CouchServer(self.store, config.host_of("couch"), config.couch_port)
         self.esl = EslServer(
@@ -96,6 +93,7 @@ class ModelStack:
         )
         self.media: MediaRole | None = None
         self.sbc: SbcRole | None = None
+        self._no_media: Address = (config.host_of("media"), 0)
 
     async def start(self) -> None:
         config = self.config
@@ -106,20 +104,21 @@ class ModelStack:
             self.media = MediaRole(
                 host=media_host,
                 port=config.media_port,
-                profile=config.profile,
+                release=config.release,
                 store=self.store,
                 bus=self.bus,
                 routing=self.routing,
                 node=config.node,
                 events=self.esl.publish_event,
             )
-            dispatcher = await self.media.start()
+            dispatcher: Address | None = await self.media.start()
         else:
-            dispatcher = (media_host, config.media_port or _unused_udp_port(media_host))
+            dispatcher = None
+            self._no_media = (media_host, config.media_port or _unused_udp_port(media_host))
         self.sbc = SbcRole(
             host=config.host_of("sbc"),
             port=config.sbc_port,
-            profile=config.profile,
+            release=config.release,
             bus=self.bus,
             store=self.store,
             dispatcher=dispatcher,
@@ -169,8 +168,7 @@ class ModelStack:
     def media_address(self) -> Address:
         if self.media is not None:
             return self.media.address
-        assert self.sbc is not None
-        return self.sbc.dispatcher
+        return self._no_media  # nothing listens there
 
     @property
     def esl_address(self) -> Address:
@@ -190,7 +188,7 @@ class RunningModel:
     esl: Address
     couch_url: str
     log_dir: Path
-    profile: str
+    release: KazooRelease
     node: str
     config: ModelConfig
     store: DocumentStore
@@ -264,7 +262,7 @@ def start_model(config: ModelConfig | None = None) -> RunningModel:
         esl=stack.esl_address,
         couch_url=stack.couch_url,
         log_dir=stack.log_dir,
-        profile=config.profile,
+        release=config.release,
         node=config.node,
         config=config,
         store=stack.store,

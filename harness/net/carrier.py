@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from harness.net.exchange import Address, Exchange, WireEvent
+from harness.net.gate import Gate, Outgoing
 from harness.net.portlock import SourcePortLock
 from harness.net.transport import (
     Packet,
@@ -91,13 +92,15 @@ class _Session:
         self.txns: list[ClientTransaction] = []
 
     async def send(self, data: bytes) -> None:
+        # the time is taken as the bytes are handed over: read after the await, it would include however
+        # long this task waited to run again, and a delay measured from it would come out short
+        now, wall = time.monotonic(), time.time()
         await self.transport.send(data)
-        now = time.monotonic()
         self.exchange.events.append(
             WireEvent(
                 "sent",
                 now - self.t0,
-                time.time(),
+                wall,
                 self.transport.local,
                 self.transport.remote,
                 self.transport.name,
@@ -200,6 +203,9 @@ class CarrierUA:
     :class:`~harness.net.portlock.SourcePortLock`: this UA waits for it rather than failing to bind.
     A local RTP socket is opened on ``local_ip`` at once so the SDP offer can name a real port
     (:attr:`rtp_port`); :meth:`close` releases it all.
+
+    Every exchange this UA starts first passes ``gate`` (harness.net.gate): the target's rules see the
+    destination and the bytes, and a refusal (SendRefused) leaves before anything is sent.
     """
 
     def __init__(
@@ -208,6 +214,7 @@ class CarrierUA:
         local_port: int = 0,
         transport: str = "udp",
         *,
+        gate: Gate,
         tls_context: ssl.SSLContext | None = None,
         timers: Timers = DEFAULT_TIMERS,
         server_hostname: str | None = None,
@@ -218,6 +225,7 @@ class CarrierUA:
             raise ValueError("transport tls needs tls_context")
         self.local_ip = local_ip
         self.transport = transport
+        self.gate = gate
         self.tls_context = tls_context
         self.timers = timers
         self.server_hostname = server_hostname
@@ -292,14 +300,19 @@ class CarrierUA:
         bye_after: float | None = 0.0,
         cancel_after_provisional: bool = False,
         seed: int | None = None,
+        mutated: bool | None = None,
     ) -> Exchange:
         """Send an INVITE and follow it to its outcome (see the module docs and docs/carrier.md).
 
         A parsable INVITE runs the INVITE client transaction; bytes that do not parse are sent once.
-        Never raises for network trouble: it becomes the Exchange's ``outcome``.
+        ``mutated``: whether bytes were changed after the builder made them (None: a Request is not,
+        bytes are taken to be). Never raises for network trouble: it becomes the Exchange's ``outcome``;
+        raises SendRefused when the gate refuses.
         """
         data = message.to_bytes() if isinstance(message, Request) else bytes(message)
         request = message if isinstance(message, Request) else _parse_request(data)
+        changed = not isinstance(message, Request) if mutated is None else mutated
+        await self.gate.admit(Outgoing(target, data, self.transport, changed))
 
         async def run(session: _Session) -> None:
             if request is None:
@@ -319,6 +332,7 @@ class CarrierUA:
         if seed is not None:
             fields["seed"] = seed
         request = builder.build_options(self.spec(target, **fields))
+        await self.gate.admit(Outgoing(target, request.to_bytes(), self.transport, False))
 
         async def run(session: _Session) -> None:
             txn = NonInviteClientTransaction(request, reliable=session.transport.reliable, timers=self.timers)
@@ -334,8 +348,11 @@ class CarrierUA:
         *,
         timeout: float = 5.0,
         early_end: asyncio.Event | None = None,
+        mutated: bool = True,
     ) -> Exchange:
-        """Send ``data`` once, as is (no retransmission, no ACK), and wait for a final response."""
+        """Send ``data`` once, as is (no retransmission, no ACK), and wait for a final response.
+        ``mutated``: False only for bytes exactly as the builder made them."""
+        await self.gate.admit(Outgoing(target, data, self.transport, mutated))
         request = _parse_request(data)
         method = request.method if request is not None else "RAW"
 

@@ -8,20 +8,16 @@ from typing import Any
 
 import yaml
 
+from harness.kazoo.causes import CALL_FLOW, Cause
 from harness.net.exchange import Exchange
 from harness.replay.capture import CapturedMessage
 from harness.replay.cause import Diagnosis
-from harness.replay.template import PLACEHOLDERS, TemplateError, fill_template, to_template
+from harness.sip.template import PLACEHOLDERS, TemplateError, fill_template, to_template
 
-# classify_exchange's causes -> the catalog's `cause` field
-SCENARIO_CAUSE = {
-    "acl": "acl",
-    "number_format": "number_format",
-    "number_mapping": "number_mapping",
-    "malformed_invite": "malformed",
-    "none": "call_flow",
-    "unknown": "call_flow",
-}
+
+def scenario_cause(cause: str) -> str:
+    """The catalog's `cause` for a replay's verdict: the cause itself, or call_flow when there is none."""
+    return cause if cause in {c.value for c in Cause} else CALL_FLOW
 
 
 class _Literal(str):
@@ -78,7 +74,7 @@ def scenario_yaml(
     outcome = f" (profile outcome {diagnosis.outcome})" if diagnosis.outcome else ""
     scenario: dict[str, Any] = {
         "name": f"replay of {call_id}",
-        "cause": SCENARIO_CAUSE[diagnosis.cause],
+        "cause": scenario_cause(diagnosis.cause),
         "description": (
             f"Replays the INVITE captured in {source_name} ({invite.first_line}). The replay got "
             f"{_got(exchange)}; cause: {diagnosis.cause}{outcome}. Confirm or edit the expectation."
@@ -103,4 +99,4 @@ def _got(exchange: Exchange) -> str:
     return "no response" if exchange.outcome == "silence" else exchange.outcome
 
 
-__all__ = ["SCENARIO_CAUSE", "expectation", "scenario_yaml", "template_text"]
+__all__ = ["expectation", "scenario_cause", "scenario_yaml", "template_text"]

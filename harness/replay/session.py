@@ -14,23 +14,24 @@ import re
 import socket
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from harness.kazoo.profiles import Profile
+from harness.kazoo.causes import UNKNOWN
+from harness.kazoo.profile import Profile, fill, request_values
 from harness.logs.correlate import correlate
-from harness.logs.file_source import FileSource
 from harness.logs.hub import LogHub
 from harness.logs.line import LogLine
+from harness.logs.watch import send_watching
 from harness.net.carrier import CarrierUA
-from harness.net.exchange import Address, Exchange
+from harness.net.exchange import Exchange
 from harness.replay.capture import CapturedMessage
-from harness.replay.cause import Diagnosis, diagnose_exchange, loose_pattern
+from harness.replay.cause import Diagnosis, diagnose_exchange
 from harness.replay.refresh import refresh_invite
 from harness.replay.rewrite import Foreign, foreign_addresses, rewrite_foreign
 from harness.sip.errors import SipParseError
 from harness.sip.message import Request, Response, parse_message
 from harness.sip.transaction import Timers
+from harness.targets.target import Target
 
 LOG_QUIET = 0.3  # the stack has said all it will about the call once its logs are quiet this long
 LOG_DEADLINE = 2.0  # ... or at the latest this long after the exchange ended
@@ -50,7 +51,7 @@ class ReplayResult:
     notes: list[str] = field(default_factory=list)
     log_lines: list[LogLine] = field(default_factory=list)  # every line during and after the exchange
     related: list[LogLine] = field(default_factory=list)  # those tied to it (Call-ID, address, number)
-    diagnosis: Diagnosis = field(default_factory=lambda: Diagnosis("unknown", None))
+    diagnosis: Diagnosis = field(default_factory=lambda: Diagnosis(UNKNOWN, None))
     captured_final: Response | None = None
 
     @property
@@ -121,14 +122,21 @@ def _dialed(data: bytes) -> str | None:
         return None
 
 
-def _drop_regexes(profile: Profile, values: dict[str, str | None]) -> list[re.Pattern[str]]:
-    """The log lines that prove a silent drop, so silence ends the moment the stack logs it."""
-    out = []
-    for spec in profile.outcomes.values():
-        if spec.get("silence") or spec.get("closed"):
-            for p in (spec.get("logs") or {}).get("present") or []:
-                out.append(re.compile(loose_pattern(str(p["pattern"]), values)))
-    return out
+def _drop_regexes(profile: Profile, data: bytes, source_ip: str, source_port: int) -> list[re.Pattern[str]]:
+    """The log lines that prove a silent drop (the profile's), so silence ends the moment the stack logs
+    it; a placeholder the sent bytes give no value for matches anything."""
+    values: dict[str, str | None] = {"source_ip": source_ip, "source_port": str(source_port or "") or None}
+    try:
+        message = parse_message(data)
+        if isinstance(message, Request):
+            values.update(request_values(message))
+    except SipParseError:
+        pass
+    return [
+        re.compile(fill(p.pattern, values, loose=True))
+        for outcome in profile.drop_outcomes()
+        for p in outcome.drop_lines
+    ]
 
 
 async def _settle(hub: LogHub, since: float) -> list[LogLine]:
@@ -142,19 +150,19 @@ async def _settle(hub: LogHub, since: float) -> list[LogLine]:
 
 async def replay_invite(
     invite: CapturedMessage,
+    target: Target,
     *,
-    target: Address,
     source_ip: str,
-    profile: Profile,
     source_port: int | None = None,
     refresh: bool = False,
-    log_files: dict[str, Path] | None = None,
     timeout: float = 5.0,
     seed: int | None = None,
     captured_final: Response | None = None,
 ) -> ReplayResult:
-    """Send ``invite`` to ``target`` from ``source_ip`` (port: ``source_port``, else the captured one
-    when free) and gather the exchange, logs and cause."""
+    """Send ``invite`` to the target's SBC from ``source_ip`` (port: ``source_port``, else the captured
+    one when free), through its gate, and gather the exchange, its logs and the cause its profile names.
+    The bytes are not mutated by the harness: the gate judges them as they are (harness.sip.wellformed)."""
+    sbc = target.sbc
     if not refresh:
         foreign = foreign_addresses(invite.data)
         if foreign:
@@ -169,12 +177,12 @@ async def replay_invite(
         notes.append(f"captured over {invite.transport}; replayed over udp")
     port, note = (source_port, None) if source_port else choose_port(invite, source_ip, refresh)
     notes += [note] if note else []
-    ua = CarrierUA(source_ip, port, transport, timers=Timers(t1=0.5))
+    ua = CarrierUA(source_ip, port, transport, gate=target.gate, timers=Timers(t1=0.5))
     try:
         data, rewritten = invite.data, list[Foreign]()
         if refresh:
             data = refresh_invite(
-                data, target=target, local=(source_ip, ua.advertised_port), transport=transport, seed=seed
+                data, target=sbc, local=(source_ip, ua.advertised_port), transport=transport, seed=seed
             )
             rewritten = foreign_addresses(invite.data)  # refresh and rewrite together replace them all
             data, _ = rewrite_foreign(data, source_ip)
@@ -183,15 +191,16 @@ async def replay_invite(
                 raise ReplayRefused(
                     f"still names non-loopback addresses after --refresh: {', '.join(map(str, left))}"
                 )
-        values = {"source_ip": source_ip, "source_port": str(ua.local_port or "") or None}
-        result = await _send(ua, data, target, profile, log_files or {}, timeout, values)
+        exchange, lines = await _send(ua, data, target, timeout)
     finally:
         ua.close()
-    exchange, lines = result
     related = correlate(lines, exchange).related if lines else []
-    diagnosis = diagnose_exchange(exchange, related, profile)
-    if diagnosis.cause == "unknown" and lines:
-        diagnosis = diagnose_exchange(exchange, lines, profile)  # lines without Call-ID or address
+    diagnosis = diagnose_exchange(exchange, related, target.profile)
+    if lines and not diagnosis.evidence:
+        # Kamailio logs some drops before it knows the Call-ID ("no via found"): judge by every line
+        wider = diagnose_exchange(exchange, lines, target.profile)
+        if wider.evidence or diagnosis.cause == UNKNOWN:
+            diagnosis = wider
     sent_first = exchange.sent[0].data if exchange.sent else b""
     return ReplayResult(
         invite=invite,
@@ -207,38 +216,23 @@ async def replay_invite(
     )
 
 
-async def _send(
-    ua: CarrierUA,
-    data: bytes,
-    target: Address,
-    profile: Profile,
-    log_files: dict[str, Path],
-    timeout: float,
-    values: dict[str, str | None],
-) -> tuple[Exchange, list[LogLine]]:
-    sources = [FileSource(path, name, poll_interval=0.01) for name, path in log_files.items()]
+async def _send(ua: CarrierUA, data: bytes, target: Target, timeout: float) -> tuple[Exchange, list[LogLine]]:
+    sources = target.log_sources()
     async with LogHub(sources) as hub:
         since = time.time()
-        early_end = asyncio.Event()
-        watcher = None
-        drops = _drop_regexes(profile, values) if sources else []
-        if drops:
+        drops = _drop_regexes(target.profile, data, ua.local_ip, ua.local_port) if sources else []
 
-            async def watch() -> None:
-                if await hub.wait_for(
-                    lambda ln: any(r.search(ln.raw) for r in drops), since, since + timeout
-                ):
-                    early_end.set()
-
-            watcher = asyncio.create_task(watch())
-        try:
-            exchange = await ua.invite(
-                data, target, timeout=timeout, early_end=early_end, dialed=_dialed(data)
+        async def send(early_end: asyncio.Event | None) -> Exchange:
+            return await ua.invite(
+                data, target.sbc, timeout=timeout, early_end=early_end, dialed=_dialed(data), mutated=False
             )
-        finally:
-            if watcher is not None:
-                watcher.cancel()
-                await asyncio.gather(watcher, return_exceptions=True)
+
+        def proves_drop(line: LogLine) -> bool:
+            return any(r.search(line.raw) for r in drops)
+
+        exchange = await send_watching(
+            send, hub, proves_drop if drops else None, since=since, deadline=since + timeout
+        )
         lines = await _settle(hub, since) if sources else []
     return exchange, lines
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,9 +87,10 @@ def expand(data: dict[str, Any], path: Path, line: int) -> list[ScenarioCase]:
     return cases
 
 
-def load_cases(path: Path) -> list[ScenarioCase]:
-    """Every case in a scenario file (raises ScenarioError with file:line for schema errors)."""
+def load_cases(path: Path, ctx: Mapping[str, Any] | None = None) -> list[ScenarioCase]:
+    """Every case in a scenario file (raises SchemaError with file:line for schema errors); ``ctx``:
+    what is known of the target (harness.scenario.schema.context)."""
     out: list[ScenarioCase] = []
-    for data, line in load_file(path):
+    for data, line in load_file(path, ctx):
         out.extend(expand(data, path, line))
     return out

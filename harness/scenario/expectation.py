@@ -5,23 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness.kazoo.profiles import Profile
-
-
-@dataclass(frozen=True)
-class LogPattern:
-    pattern: str
-    source: str | None = None
-    count: int | None = None
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> LogPattern:
-        return cls(pattern=str(d["pattern"]), source=d.get("source"), count=d.get("count"))
-
-    def describe(self) -> str:
-        src = f"[{self.source}] " if self.source else ""
-        cnt = f" (x{self.count})" if self.count is not None else ""
-        return f"{src}/{self.pattern}/{cnt}"
+from harness.kazoo.profile import LogPattern, Outcome, Profile
 
 
 @dataclass(frozen=True)
@@ -46,6 +30,11 @@ class Expectation:
     def expects_final(self) -> bool:
         return bool(self.final_codes)
 
+    @property
+    def log_sources(self) -> set[str]:
+        """Every log source a pattern names."""
+        return {p.source for p in (*self.logs_present, *self.logs_absent) if p.source is not None}
+
     def describe(self) -> str:
         if self.silence:
             return "silence"
@@ -55,7 +44,23 @@ class Expectation:
         return f"{codes} {self.final_reason or ''}".strip().replace("^", "").replace("$", "")
 
 
-def _apply(exp: Expectation, spec: dict[str, Any], origin: str, *, extend_logs: bool = False) -> Expectation:
+def _from_outcome(outcome: Outcome, origin: str) -> Expectation:
+    fields = {
+        "final_codes": outcome.final_codes,
+        "final_reason": outcome.final_reason,
+        "provisional": outcome.provisional,
+        "silence": outcome.silence,
+        "closed": outcome.closed,
+        "headers": outcome.headers,
+        "min_delay": outcome.min_delay,
+        "logs_present": outcome.logs_present,
+        "logs_absent": outcome.logs_absent,
+    }
+    return Expectation(outcome=outcome.name, origin={k: origin for k in fields}, **fields)  # type: ignore[arg-type]
+
+
+def _apply(exp: Expectation, spec: dict[str, Any]) -> Expectation:
+    """The scenario's own fields on top; its log patterns add to the profile's."""
     changes: dict[str, Any] = {}
     if "final" in spec:
         code = spec["final"]["code"]
@@ -77,13 +82,10 @@ def _apply(exp: Expectation, spec: dict[str, Any], origin: str, *, extend_logs: 
     if "min_delay" in spec:
         changes["min_delay"] = spec["min_delay"]
     logs = spec.get("logs") or {}
-    # a scenario's log patterns add to the profile's; a profile's replace what it inherits
     if "present" in logs:
-        base = exp.logs_present if extend_logs else ()
-        changes["logs_present"] = base + tuple(LogPattern.from_dict(p) for p in logs["present"])
+        changes["logs_present"] = exp.logs_present + tuple(LogPattern.from_dict(p) for p in logs["present"])
     if "absent" in logs:
-        base_absent = exp.logs_absent if extend_logs else ()
-        changes["logs_absent"] = base_absent + tuple(LogPattern.from_dict(p) for p in logs["absent"])
+        changes["logs_absent"] = exp.logs_absent + tuple(LogPattern.from_dict(p) for p in logs["absent"])
     if "ordered" in logs:
         changes["logs_ordered"] = bool(logs["ordered"])
     if "never" in spec:
@@ -91,13 +93,13 @@ def _apply(exp: Expectation, spec: dict[str, Any], origin: str, *, extend_logs: 
     if "timeout" in spec:
         changes["timeout"] = float(spec["timeout"])
     origins = dict(exp.origin)
-    origins.update({k: origin for k in changes})
+    origins.update({k: "scenario" for k in changes})
     return replace(exp, origin=origins, **changes)
 
 
 def resolve(expect: dict[str, Any], profile: Profile, via: str) -> Expectation:
     """The profile's outcome (when named) with the scenario's explicit fields on top."""
-    exp = Expectation(outcome=expect.get("outcome"))
+    base = Expectation()
     if expect.get("outcome"):
-        exp = _apply(exp, profile.outcome(str(expect["outcome"]), via), f"profile {profile.name}")
-    return _apply(exp, {k: v for k, v in expect.items() if k != "outcome"}, "scenario", extend_logs=True)
+        base = _from_outcome(profile.outcome(str(expect["outcome"]), via), f"profile {profile.name}")
+    return _apply(base, {k: v for k, v in expect.items() if k != "outcome"})

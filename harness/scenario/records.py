@@ -28,8 +28,8 @@ def scenario_record(
     ex = result.exchange
     record.update(
         {
-            "expected": exp.describe(),
-            "outcome_name": exp.outcome,
+            "expected": exp.describe() if exp is not None else "",
+            "outcome_name": exp.outcome if exp is not None else None,
             "got": result.got,
             "failures": result.failures,
             "seed": result.seed,

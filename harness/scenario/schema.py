@@ -1,18 +1,40 @@
-"""The scenario file schema, checked on YAML nodes so that every error names file, line and field.
+"""The scenario file schema (harness.yaml_schema checks it on YAML nodes: every error names file, line and
+field).
 
-PyYAML's composer keeps the position of every node; checking the node tree (instead of the loaded
-Python objects) is what lets an error say `scenarios/acl/x.yaml:12: send.mutators[1]: ...`.
+Where the target is known (a pytest run, `kazoo-harness run`), the check also knows its log sources and
+the profile's `never` words, through the context: a pattern watched in a source the target does not have
+is an error at its line, not a check that silently passes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-CAUSES = ("acl", "number_format", "number_mapping", "malformed", "call_flow")
+from harness.kazoo.causes import CATEGORIES
+from harness.kazoo.release import RELEASE_NAMES
+from harness.yaml_schema import (
+    ANY,
+    BOOL,
+    CODE,
+    INT,
+    NUM,
+    STR,
+    STR_OR_INT,
+    SchemaError,
+    check,
+    checked,
+    compose,
+    enum,
+    line_of,
+    lst,
+    m,
+    mapping_item,
+)
+
 TRANSPORTS = ("udp", "tcp", "tls")
 NUMBER_FORMATS = (
     "e164",
@@ -26,63 +48,59 @@ NUMBER_FORMATS = (
     "parens",
     "digits",
 )
+WIRE_NEVER = ("ringing_without_audio", "answered")  # judged on the wire; the profile names the others
+LOG_SOURCES = "log_sources"  # context key: the target's log source names
+NEVER_WORDS = "never_words"  # context key: the profile's `never` words
 
 
-class ScenarioError(ValueError):
-    """A scenario file that does not follow the schema; ``str()`` is `file:line: field: message`."""
-
-    def __init__(self, path: str | Path, line: int | None, field: str, message: str) -> None:
-        self.path = str(path)
-        self.line = line
-        self.field = field
-        self.message = message
-        loc = f"{self.path}:{line}" if line is not None else self.path
-        super().__init__(f"{loc}: {field}: {message}" if field else f"{loc}: {message}")
-
-
-@dataclass(frozen=True)
-class Spec:
-    kind: str  # map | list | str | int | number | bool | enum | any | str_or_int | str_or_map
-    fields: tuple[tuple[str, Spec, bool], ...] = ()  # map: (name, spec, required)
-    items: Spec | None = None
-    values: tuple[str, ...] = ()
-    free_keys: Spec | None = None  # map with arbitrary keys, each value of this spec
-    doc: str = ""
+def context(
+    log_sources: Sequence[str] | None = None, never_words: Sequence[str] | None = None
+) -> dict[str, Any]:
+    """What the check knows of where the scenarios run (None: not known, anything goes)."""
+    out: dict[str, Any] = {}
+    if log_sources is not None:
+        out[LOG_SOURCES] = tuple(log_sources)
+    if never_words is not None:
+        out[NEVER_WORDS] = tuple(never_words)
+    return out
 
 
-def m(*fields: tuple[str, Spec, bool], free: Spec | None = None) -> Spec:
-    return Spec("map", fields=fields, free_keys=free)
+def _source_ok(value: Any, ctx: Mapping[str, Any]) -> str | None:
+    known = ctx.get(LOG_SOURCES)
+    if known is None or value in known:
+        return None
+    return f"{value!r} is not a log source of the target (its sources: {', '.join(known) or 'none'})"
 
 
-def lst(items: Spec) -> Spec:
-    return Spec("list", items=items)
+def _never_ok(value: Any, ctx: Mapping[str, Any]) -> str | None:
+    words = (*WIRE_NEVER, *ctx.get(NEVER_WORDS, ()))
+    if NEVER_WORDS not in ctx or value in words:
+        return None
+    return f"{value!r} is not one of: {', '.join(words)}"
 
 
-def enum(*values: str) -> Spec:
-    return Spec("enum", values=values)
-
-
-STR = Spec("str")
-INT = Spec("int")
-NUM = Spec("number")
-BOOL = Spec("bool")
-ANY = Spec("any")
-STR_OR_INT = Spec("str_or_int")
-
-LOG_PATTERN = m(("pattern", STR, True), ("source", STR, False), ("count", INT, False))
+LOG_PATTERN = m(("pattern", STR, True), ("source", checked(STR, _source_ok), False), ("count", INT, False))
 LOGS = m(("present", lst(LOG_PATTERN), False), ("absent", lst(LOG_PATTERN), False), ("ordered", BOOL, False))
-FINAL = m(("code", Spec("code_or_codes"), True), ("reason", STR, False))
+
+
+def _codes(value: Any, _ctx: Mapping[str, Any]) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 699:
+        return None
+    return f"expected a SIP status code (100-699), got {value!r}"
+
+
+FINAL = m(("code", checked(ANY, _codes), True), ("reason", STR, False))
 EXPECT = m(
     ("outcome", STR, False),
     ("final", FINAL, False),
-    ("provisional", lst(INT), False),
+    ("provisional", lst(CODE), False),
     ("silence", BOOL, False),
     ("closed", BOOL, False),
     ("headers", m(free=STR), False),
     ("absent_headers", lst(STR), False),
     ("min_delay", NUM, False),
     ("logs", LOGS, False),
-    ("never", lst(enum("voicemail", "ivr", "ringing_without_audio", "answered")), False),
+    ("never", lst(checked(STR, _never_ok)), False),
     ("timeout", NUM, False),
 )
 CARRIER = m(
@@ -124,124 +142,60 @@ PARAM = m(
 )
 SCENARIO = m(
     ("name", STR, True),
-    ("cause", enum(*CAUSES), True),
+    ("cause", enum(*CATEGORIES), True),
     ("description", STR, True),
     ("carrier", CARRIER, False),
     ("send", SEND, True),
     ("expect", EXPECT, True),
     ("setup", SETUP, False),
     ("params", lst(PARAM), False),
-    ("releases", lst(enum("kazoo-4.3", "kazoo-5")), False),
+    ("releases", lst(enum(*RELEASE_NAMES)), False),
     ("targets", lst(STR), False),
     ("markers", lst(STR), False),
     ("seed", INT, False),
 )
-FILE = m(("scenarios", lst(SCENARIO), True))
 
 
-def _line(node: yaml.Node) -> int:
-    return node.start_mark.line + 1
+# Top-level keys only a scenario file has (profiles have outcomes/release, compose files services, ...):
+# one of them is enough, so that a misspelt field is reported, not the whole file skipped.
+SCENARIO_KEYS = ("scenarios", "send", "expect", "carrier", "cause")
 
 
-def _scalar(node: yaml.Node) -> Any:
-    """The Python value of a node, built by PyYAML's safe constructor (same types as safe_load)."""
-    return yaml.constructor.SafeConstructor().construct_object(node, deep=True)
+def is_scenario_file(path: Path) -> bool | None:
+    """Does this YAML file hold scenarios (a mapping with one of SCENARIO_KEYS at the top)? None when it
+    does not parse: the caller decides whether it was meant as one (the loader then reports the error)."""
+    if path.suffix not in (".yaml", ".yml"):
+        return False
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    if not isinstance(root, yaml.MappingNode):
+        return False
+    return any(mapping_item(root, key) is not None for key in SCENARIO_KEYS)
 
 
-def check(node: yaml.Node, spec: Spec, path: str, field: str) -> Any:
-    """Check ``node`` against ``spec`` and return its Python value."""
-
-    def fail(msg: str, at: yaml.Node = node) -> ScenarioError:
-        return ScenarioError(path, _line(at), field or "(top)", msg)
-
-    kind = spec.kind
-    if kind == "any":
-        return _scalar(node)
-    if kind == "map":
-        if not isinstance(node, yaml.MappingNode):
-            raise fail(f"expected a mapping, got {_describe(node)}")
-        known = {name: (sub, req) for name, sub, req in spec.fields}
-        out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
-            key = _scalar(key_node)
-            if not isinstance(key, str):
-                raise fail(f"keys must be strings, got {key!r}", key_node)
-            sub_field = f"{field}.{key}" if field else key
-            if key in out:
-                raise ScenarioError(path, _line(key_node), sub_field, "given twice")
-            if key in known:
-                out[key] = check(value_node, known[key][0], path, sub_field)
-            elif spec.free_keys is not None:
-                out[key] = check(value_node, spec.free_keys, path, sub_field)
-            else:
-                allowed = ", ".join(known) or "(none)"
-                raise ScenarioError(path, _line(key_node), sub_field, f"unknown field (allowed: {allowed})")
-        for name, (_, required) in known.items():
-            if required and name not in out:
-                raise fail(f"missing required field {name!r}")
-        return out
-    if kind == "list":
-        if not isinstance(node, yaml.SequenceNode):
-            raise fail(f"expected a list, got {_describe(node)}")
-        assert spec.items is not None
-        return [check(item, spec.items, path, f"{field}[{i}]") for i, item in enumerate(node.value)]
-    if not isinstance(node, yaml.ScalarNode):
-        raise fail(f"expected a {_kind_name(spec)}, got {_describe(node)}")
-    value = _scalar(node)
-    ok = {
-        "str": isinstance(value, str),
-        "int": isinstance(value, int) and not isinstance(value, bool),
-        "number": isinstance(value, int | float) and not isinstance(value, bool),
-        "bool": isinstance(value, bool),
-        "str_or_int": isinstance(value, str | int) and not isinstance(value, bool),
-        "code_or_codes": isinstance(value, int) and not isinstance(value, bool),
-        "enum": isinstance(value, str) and value in spec.values,
-    }.get(kind, False)
-    if kind == "code_or_codes" and not ok:
-        raise fail(f"expected a SIP status code (100-699), got {value!r}")
-    if kind == "code_or_codes" and not 100 <= value <= 699:
-        raise fail(f"expected a SIP status code (100-699), got {value!r}")
-    if not ok:
-        if kind == "enum":
-            raise fail(f"{value!r} is not one of: {', '.join(spec.values)}")
-        raise fail(f"expected a {_kind_name(spec)}, got {value!r}")
-    return str(value) if kind == "str_or_int" else value
-
-
-def _kind_name(spec: Spec) -> str:
-    return {"str_or_int": "string or number", "number": "number", "int": "whole number"}.get(
-        spec.kind, spec.kind
-    )
-
-
-def _describe(node: yaml.Node) -> str:
-    if isinstance(node, yaml.MappingNode):
-        return "a mapping"
-    if isinstance(node, yaml.SequenceNode):
-        return "a list"
-    return repr(_scalar(node))
-
-
-def load_file(path: Path) -> list[tuple[dict[str, Any], int]]:
+def load_file(path: Path, ctx: Mapping[str, Any] | None = None) -> list[tuple[dict[str, Any], int]]:
     """Read and check a scenario file: a single scenario, or `scenarios:` with a list of them.
 
     Returns each scenario's data with the line it starts on.
     """
-    text = path.read_text(encoding="utf-8")
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise ScenarioError(path, line, "", f"not valid YAML: {exc.problem}") from exc
-    if root is None:
-        raise ScenarioError(path, 1, "", "empty file")
-    if isinstance(root, yaml.MappingNode) and any(_scalar(k) == "scenarios" for k, _ in root.value):
-        for key_node, value_node in root.value:
-            if _scalar(key_node) == "scenarios":
-                if not isinstance(value_node, yaml.SequenceNode):
-                    raise ScenarioError(path, _line(value_node), "scenarios", "expected a list of scenarios")
-                return [
-                    (check(item, SCENARIO, str(path), f"scenarios[{i}]"), _line(item))
-                    for i, item in enumerate(value_node.value)
-                ]
-    return [(check(root, SCENARIO, str(path), ""), _line(root))]
+    root = compose(path)
+    ctx = ctx or {}
+    listed = mapping_item(root, "scenarios")
+    if listed is not None:
+        if not isinstance(listed, yaml.SequenceNode):
+            raise SchemaError(path, line_of(listed), "scenarios", "expected a list of scenarios")
+        return [
+            (check(item, SCENARIO, str(path), f"scenarios[{i}]", ctx), line_of(item))
+            for i, item in enumerate(listed.value)
+        ]
+    return [(check(root, SCENARIO, str(path), "", ctx), line_of(root))]
+
+
+def check_scenario(data: Mapping[str, Any], ctx: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A scenario given as Python data (the run_scenario fixture) checked like a file."""
+    node = yaml.compose(yaml.safe_dump(dict(data)))
+    assert node is not None
+    checked_data: dict[str, Any] = check(node, SCENARIO, "<python>", "", ctx or {})
+    return checked_data

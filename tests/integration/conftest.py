@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from harness.kazoo.release import KAZOO_4_3
 from harness.lab.kamailio import LabKamailio, kamailio_available
 from harness.model.stack import ModelConfig, RunningModel, start_model
 from harness.net.exchange import Address
@@ -29,6 +30,6 @@ def sbc(request: pytest.FixtureRequest, model: RunningModel) -> Iterator[Address
     reason = kamailio_available()
     if reason is not None:
         pytest.skip(reason)
-    lab = LabKamailio(media=model.media).start()
+    lab = LabKamailio(media=model.media, style=KAZOO_4_3).start()
     yield lab.address
     lab.stop()

@@ -28,7 +28,7 @@ def model_target_file(
     couch_lines = f'username_env = "{couch_env[0]}"\npassword_env = "{couch_env[1]}"\n' if couch_env else ""
     text = f"""
 name = "{name}"
-profile = "{model.profile}"
+profile = "{model.release.name}"
 
 [[sbc]]
 name = "sbc1"

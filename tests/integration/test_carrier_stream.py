@@ -18,7 +18,9 @@ from harness.sip import builder
 from harness.sip.message import Request
 from harness.sip.mutators import apply_mutators
 from harness.sip.transaction import Timers
+from harness.targets.gate import own_stack_gate
 
+GATE = own_stack_gate("the harness's own tests")  # these tests send to their own peers
 SOURCE = "127.0.0.66"
 FAST = Timers(t1=0.04, timer_d=0.2, t4=0.2)
 T = TypeVar("T")
@@ -31,7 +33,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 def test_tcp_frames_a_100000_byte_invite_and_acks_on_the_connection() -> None:
     async def scenario() -> tuple[Exchange, Responder, bytes]:
         async with Responder(final_for_invite(413, "Request Entity Too Large"), transport="tcp") as peer:
-            ua = CarrierUA(SOURCE, transport="tcp", timers=FAST)
+            ua = CarrierUA(SOURCE, transport="tcp", timers=FAST, gate=GATE)
             invite = builder.build_invite(ua.spec(peer.address, seed=3)).to_bytes()
             data = apply_mutators(invite, ["pad=100000"])
             exchange = await ua.invite(data, peer.address, timeout=3)
@@ -57,7 +59,7 @@ def test_tcp_fixed_source_port() -> None:
 
     async def scenario() -> tuple[Responder, list[Exchange]]:
         async with Responder(final_for_invite(486, "Busy Here"), transport="tcp") as peer:
-            ua = CarrierUA(SOURCE, port, transport="tcp", timers=FAST)
+            ua = CarrierUA(SOURCE, port, transport="tcp", timers=FAST, gate=GATE)
             # twice in a row from the same port: the first connection must not block the second
             exchanges = [
                 await ua.invite(builder.build_invite(ua.spec(peer.address)), peer.address, timeout=3)
@@ -77,7 +79,7 @@ def test_tcp_peer_closing_without_answer_is_closed() -> None:
 
     async def scenario() -> Exchange:
         async with Responder(hang_up, transport="tcp") as peer:
-            ua = CarrierUA(SOURCE, transport="tcp", timers=FAST)
+            ua = CarrierUA(SOURCE, transport="tcp", timers=FAST, gate=GATE)
             exchange = await ua.invite(builder.build_invite(ua.spec(peer.address)), peer.address, timeout=3)
             ua.close()
             return exchange
@@ -94,7 +96,7 @@ def test_tcp_refused_is_unreachable() -> None:
         closed_port = probe.getsockname()[1]
 
     async def scenario() -> Exchange:
-        ua = CarrierUA(SOURCE, transport="tcp", timers=FAST)
+        ua = CarrierUA(SOURCE, transport="tcp", timers=FAST, gate=GATE)
         target = ("127.0.0.1", closed_port)
         exchange = await ua.invite(builder.build_invite(ua.spec(target)), target, timeout=3)
         ua.close()
@@ -111,7 +113,7 @@ def test_tls_call_with_self_signed_certificate(tmp_path: Path) -> None:
 
     async def scenario() -> tuple[Exchange, Responder]:
         async with Responder(final_for_invite(200, "OK"), transport="tls", ssl_context=server_ctx) as peer:
-            ua = CarrierUA(SOURCE, transport="tls", tls_context=client_ctx, timers=FAST)
+            ua = CarrierUA(SOURCE, transport="tls", tls_context=client_ctx, timers=FAST, gate=GATE)
             exchange = await ua.invite(builder.build_invite(ua.spec(peer.address)), peer.address, timeout=3)
             await peer.wait_for(lambda p: bool(p.requests("BYE")))
             ua.close()
@@ -133,7 +135,7 @@ def test_tls_untrusted_certificate_is_an_error(tmp_path: Path) -> None:
 
     async def scenario() -> Exchange:
         async with Responder(final_for_invite(200, "OK"), transport="tls", ssl_context=server_ctx) as peer:
-            ua = CarrierUA(SOURCE, transport="tls", tls_context=strict, timers=FAST)
+            ua = CarrierUA(SOURCE, transport="tls", tls_context=strict, timers=FAST, gate=GATE)
             exchange = await ua.invite(builder.build_invite(ua.spec(peer.address)), peer.address, timeout=3)
             ua.close()
             return exchange

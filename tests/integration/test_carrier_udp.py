@@ -16,7 +16,9 @@ from harness.sip.digest import Credentials, make_challenge_value, verify
 from harness.sip.message import Request, parse_message
 from harness.sip.mutators import apply_mutators
 from harness.sip.transaction import Timers
+from harness.targets.gate import own_stack_gate
 
+GATE = own_stack_gate("the harness's own tests")  # these tests send to their own peers
 SOURCE = "127.0.0.66"
 FAST = Timers(t1=0.04, timer_d=0.2, t4=0.2)
 T = TypeVar("T")
@@ -43,7 +45,7 @@ def test_source_address_retransmissions_and_ack_after_4xx() -> None:
 
     async def scenario() -> tuple[Exchange, Responder, Request, int]:
         async with Responder(handler) as peer:
-            ua = CarrierUA(SOURCE, transport="udp", timers=FAST)
+            ua = CarrierUA(SOURCE, transport="udp", timers=FAST, gate=GATE)
             with_ua = invite_for(ua, peer.address)
             exchange = await ua.invite(with_ua, peer.address, timeout=3)
             await peer.wait_for(lambda p: bool(p.requests("ACK")))
@@ -68,7 +70,7 @@ def test_source_address_retransmissions_and_ack_after_4xx() -> None:
 def test_mutated_bytes_arrive_exactly() -> None:
     async def scenario() -> tuple[Exchange, Responder, bytes]:
         async with Responder(final_for_invite(400, "Missing CSeq")) as peer:
-            ua = CarrierUA(SOURCE, timers=FAST)
+            ua = CarrierUA(SOURCE, timers=FAST, gate=GATE)
             data = apply_mutators(invite_for(ua, peer.address).to_bytes(), ["drop-header=Max-Forwards"], 1)
             exchange = await ua.invite(data, peer.address, timeout=3)
             ua.close()
@@ -84,7 +86,7 @@ def test_mutated_bytes_arrive_exactly() -> None:
 def test_2xx_gets_ack_with_new_branch_then_bye() -> None:
     async def scenario() -> tuple[Exchange, Responder, Request]:
         async with Responder(final_for_invite(200, "OK")) as peer:
-            ua = CarrierUA(SOURCE, timers=FAST)
+            ua = CarrierUA(SOURCE, timers=FAST, gate=GATE)
             invite = invite_for(ua, peer.address)
             exchange = await ua.invite(invite, peer.address, timeout=3, bye_after=0.0)
             ua.close()
@@ -109,7 +111,7 @@ def test_retransmitted_2xx_gets_the_same_ack_again() -> None:
 
     async def scenario() -> Responder:
         async with Responder(twice) as peer:
-            ua = CarrierUA(SOURCE, timers=FAST)
+            ua = CarrierUA(SOURCE, timers=FAST, gate=GATE)
             await ua.invite(invite_for(ua, peer.address), peer.address, timeout=3, bye_after=0.1)
             ua.close()
             return peer
@@ -123,7 +125,7 @@ def test_retransmitted_2xx_gets_the_same_ack_again() -> None:
 def test_bye_after_none_sends_no_bye() -> None:
     async def scenario() -> Responder:
         async with Responder(final_for_invite(200, "OK")) as peer:
-            ua = CarrierUA(SOURCE, timers=FAST)
+            ua = CarrierUA(SOURCE, timers=FAST, gate=GATE)
             await ua.invite(invite_for(ua, peer.address), peer.address, timeout=3, bye_after=None)
             await peer.wait_for(lambda p: bool(p.requests("ACK")))
             ua.close()
@@ -149,7 +151,7 @@ def test_407_answered_once_with_credentials() -> None:
 
     async def scenario() -> tuple[Exchange, Responder]:
         async with Responder(handler) as peer:
-            ua = CarrierUA(SOURCE, timers=FAST)
+            ua = CarrierUA(SOURCE, timers=FAST, gate=GATE)
             exchange = await ua.invite(
                 invite_for(ua, peer.address), peer.address, timeout=3, credentials=creds
             )
@@ -169,7 +171,7 @@ def test_407_answered_once_with_credentials() -> None:
 def test_407_without_credentials_is_the_final() -> None:
     async def scenario() -> Exchange:
         async with Responder(final_for_invite(407, "Proxy Authentication Required")) as peer:
-            ua = CarrierUA(SOURCE, timers=FAST)
+            ua = CarrierUA(SOURCE, timers=FAST, gate=GATE)
             exchange = await ua.invite(invite_for(ua, peer.address), peer.address, timeout=3)
             ua.close()
             return exchange
@@ -191,7 +193,7 @@ def test_cancel_after_first_provisional() -> None:
 
     async def scenario() -> Exchange:
         async with peer:
-            ua = CarrierUA(SOURCE, timers=FAST)
+            ua = CarrierUA(SOURCE, timers=FAST, gate=GATE)
             exchange = await ua.invite(
                 invite_for(ua, peer.address), peer.address, timeout=3, cancel_after_provisional=True
             )
@@ -218,7 +220,7 @@ def ring_forever(req: Request | None, data: bytes) -> list[bytes]:
 def test_ringing_at_the_deadline_is_cancelled_and_stays_silence() -> None:
     async def scenario() -> tuple[Exchange, Responder]:
         async with Responder(ring_forever) as peer:
-            ua = CarrierUA(SOURCE, timers=FAST)
+            ua = CarrierUA(SOURCE, timers=FAST, gate=GATE)
             exchange = await ua.invite(invite_for(ua, peer.address), peer.address, timeout=0.3)
             await peer.wait_for(lambda p: bool(p.requests("ACK")))
             ua.close()
@@ -235,7 +237,7 @@ def test_ringing_at_the_deadline_is_cancelled_and_stays_silence() -> None:
 def test_silence_until_deadline_and_early_end() -> None:
     async def scenario() -> tuple[Exchange, Exchange]:
         async with Responder(silent) as peer:
-            ua = CarrierUA(SOURCE, timers=Timers(t1=0.5))
+            ua = CarrierUA(SOURCE, timers=Timers(t1=0.5), gate=GATE)
             timed_out = await ua.invite(invite_for(ua, peer.address), peer.address, timeout=0.3)
             early = asyncio.Event()
             task = asyncio.create_task(
@@ -259,7 +261,7 @@ def test_garbage_is_sent_once_as_is() -> None:
 
     async def scenario() -> tuple[Exchange, Responder]:
         async with Responder(silent) as peer:
-            ua = CarrierUA(SOURCE, timers=Timers(t1=0.02))
+            ua = CarrierUA(SOURCE, timers=Timers(t1=0.02), gate=GATE)
             exchange = await ua.invite(garbage, peer.address, timeout=0.3)
             ua.close()
             return exchange, peer
@@ -276,7 +278,7 @@ def test_unreachable_udp_port() -> None:
         closed_port = probe.getsockname()[1]
 
     async def scenario() -> Exchange:
-        ua = CarrierUA(SOURCE, timers=FAST)
+        ua = CarrierUA(SOURCE, timers=FAST, gate=GATE)
         exchange = await ua.invite(
             invite_for(ua, ("127.0.0.1", closed_port)), ("127.0.0.1", closed_port), timeout=3
         )
@@ -291,7 +293,7 @@ def test_unreachable_udp_port() -> None:
 def test_datagram_too_large_is_an_error_that_suggests_tcp() -> None:
     async def scenario() -> Exchange:
         async with Responder(silent) as peer:
-            ua = CarrierUA(SOURCE, timers=FAST)
+            ua = CarrierUA(SOURCE, timers=FAST, gate=GATE)
             data = apply_mutators(invite_for(ua, peer.address).to_bytes(), ["pad=65508"])
             exchange = await ua.invite(data, peer.address, timeout=1)
             ua.close()
@@ -306,7 +308,7 @@ def test_datagram_too_large_is_an_error_that_suggests_tcp() -> None:
 def test_largest_datagram_is_sent() -> None:
     async def scenario() -> tuple[Exchange, Responder, bytes]:
         async with Responder(final_for_invite(486, "Busy Here")) as peer:
-            ua = CarrierUA(SOURCE, timers=FAST)
+            ua = CarrierUA(SOURCE, timers=FAST, gate=GATE)
             data = apply_mutators(invite_for(ua, peer.address).to_bytes(), ["pad=65507"])
             exchange = await ua.invite(data, peer.address, timeout=3)
             ua.close()
@@ -321,7 +323,7 @@ def test_largest_datagram_is_sent() -> None:
 def test_options() -> None:
     async def scenario() -> tuple[Exchange, Responder]:
         async with Responder(final_for_invite(200, "Rawr!!")) as peer:
-            ua = CarrierUA(SOURCE, timers=FAST)
+            ua = CarrierUA(SOURCE, timers=FAST, gate=GATE)
             exchange = await ua.options(peer.address, timeout=3)
             ua.close()
             return exchange, peer
@@ -332,7 +334,7 @@ def test_options() -> None:
 
 
 def test_rtp_port_is_a_real_socket_on_the_source_address() -> None:
-    ua = CarrierUA(SOURCE)
+    ua = CarrierUA(SOURCE, gate=GATE)
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as clash:
             try:
@@ -352,7 +354,7 @@ def test_rtp_port_is_a_real_socket_on_the_source_address() -> None:
 def test_back_to_back_exchanges_reuse_the_source_port() -> None:
     async def scenario() -> list[Exchange]:
         async with Responder(final_for_invite(486, "Busy Here")) as peer:
-            ua = CarrierUA(SOURCE, timers=FAST)
+            ua = CarrierUA(SOURCE, timers=FAST, gate=GATE)
             exchanges = [
                 await ua.invite(invite_for(ua, peer.address, seed=i), peer.address, timeout=3)
                 for i in range(3)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario.docker_target import engine_unavailable_reason
+from harness.targets.docker_images import engine_unavailable_reason
 
 REPO = Path(__file__).resolve().parents[2]
 NO_ENGINE = engine_unavailable_reason()

@@ -12,7 +12,7 @@ import pytest
 
 from harness.logs.docker_source import DockerSource
 from harness.logs.line import LogLine
-from harness.scenario.docker_target import IMAGES, LOCAL_BASE_IMAGE, docker_client, engine_unavailable_reason
+from harness.targets.docker_images import IMAGES, LOCAL_BASE_IMAGE, docker_client, engine_unavailable_reason
 
 _SKIP_REASON = engine_unavailable_reason()
 pytestmark = pytest.mark.skipif(_SKIP_REASON is not None, reason=_SKIP_REASON or "")

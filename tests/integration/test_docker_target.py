@@ -20,14 +20,14 @@ from typing import Any
 
 import pytest
 
-from harness.kazoo.profiles import load_profile
+from harness.kazoo.profile import load_profile
+from harness.kazoo.release import KAZOO_4_3, KAZOO_5
 from harness.logs.line import LogLine
-from harness.scenario.docker_target import (
+from harness.targets.docker_images import docker_client, engine_unavailable_reason
+from harness.targets.docker_stack import (
     LABEL_OWNER_PID,
     LABEL_SESSION,
     DockerStack,
-    docker_client,
-    engine_unavailable_reason,
     start_docker_stack,
     target_for_stack,
 )
@@ -43,7 +43,7 @@ CHILD_DEADLINE = 900.0
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[DockerStack]:
-    started = start_docker_stack("kazoo-4.3")
+    started = start_docker_stack(KAZOO_4_3)
     try:
         yield started
     finally:
@@ -90,7 +90,7 @@ def test_kamailio_container_log_reaches_the_target_sources(stack: DockerStack) -
     call_id = f"docker-log-{uuid.uuid4().hex}"
 
     async def scenario() -> LogLine:
-        async with target.log_sources["kamailio"]() as source:
+        async with target.logs["kamailio"]() as source:
             # keepalive OPTIONS are not logged; one with Max-Forwards 0 is refused with a log line
             reply = await asyncio.to_thread(_options, stack.sbc, call_id, 0)
             assert reply.startswith(b"SIP/2.0 483")
@@ -103,11 +103,11 @@ def test_kamailio_container_log_reaches_the_target_sources(stack: DockerStack) -
     assert line.source == "kamailio"
     assert "too much hops" in line.raw
     assert target.sbc == stack.sbc and target.kind == "docker"
-    assert set(target.log_files) == {"freeswitch", "kazoo"}
+    assert set(target.logs) == {"freeswitch", "kamailio", "kazoo"}
 
 
 def test_stop_removes_containers_and_log_dir() -> None:
-    started = start_docker_stack("kazoo-5")
+    started = start_docker_stack(KAZOO_5)
     assert len(_session_containers(started.session)) == 2
     started.stop()
     started.stop()  # idempotent

@@ -33,7 +33,7 @@ async def with_server(
     acl: list[str] | None = None,
     api: Callable[[str], Awaitable[str]] | None = None,
 ) -> T:
-    bus = LogBus(tmp_path, "kazoo-4.3")
+    bus = LogBus(tmp_path, "pipe")
     server = EslServer(bus, "127.0.0.1", 0, "ClueCon", api, acl=acl)
     await server.start()
     try:
@@ -186,7 +186,7 @@ def test_open_retries_until_deadline_then_explains(tmp_path: Path) -> None:
 
 def test_open_retry_succeeds_when_server_comes_up(tmp_path: Path) -> None:
     async def body() -> str:
-        bus = LogBus(tmp_path, "kazoo-5")
+        bus = LogBus(tmp_path, "dash")
         probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
         port = probe.sockets[0].getsockname()[1]
         probe.close()

@@ -34,7 +34,7 @@ def esl_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Runni
     """The server on its own asyncio loop in a thread, as the embedded model runs it; greenswitch
     blocks (gevent) in the test's thread."""
     acl = getattr(request, "param", None)
-    bus = LogBus(tmp_path, "kazoo-4.3")
+    bus = LogBus(tmp_path, "pipe")
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()

@@ -114,7 +114,7 @@ def test_healthy_pair_with_a_test_invite(target_file: Path) -> None:
     assert invite["status"] == "ok" and invite["data"]["got"].startswith("200")
 
 
-def test_malformed_invite_from_a_capture(target_file: Path, tmp_path: Path, model: RunningModel) -> None:
+def test_malformed_from_a_capture(target_file: Path, tmp_path: Path, model: RunningModel) -> None:
     sbc_ip, sbc_port = model.sbc
     capture = (
         f"INVITE sip:+14155550100@{sbc_ip}:{sbc_port} SIP/2.0\r\n"
@@ -125,7 +125,7 @@ def test_malformed_invite_from_a_capture(target_file: Path, tmp_path: Path, mode
     path = tmp_path / "invite.sip"
     path.write_bytes(capture)
     code, out = diagnose(target_file, "+14155550100", "127.0.0.10", "--invite-file", str(path))
-    assert (code, out["cause"]) == (EXIT_FOUND, "malformed_invite"), out
+    assert (code, out["cause"]) == (EXIT_FOUND, "malformed"), out
     assert any("no via found" in line for line in out["steps"]["invite"]["data"]["log_lines"])
 
 
@@ -152,10 +152,11 @@ def test_unreachable_stack_is_could_not_check(tmp_path: Path) -> None:
 def test_without_target_says_when_no_model_runs(monkeypatch: pytest.MonkeyPatch) -> None:
     # The default addresses may be taken by a model someone runs on this machine: point them at a
     # closed port to see the message (the real defaults are checked in test_targets unit tests).
-    import harness.commands.diagnose as command
-    from harness.scenario.target import StackAccess
+    import dataclasses
 
-    monkeypatch.setattr(command, "MODEL_DEFAULT_ACCESS", StackAccess(couch_url="http://127.0.0.1:9"))
+    import harness.targets.address as address
+
+    monkeypatch.setattr(address, "DEFAULTS", dataclasses.replace(address.DEFAULTS, couch_port=9))
     result = runner.invoke(app, ["diagnose", "+14155550100", "--carrier-ip", "127.0.0.10"])
     assert result.exit_code == EXIT_UNCHECKED
     assert "kazoo-harness model" in result.stderr

@@ -19,12 +19,12 @@ from harness.kazoo.access import esl_api
 from harness.kazoo.couch import CouchClient
 from harness.kazoo.diagnose import diagnose
 from harness.kazoo.journal import pending_journals
-from harness.kazoo.profiles import load_profile
-from harness.kazoo.provision import Provisioner, canonical
+from harness.kazoo.profile import load_profile
+from harness.kazoo.provision import canonical
 from harness.model.stack import ModelConfig, RunningModel, start_model
-from harness.scenario.embedded import roles_for, target_for_model
-from harness.scenario.safety import UnsafeTarget
-from harness.scenario.targetfile import load_target_file
+from harness.net.gate import SendRefused
+from harness.targets.embedded import roles_for, target_for_model
+from harness.targets.file import load_target_file
 
 CHILD_DEADLINE = 20.0
 
@@ -51,11 +51,11 @@ def live_trusted(model: RunningModel, ip: str) -> str:
 
 
 def test_provision_then_fail_restores_every_document(model: RunningModel, tmp_path: Path) -> None:
-    target = target_for_model(model, load_profile("kazoo-4.3"), roles_for(None))
+    target = target_for_model(model, load_profile("kazoo-4.3"), roles_for(None), "embedded")
     with CouchClient(model.couch_url) as couch:
         before = snapshot(couch)
         assert live_trusted(model, NEW_IP) == "false"
-        prov = Provisioner.for_target(target, journal_dir=tmp_path)
+        prov = target.provisioner(journal_dir=tmp_path)
         with pytest.raises(RuntimeError, match="on purpose"), prov:
             provision_everything(prov)
             # Kazoo sees it: the live ACL was reloaded, the number routes to a callflow
@@ -75,8 +75,8 @@ def test_refused_without_allow_provisioning(model: RunningModel, tmp_path: Path)
     target = load_target_file(path).to_target(load_profile("kazoo-4.3"))
     with CouchClient(model.couch_url) as couch:
         before = snapshot(couch)
-        with pytest.raises(UnsafeTarget, match="allow_provisioning"):
-            Provisioner.for_target(target, journal_dir=tmp_path)
+        with pytest.raises(SendRefused, match="allow_provisioning"):
+            target.provisioner(journal_dir=tmp_path)
         assert snapshot(couch) == before
     assert not list(pending_journals(tmp_path))
 
@@ -84,13 +84,12 @@ def test_refused_without_allow_provisioning(model: RunningModel, tmp_path: Path)
 CHILD = """
 import sys
 from pathlib import Path
-from harness.kazoo.profiles import load_profile
-from harness.kazoo.provision import Provisioner
-from harness.scenario.targetfile import load_target_file
+from harness.kazoo.profile import load_profile
+from harness.targets.file import load_target_file
 from targets_helpers import provision_everything
 
 target = load_target_file(sys.argv[1]).to_target(load_profile("kazoo-4.3"))
-with Provisioner.for_target(target, journal_dir=Path(sys.argv[2])) as prov:
+with target.provisioner(journal_dir=Path(sys.argv[2])) as prov:
     provision_everything(prov)
     print("provisioned", flush=True)
     sys.stdin.readline()  # the scenario "runs" until the test kills or interrupts this process
@@ -154,7 +153,7 @@ def test_scenario_setup_on_a_file_target(model: RunningModel, tmp_path: Path) ->
     target = load_target_file(model_target_file(model, tmp_path)).to_target(load_profile("kazoo-4.3"))
     with CouchClient(model.couch_url) as couch:
         before = snapshot(couch)
-        with provisioned_setup(target, {"stepswitch": {"inbound_user_field": "To"}}):
+        with provisioned_setup(target.provisioner(), {"stepswitch": {"inbound_user_field": "To"}}):
             doc = couch.get_doc("system_config", "stepswitch")
             assert doc is not None and doc["default"]["inbound_user_field"] == "To"
         assert snapshot(couch) == before

@@ -6,19 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
-from harness.kazoo.access import esl_api, stack_access
+from harness.kazoo.access import esl_api
 from harness.kazoo.couch import CouchClient
 from harness.kazoo.provision import Provisioner, canonical
-from harness.kazoo.provision_fixture import kazoo_provision
-from harness.scenario.target import Target
-
-__all__ = ["kazoo_provision"]  # the fixture, imported so that pytest finds it here
+from harness.targets.target import Target
 
 
 @pytest.fixture
 def ecallmgr_before(kazoo: Target) -> Iterator[str]:
     """The ACL document before the provisioning test; checked again after its teardown."""
-    access = stack_access(kazoo)
+    access = kazoo.stack
     assert access.couch_url
     with CouchClient(access.couch_url) as couch:
         before = canonical(couch.get_doc("system_config", "ecallmgr"))
@@ -31,6 +28,6 @@ def test_fixture_provisions_and_restores(
     ecallmgr_before: str, kazoo_provision: Provisioner, kazoo: Target
 ) -> None:
     kazoo_provision.acl_entry("127.0.0.88/32")
-    access = stack_access(kazoo)
+    access = kazoo.stack
     assert access.esl is not None
     assert esl_api(access.esl, "acl 127.0.0.88 trusted") == ["true"]

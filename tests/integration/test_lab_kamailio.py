@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
+from harness.kazoo.release import KAZOO_4_3, KAZOO_5
 from harness.lab.kamailio import LabKamailio, kamailio_available
 from harness.sip.message import Request, Response, parse_message
 from harness.sip.response import make_response
@@ -215,13 +216,13 @@ def media() -> Iterator[MediaRole]:
 
 @pytest.fixture(scope="module")
 def kam43(media: MediaRole) -> Iterator[LabKamailio]:
-    with LabKamailio(media=media.address, profile="kazoo-4.3") as lab:
+    with LabKamailio(media=media.address, style=KAZOO_4_3) as lab:
         yield lab
 
 
 @pytest.fixture(scope="module")
 def kam5(media: MediaRole) -> Iterator[LabKamailio]:
-    with LabKamailio(media=media.address, profile="kazoo-5") as lab:
+    with LabKamailio(media=media.address, style=KAZOO_5) as lab:
         yield lab
 
 
@@ -258,7 +259,7 @@ def test_missing_via_dropped_by_core(kam43: LabKamailio, carrier: Carrier) -> No
 
 def test_insane_message_gets_400_when_drop_flag_off(media: MediaRole, carrier: Carrier) -> None:
     # a CSeq naming another method is insane and, unlike a missing CSeq, can still be answered
-    with LabKamailio(media=media.address, sanity_drops_request=False) as lab:
+    with LabKamailio(media=media.address, sanity_drops_request=False, style=KAZOO_4_3) as lab:
         call_id = new_call_id()
         message = invite(carrier, lab.address, call_id).replace(b"CSeq: 1 INVITE", b"CSeq: 1 BYE")
         carrier.send(message, lab.address)
@@ -463,7 +464,7 @@ def test_kazoo5_log_format(kam5: LabKamailio, carrier: Carrier) -> None:
 
 
 def test_no_media_server_gets_480(carrier: Carrier) -> None:
-    with LabKamailio(media=None) as lab:
+    with LabKamailio(media=None, style=KAZOO_4_3) as lab:
         call_id = new_call_id()
         carrier.send(invite(carrier, lab.address, call_id), lab.address)
         _, final = carrier.final_response()
@@ -523,7 +524,7 @@ def test_dead_media_server_probed_out_gets_480(carrier: Carrier) -> None:
     # a bound socket that never answers: the keepalive OPTIONS time out (tm fr_timer 2 s)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead:
         dead.bind(("127.0.0.1", 0))
-        with LabKamailio(media=dead.getsockname()) as lab:
+        with LabKamailio(media=dead.getsockname(), style=KAZOO_4_3) as lab:
             lab.wait_for_log(r"media server sip:127\.0\.0\.1:\d+ is down", timeout=10.0)
             call_id = new_call_id()
             carrier.send(invite(carrier, lab.address, call_id), lab.address)

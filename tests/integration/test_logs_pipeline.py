@@ -9,6 +9,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import TypeVar
 
+from harness.kazoo.profile import fill
 from harness.logs.assertions import LogExpectation, check
 from harness.logs.esl_source import EslSource
 from harness.logs.file_source import FileSource
@@ -31,7 +32,7 @@ def run(coro: Awaitable[T]) -> T:
 
 def test_bus_to_hub_through_event_socket_and_files(tmp_path: Path) -> None:
     async def body() -> None:
-        bus = LogBus(tmp_path, "kazoo-4.3")
+        bus = LogBus(tmp_path, "pipe")
         server = EslServer(bus, "127.0.0.1", 0, "ClueCon")
         await server.start()
         sources: list[LogSource] = [
@@ -59,9 +60,14 @@ def test_bus_to_hub_through_event_socket_and_files(tmp_path: Path) -> None:
                 ex,
                 [
                     LogExpectation(
-                        r"SIP auth challenge \(INVITE\).*from ip {source_ip}", source="freeswitch"
+                        fill(
+                            r"SIP auth challenge \(INVITE\).*from ip {source_ip}", {"source_ip": "127.0.0.66"}
+                        ),
+                        source="freeswitch",
                     ),
-                    LogExpectation(r"{call_id}\|end\|challenged the invite", source="kamailio"),
+                    LogExpectation(
+                        fill(r"{call_id}\|end\|challenged the invite", {"call_id": CID}), source="kamailio"
+                    ),
                     LogExpectation("below the event socket level", present=False),
                 ],
                 since=t0,
@@ -80,7 +86,7 @@ def test_bus_to_hub_through_event_socket_and_files(tmp_path: Path) -> None:
 
 def test_esl_source_reconnects_after_the_server_restarts(tmp_path: Path) -> None:
     async def body() -> None:
-        bus = LogBus(tmp_path, "kazoo-5")
+        bus = LogBus(tmp_path, "dash")
         server = EslServer(bus, "127.0.0.1", 0)
         await server.start()
         port = server.port

@@ -19,6 +19,7 @@ import pytest
 from model_helpers import Invite, UdpPeer, log_lines, options
 
 from harness.kazoo.esl import EslClient
+from harness.kazoo.release import release
 from harness.model.stack import ModelConfig, RunningModel, start_model
 
 CORPUS = Path("/work/shared/corpus")
@@ -30,7 +31,13 @@ DEADLINE = 5.0
 
 def _start(tmp: Path, profile: str = "kazoo-4.3", **overrides: object) -> RunningModel:
     config = ModelConfig(
-        profile=profile, log_dir=tmp, sbc_port=0, media_port=0, esl_port=0, couch_port=0, route_timeout=0.3
+        release=release(profile),
+        log_dir=tmp,
+        sbc_port=0,
+        media_port=0,
+        esl_port=0,
+        couch_port=0,
+        route_timeout=0.3,
     )
     for name, value in overrides.items():
         setattr(config, name, value)

@@ -23,15 +23,15 @@ import pytest
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.kazoo.profiles import load_profile
+from harness.kazoo.profile import load_profile
 from harness.replay.capture import find_invites, read_messages
 from harness.replay.rewrite import foreign_addresses
 from harness.replay.session import replay_invite
 from harness.replay.siptrace import read_raw
 from harness.scenario.case import ScenarioCase, load_cases
-from harness.scenario.embedded import start_embedded
 from harness.scenario.runner import ScenarioResult, run_case_sync
-from harness.scenario.target import Target
+from harness.targets.embedded import open_embedded
+from harness.targets.target import Target
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 from replay_frames import (  # type: ignore[import-not-found]
@@ -54,7 +54,7 @@ CATALOG = [
     ("acl/unlisted_carrier.yaml", None, "acl"),
     ("number_mapping/absent_number.yaml", None, "number_mapping"),
     ("number_format/not_reconcilable.yaml", None, "number_format"),
-    ("malformed/max_forwards.yaml", "zero", "malformed_invite"),
+    ("malformed/max_forwards.yaml", "zero", "malformed"),
     ("call_flow/routed_call.yaml", "tcp", "none"),
 ]
 
@@ -83,9 +83,8 @@ def case_of(file: str, param: str | None) -> ScenarioCase:
 
 @pytest.fixture(scope="module")
 def model() -> Any:
-    target = start_embedded(load_profile())
-    yield target
-    target.model.stop()
+    with open_embedded(load_profile()) as target:
+        yield target
 
 
 class Tshark:
@@ -312,11 +311,9 @@ def test_foreign_addresses_are_refused_without_refresh_and_rewritten_with_it(
     result = asyncio.run(
         replay_invite(
             captured,
-            target=model.sbc,
+            model,
             source_ip="127.0.0.10",
-            profile=model.profile,
             refresh=True,
-            log_files=model.log_files,
             seed=5,
         )
     )
@@ -352,4 +349,4 @@ def test_a_malformed_paste_is_sent_as_is_and_its_silent_drop_is_named() -> None:
     out = replay_json("-", stdin=paste)
     assert out["as_captured"] is True
     assert out["exchange"]["outcome"] == "silence" and out["exchange"]["ended_early"] is True
-    assert (out["cause"], out["outcome"]) == ("malformed_invite", "dropped_insane")
+    assert (out["cause"], out["outcome"]) == ("malformed", "dropped_insane")

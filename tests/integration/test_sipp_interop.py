@@ -25,7 +25,9 @@ from harness.net.carrier import CarrierUA
 from harness.net.exchange import Address, Exchange
 from harness.sip import builder
 from harness.sip.message import parse_message
+from harness.targets.gate import own_stack_gate
 
+GATE = own_stack_gate("the harness's own tests")  # these tests send to their own peers
 SKIP_REASON = sipp_available()
 pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
 
@@ -86,7 +88,7 @@ def uas(name: str, work_dir: Path, recv_timeout: float = 5.0) -> Sipp:
 
 def call(sipp: Sipp, bye_after: float | None = 0.0) -> Exchange:
     async def invite() -> Exchange:
-        async with CarrierUA(CARRIER_IP) as ua:
+        async with CarrierUA(CARRIER_IP, gate=GATE) as ua:
             request = builder.build_invite(ua.spec(sipp.address))
             return await ua.invite(request, sipp.address, timeout=8.0, bye_after=bye_after)
 

@@ -14,7 +14,9 @@ import pytest
 from harness.net.carrier import CarrierUA
 from harness.net.portlock import SourceAddressBusy, SourcePortLock
 from harness.sip.message import parse_message
+from harness.targets.gate import own_stack_gate
 
+GATE = own_stack_gate("the harness's own tests")  # these tests send to their own peers
 SOURCE = "127.0.0.71"
 PEER = "127.0.0.72"
 
@@ -54,7 +56,7 @@ def test_a_udp_ua_holds_its_port_between_exchanges_so_nobody_else_can_bind_it() 
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
             peer.bind((PEER, 0))
             peer.setblocking(False)
-            async with CarrierUA(SOURCE) as ua:
+            async with CarrierUA(SOURCE, gate=GATE) as ua:
                 intruder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 with pytest.raises(OSError) as refused, intruder:
                     intruder.bind((SOURCE, ua.local_port))

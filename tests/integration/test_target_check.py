@@ -15,12 +15,12 @@ from targets_helpers import model_target_file
 from typer.testing import CliRunner
 
 from harness.cli import app
-from harness.kazoo.profiles import load_profile
+from harness.kazoo.profile import load_profile
 from harness.model.stack import ModelConfig, RunningModel, start_model
+from harness.net.gate import SendRefused
 from harness.scenario.case import load_cases
 from harness.scenario.runner import run_case_sync
-from harness.scenario.safety import UnsafeTarget
-from harness.scenario.targetfile import load_target_file
+from harness.targets.file import load_target_file
 
 REPO = Path(__file__).resolve().parents[2]
 ESL_SECRET = "esl-Pw-7f3a91c2"
@@ -89,9 +89,9 @@ def test_invalid_target_file_exit_2(tmp_path: Path) -> None:
 
 def test_runner_refuses_a_destination_the_file_does_not_name(model: RunningModel, tmp_path: Path) -> None:
     target = load_target_file(model_target_file(model, tmp_path)).to_target(load_profile("kazoo-4.3"))
-    target.sbc = ("203.0.113.9", 5060)  # TEST-NET-3: never sent to, the check comes first
+    target = target.with_changes(sbc=("203.0.113.9", 5060))  # TEST-NET-3: never sent to, the gate refuses
     case = load_cases(REPO / "scenarios/acl/listed_host.yaml")[0]
-    with pytest.raises(UnsafeTarget, match=r"203\.0\.113\.9"):
+    with pytest.raises(SendRefused, match=r"203\.0\.113\.9"):
         run_case_sync(case, target)
 
 
@@ -186,11 +186,12 @@ def test_each_sbc_runs_every_node_and_fails_with_one_bad_node(model: RunningMode
 
 
 def test_open_target_reads_a_file_and_pings_its_sbc(model: RunningModel, tmp_path: Path) -> None:
-    from harness.scenario.targets import TargetStartError, open_target
+    from harness.targets.kinds import open_target
+    from harness.targets.target import TargetStartError
 
     path = model_target_file(model, tmp_path)
-    target = open_target(f"{path}#sbc1", load_profile("kazoo-4.3"))
-    assert (target.kind, target.sbc, target.sbc_nodes) == ("file", model.sbc, {"sbc1": model.sbc})
+    with open_target(f"{path}#sbc1", load_profile("kazoo-4.3")) as target:
+        assert (target.kind, target.sbc, target.sbc_nodes) == ("file", model.sbc, {"sbc1": model.sbc})
     path.write_text(path.read_text(encoding="utf-8").replace(f"port = {model.sbc[1]}", "port = 9", 1))
-    with pytest.raises(TargetStartError, match="unreachable"):
-        open_target(str(path), load_profile("kazoo-4.3"))
+    with pytest.raises(TargetStartError, match="unreachable"), open_target(str(path)):
+        pass

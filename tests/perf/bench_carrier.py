@@ -16,6 +16,9 @@ from harness.sip import builder
 from harness.sip.framing import StreamFramer
 from harness.sip.message import Request, parse_message
 from harness.sip.response import make_response
+from harness.targets.gate import own_stack_gate
+
+GATE = own_stack_gate("the harness's own tests")  # these tests send to their own peers
 
 
 def answer(data: bytes) -> bytes | None:
@@ -56,7 +59,7 @@ async def bench(transport: str, count: int) -> None:
         target = server.sockets[0].getsockname()[:2]
         close = server.close
     durations = []
-    async with CarrierUA("127.0.0.66", transport=transport) as ua:
+    async with CarrierUA("127.0.0.66", transport=transport, gate=GATE) as ua:
         started = time.perf_counter()
         for i in range(count):
             invite = builder.build_invite(ua.spec(target, seed=i))

@@ -30,7 +30,9 @@ from harness.model.stack import ModelConfig, start_model
 from harness.net.carrier import CarrierUA
 from harness.net.exchange import Address
 from harness.sip import builder
+from harness.targets.gate import own_stack_gate
 
+GATE = own_stack_gate("the harness's own tests")  # these tests send to their own peers
 CARRIER_IP = "127.0.0.10"
 ROUTED = "+14155550100"
 SIPP_RATES = (25, 50, 75, 100, 150, 200, 300, 400, 800, 1600)
@@ -147,7 +149,7 @@ async def carrier_worker(target: Address, concurrency: int, seconds: float) -> d
     counts = {"calls": 0, "failed": 0}
 
     async def one_ua() -> None:
-        async with CarrierUA(CARRIER_IP) as ua:
+        async with CarrierUA(CARRIER_IP, gate=GATE) as ua:
             while time.monotonic() < until:
                 invite = builder.build_invite(ua.spec(target, ruri_user=ROUTED))
                 exchange = await ua.invite(invite, target, timeout=5.0, bye_after=0.0)

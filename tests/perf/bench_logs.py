@@ -29,7 +29,7 @@ def bench_parse(n: int) -> None:
         fs_line(
             "WARNING", "sofia_reg.c", 1780, "SIP auth challenge (INVITE) from ip 127.0.0.66", call_id="c@h"
         ),
-        kamailio_line("kazoo-4.3", "WARNING", "dropping insane message from 127.0.0.66:5060", "c@h", pid=7),
+        kamailio_line("pipe", "WARNING", "dropping insane message from 127.0.0.66:5060", "c@h", pid=7),
         kazoo_line("info", "stepswitch_inbound", 80, "unable to determine account", call_id="c@h"),
         "some unrelated text that matches no format",
     ]
@@ -46,7 +46,7 @@ def ends_with(marker: str) -> Callable[[LogLine], bool]:
 
 async def bench_latency(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        bus = LogBus(Path(tmp), "kazoo-4.3")
+        bus = LogBus(Path(tmp), "pipe")
         server = EslServer(bus, "127.0.0.1", 0)
         await server.start()
         sources: list[LogSource] = [

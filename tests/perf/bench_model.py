@@ -15,6 +15,7 @@ import secrets
 import statistics
 import time
 
+from harness.kazoo.release import release
 from harness.model.stack import ModelConfig, start_model
 from harness.sip.message import Response, parse_message
 
@@ -109,7 +110,12 @@ def main() -> None:
     args = parser.parse_args()
     model = start_model(
         ModelConfig(
-            profile=args.profile, sbc_port=0, media_port=0, esl_port=0, couch_port=0, route_timeout=2.6
+            release=release(args.profile),
+            sbc_port=0,
+            media_port=0,
+            esl_port=0,
+            couch_port=0,
+            route_timeout=2.6,
         )
     )
     try:

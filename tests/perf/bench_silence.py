@@ -14,10 +14,10 @@ import argparse
 import statistics
 from pathlib import Path
 
-from harness.kazoo.profiles import load_profile
+from harness.kazoo.profile import load_profile
 from harness.scenario.case import load_cases
-from harness.scenario.embedded import start_embedded
 from harness.scenario.runner import run_case_sync
+from harness.targets.embedded import open_embedded
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -28,11 +28,10 @@ def main() -> None:
     args = parser.parse_args()
     cases = load_cases(ROOT / "scenarios/malformed/missing_mandatory_headers.yaml")
     case = next(c for c in cases if c.param_id == "no_cseq")
-    target = start_embedded(load_profile("kazoo-4.3"))
     after_drop: list[float] = []
     exchanges: list[float] = []
     totals: list[float] = []
-    try:
+    with open_embedded(load_profile()) as target:
         for i in range(args.runs):
             result = run_case_sync(case, target, session_seed=i)
             ex, logs = result.exchange, result.logs
@@ -41,8 +40,6 @@ def main() -> None:
             after_drop.append((ex.started_wall + ex.duration - drop) * 1000)
             exchanges.append(ex.duration * 1000)
             totals.append(result.duration * 1000)
-    finally:
-        target.model.stop()
     q = statistics.quantiles(after_drop, n=20)
     med_drop, med_ex = statistics.median(after_drop), statistics.median(exchanges)
     p95_total = statistics.quantiles(totals, n=20)[18]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario.docker_target import (
+from harness.targets.docker_images import (
     IMAGES,
     REPO_ROOT,
     DockerUnavailable,
@@ -17,7 +17,7 @@ from harness.scenario.docker_target import (
     docker_client,
     engine_unavailable_reason,
 )
-from harness.scenario.targets import TargetStartError
+from harness.targets.target import TargetStartError
 
 
 def test_no_engine_names_the_engine_script(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

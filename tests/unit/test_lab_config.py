@@ -1,4 +1,4 @@
-"""The lab Kamailio's configuration is filled correctly for each profile (no Kamailio needed)."""
+"""The lab Kamailio's configuration is filled correctly for each release (no Kamailio needed)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.kazoo.release import KAZOO_4_3, RELEASE_NAMES, release
 from harness.lab.kamailio import (
     LabKamailio,
+    LabStyle,
     dispatcher_list_text,
     free_port,
     free_ports,
@@ -18,20 +20,20 @@ from harness.lab.kamailio import (
 )
 
 
-def _render(profile: str = "kazoo-4.3", sanity_drops_request: bool = True) -> str:
+def _render(release_name: str = "kazoo-4.3", sanity_drops_request: bool = True) -> str:
     return render_config(
         listen_ip="127.0.0.5",
         port=5099,
         dispatcher_list=Path("/tmp/x/dispatcher.list"),
         module_dir=Path("/usr/lib/kamailio/modules"),
-        profile=profile,
+        style=release(release_name),  # a KazooRelease is the lab's style: its fields carry the knobs
         sanity_drops_request=sanity_drops_request,
     )
 
 
-@pytest.mark.parametrize("profile", ["kazoo-4.3", "kazoo-5"])
-def test_every_placeholder_filled(profile: str) -> None:
-    text = _render(profile)
+@pytest.mark.parametrize("release_name", RELEASE_NAMES)
+def test_every_placeholder_filled(release_name: str) -> None:
+    text = _render(release_name)
     assert "{{" not in text and "}}" not in text
     assert "listen=udp:127.0.0.5:5099" in text and "listen=tcp:127.0.0.5:5099" in text
     assert 'modparam("dispatcher", "list_file", "/tmp/x/dispatcher.list")' in text
@@ -41,13 +43,13 @@ def test_every_placeholder_filled(profile: str) -> None:
 def test_kazoo43_lines_carry_callid_and_area() -> None:
     text = _render("kazoo-4.3")
     assert '"$ci|end|dropping insane message from $si:$sp\\n"' in text
-    assert "#!define KAZOO5" not in text and "log_prefix" not in text
+    assert "#!define REWRITE_604" not in text and "log_prefix" not in text
 
 
 def test_kazoo5_lines_use_area_dash_and_log_prefix() -> None:
     text = _render("kazoo-5")
     assert '"end - dropping insane message from $si:$sp\\n"' in text
-    assert "#!define KAZOO5" in text
+    assert "#!define REWRITE_604" in text
     assert 'log_prefix="{$mt $hdr(CSeq) $ci} "' in text
 
 
@@ -59,9 +61,9 @@ def test_sanity_flag(drops: bool, noreply: str) -> None:
     assert f'modparam("sanity", "noreply", {noreply})' in text
 
 
-def test_unknown_profile_refused() -> None:
-    with pytest.raises(ValueError, match="unknown profile"):
-        _render("kazoo-9")
+def test_unknown_log_style_refused() -> None:
+    with pytest.raises(ValueError, match="unknown log style"):
+        LabStyle(kamailio_log_style="slash", sbc_rewrites_604=False)
 
 
 def test_dispatcher_list_holds_the_media_role_probed() -> None:
@@ -71,9 +73,9 @@ def test_dispatcher_list_holds_the_media_role_probed() -> None:
 
 def test_only_loopback_addresses_accepted() -> None:
     with pytest.raises(ValueError, match="loopback"):
-        LabKamailio(listen_ip="10.0.0.1")
+        LabKamailio(listen_ip="10.0.0.1", style=KAZOO_4_3)
     with pytest.raises(ValueError, match="loopback"):
-        LabKamailio(media=("192.168.1.2", 11000))
+        LabKamailio(media=("192.168.1.2", 11000), style=KAZOO_4_3)
 
 
 def test_free_port_is_bindable_for_udp_and_tcp() -> None:

@@ -6,6 +6,7 @@ from typing import cast
 
 import pytest
 
+from harness.kazoo.release import KAZOO_4_3, release
 from harness.model.media import direct_reach_problem
 from harness.model.routing import callflow_behaviour, reorder_response
 from harness.model.sbc import is_scanner, rewrite_failure, sanity_failure
@@ -51,17 +52,17 @@ def request(text: str = INVITE) -> Request:
 def test_failure_route(
     code: int, reason: str, after_18x: bool, profile: str, expected: tuple[int, str]
 ) -> None:
-    verdict = rewrite_failure(code, reason, after_18x, profile)
+    verdict = rewrite_failure(code, reason, after_18x, release(profile))
     assert (verdict.code, verdict.reason) == expected
 
 
 def test_failure_route_log_lines() -> None:
-    assert rewrite_failure(686, "PICNIC", False, "kazoo-4.3").log == (
+    assert rewrite_failure(686, "PICNIC", False, KAZOO_4_3).log == (
         "info",
         "failure",
         "sending 686 reply as 486 PICNIC",
     )
-    assert rewrite_failure(403, "Forbidden", False, "kazoo-4.3").log == (
+    assert rewrite_failure(403, "Forbidden", False, KAZOO_4_3).log == (
         "warning",
         "failure",
         "Failed auth from IP {source_ip}",
@@ -81,7 +82,7 @@ def test_failure_route_leaves_a_cancelled_transaction_alone() -> None:
 
 
 def test_call_barred_is_relayed() -> None:
-    verdict = rewrite_failure(403, "call barred", False, "kazoo-4.3")
+    verdict = rewrite_failure(403, "call barred", False, KAZOO_4_3)
     assert (verdict.code, verdict.reason) == (403, "call barred")
 
 

@@ -8,12 +8,12 @@ import yaml
 from harness.logs.line import LogLine
 from harness.net.exchange import Exchange, WireEvent
 from harness.replay.capture import CapturedMessage
-from harness.replay.cause import classify_exchange, diagnose_exchange
+from harness.replay.cause import diagnose_exchange
 from harness.replay.rewrite import foreign_addresses, rewrite_foreign
 from harness.replay.scenario_file import scenario_yaml, template_text
 from harness.replay.source import Capture, SourceError, pick_invite, read_source
-from harness.replay.template import fill_template, raw_request, to_template
 from harness.sip.message import Request, Response, parse_message
+from harness.sip.template import fill_template, raw_bytes, to_template
 
 CARRIER, SBC = ("127.0.0.10", 5099), ("127.0.0.1", 5060)
 SDP = b"v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n"
@@ -95,27 +95,27 @@ def test_challenge_with_its_log_line_is_acl() -> None:
 def test_604_names_mapping_for_a_reconcilable_number_and_format_for_one_that_is_not() -> None:
     fetch = "unable to determine account for fetch-id 1234, {n}: not_found"
     ex = exchange(invite("+14155550199"), resp(604, "Nope Nope Nope"))
-    assert classify_exchange(ex, [line("kazoo", fetch.format(n="+14155550199"))]) == "number_mapping"
+    assert diagnose_exchange(ex, [line("kazoo", fetch.format(n="+14155550199"))]).cause == "number_mapping"
     ex = exchange(invite("trunk-7"), resp(604, "Nope Nope Nope"))
-    assert classify_exchange(ex, [line("kazoo", fetch.format(n="trunk-7"))]) == "number_format"
+    assert diagnose_exchange(ex, [line("kazoo", fetch.format(n="trunk-7"))]).cause == "number_format"
 
 
-def test_silence_with_a_drop_line_is_a_malformed_invite_and_without_logs_it_still_is() -> None:
+def test_silence_with_a_drop_line_is_malformed_and_without_logs_it_still_is() -> None:
     ex = exchange(invite(), None, outcome="silence")
     drop = line("kamailio", "cid-1@127.0.0.10|end|dropping insane message from 127.0.0.10:5099")
     assert diagnose_exchange(ex, [drop]).outcome == "dropped_insane"
-    assert classify_exchange(exchange(invite(), resp(483, "Too Many Hops")), []) == "malformed_invite"
+    assert diagnose_exchange(exchange(invite(), resp(483, "Too Many Hops")), []).cause == "malformed"
 
 
 def test_routed_is_none_and_an_unexplained_answer_is_unknown() -> None:
-    assert classify_exchange(exchange(invite(), resp(200, "OK")), []) == "none"
-    assert classify_exchange(exchange(invite(), resp(503, "Service Unavailable")), []) == "unknown"
+    assert diagnose_exchange(exchange(invite(), resp(200, "OK")), []).cause == "none"
+    assert diagnose_exchange(exchange(invite(), resp(503, "Service Unavailable")), []).cause == "unknown"
 
 
 def test_log_lines_that_contradict_an_outcome_rule_it_out() -> None:
     # a 604 whose logs do not hold stepswitch's line is no known outcome
     ex = exchange(invite(), resp(604, "Nope Nope Nope"))
-    assert classify_exchange(ex, [line("kazoo", "something else entirely")]) == "unknown"
+    assert diagnose_exchange(ex, [line("kazoo", "something else entirely")]).cause == "unknown"
 
 
 # -- rewrite ----------------------------------------------------------------------------------------
@@ -170,15 +170,15 @@ def test_template_round_trips_to_the_captured_bytes() -> None:
     assert fill_template(template_text(data), values) == data  # the readable LF form too
 
 
-def test_raw_request_fills_a_run_and_reports_the_sent_number() -> None:
+def test_raw_bytes_fill_a_run() -> None:
     template = to_template(invite("+14155550199"))
-    base = {"source_ip": "127.0.0.66", "source_port": "40000", "call_id": "new@x", "dialed": "", "number": ""}
-    data, values = raw_request(template, base, target=("127.0.0.1", 6000), seed=3)
+    data = raw_bytes(
+        template, target=("127.0.0.1", 6000), source=("127.0.0.66", 40000), call_id="new@x", seed=3
+    )
     msg = parse_message(data)
     assert isinstance(msg, Request)
     assert msg.uri_text == "sip:+14155550199@127.0.0.1:6000" and msg.call_id == "new@x"
     assert (msg.top_via.host, msg.top_via.port) == ("127.0.0.66", 40000)
-    assert values["dialed"] == values["number"] == "+14155550199"
     assert msg.body == parse_message(invite()).body
 
 

@@ -6,27 +6,36 @@ from pathlib import Path
 
 import pytest
 
-from harness.scenario.target import TargetError
-from harness.scenario.targets import builtin_of
+from harness.targets.kinds import resolve
+from harness.targets.target import TargetError
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_builtin_files() -> None:
-    assert builtin_of(REPO / "scenarios/targets/docker.toml") == "docker"
-    assert builtin_of(REPO / "scenarios/targets/lab-started.toml") == "lab"
-    assert builtin_of(REPO / "scenarios/targets/staging.example.toml") is None
+    assert resolve(str(REPO / "scenarios/targets/docker.toml")).kind.name == "docker"
+    assert resolve(str(REPO / "scenarios/targets/lab-started.toml")).kind.name == "lab"
+    assert resolve(str(REPO / "scenarios/targets/staging.example.toml")).kind.name == "file"
+
+
+def test_every_command_resolves_the_same_references() -> None:
+    assert resolve("lab").kind.name == "lab"
+    assert resolve("127.0.0.1:5060").address == ("127.0.0.1", 5060)
+    with pytest.raises(TargetError, match="only loopback"):
+        resolve("192.0.2.1:5060")
+    with pytest.raises(TargetError, match="no such target"):
+        resolve("nowhere.toml")
 
 
 def test_unknown_builtin_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "t.toml"
     path.write_text('builtin = "kubernetes"\n', encoding="utf-8")
     with pytest.raises(TargetError, match="builtin must be one of embedded, lab, docker"):
-        builtin_of(path)
+        resolve(str(path))
 
 
 def test_builtin_with_stack_details_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "t.toml"
     path.write_text('builtin = "lab"\n[[sbc]]\nhost = "127.0.0.1"\n', encoding="utf-8")
     with pytest.raises(TargetError, match="unexpected: sbc"):
-        builtin_of(path)
+        resolve(str(path))

@@ -1,29 +1,21 @@
-"""Target files (validation, Target built from them) and the safety rails, without sockets."""
+"""Target files (validation, the Target built from them) and the send gate's rules, without sockets."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 from pathlib import Path
 
 import pytest
 
-from harness.kazoo.access import MODEL_DEFAULT_ACCESS, MODEL_DEFAULT_SBC
-from harness.kazoo.profiles import load_profile
+from harness.kazoo.profile import load_profile
 from harness.model.stack import ModelConfig
-from harness.scenario.safety import (
-    RateCap,
-    RedactingFilter,
-    UnsafeTarget,
-    before_send,
-    check_destination,
-    redact,
-    refusal,
-    require_provisioning,
-)
-from harness.scenario.target import Target
-from harness.scenario.targetfile import (
+from harness.net.gate import Outgoing, SendRefused
+from harness.sip import builder
+from harness.targets.address import open_running_model
+from harness.targets.file import (
     Secret,
     TargetFileError,
     load_target_file,
@@ -31,6 +23,9 @@ from harness.scenario.targetfile import (
     sbc_refs,
     split_target_ref,
 )
+from harness.targets.gate import RateCap
+from harness.targets.redact import RedactingFilter, redact
+from harness.targets.target import SafetyPolicy, Target
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "scenarios" / "targets"
 PROFILE = load_profile("kazoo-4.3")
@@ -55,18 +50,19 @@ def test_staging_example_is_locked_down() -> None:
     assert spec.safety.rate_limit == 5
     target = spec.to_target(PROFILE, "kam2")
     assert target.sbc == ("192.0.2.12", 5060) and target.name.endswith("#kam2")
-    assert set(target.log_sources) == {"freeswitch", "kamailio", "kazoo"}
-    assert target.stack is not None and target.stack.node == "ecallmgr@apps1.staging"
+    assert set(target.logs) == {"freeswitch", "kamailio", "kazoo"}
+    assert target.stack.node == "ecallmgr@apps1.staging"
 
 
-def test_embedded_model_example_matches_model_defaults() -> None:
+def test_embedded_model_example_and_the_model_kind_match_model_defaults() -> None:
     spec = load_target_file(EXAMPLES / "embedded-model.toml")
     config = ModelConfig()
-    assert spec.sbc[0].address == (config.host, config.sbc_port) == MODEL_DEFAULT_SBC
-    assert spec.media == (config.host, config.media_port)
-    assert spec.couch is not None and spec.couch.url == MODEL_DEFAULT_ACCESS.couch_url
-    assert MODEL_DEFAULT_ACCESS.esl == (config.host, config.esl_port, config.esl_password)
-    assert spec.node == MODEL_DEFAULT_ACCESS.node == config.node
+    with open_running_model(PROFILE) as model:
+        assert spec.sbc[0].address == (config.host, config.sbc_port) == model.sbc
+        assert spec.media == (config.host, config.media_port) == model.media
+        assert spec.couch is not None and spec.couch.url == model.stack.couch_url
+        assert model.stack.esl == (config.host, config.esl_port, config.esl_password)
+        assert spec.node == model.stack.node == config.node
 
 
 @pytest.mark.parametrize(
@@ -114,7 +110,7 @@ def test_defaults_are_safe() -> None:
 def test_target_refs_and_nodes() -> None:
     # (open_target itself pings the SBC: tested against the model in tests/integration/test_target_check.py)
     target = load_target_file(EXAMPLES / "staging.example.toml").to_target(PROFILE, "kam2")
-    assert target.sbc == ("192.0.2.12", 5060) and target.allow_malformed is False
+    assert target.sbc == ("192.0.2.12", 5060) and target.policy.allow_malformed is False
     assert split_target_ref("a/b.toml#n1") == ("a/b.toml", "n1")
     assert split_target_ref("embedded") == ("embedded", None)
     refs = sbc_refs(str(EXAMPLES / "staging.example.toml"))
@@ -133,7 +129,7 @@ def test_secrets_come_from_the_environment_and_are_masked(monkeypatch: pytest.Mo
         }
     )
     target = spec.to_target(PROFILE)  # type: ignore[attr-defined]
-    assert target.esl[2] == "esl-secret-1"
+    assert target.stack.esl is not None and target.stack.esl[2] == "esl-secret-1"
     assert set(target.secrets) == {"esl-secret-1", "couch-secret-2"}
     shown = repr(target)
     assert "esl-secret-1" not in shown and "couch-secret-2" not in shown and "***" in shown
@@ -149,34 +145,52 @@ def test_redact_and_log_filter(caplog: pytest.LogCaptureFixture) -> None:
     assert "hunter2" not in caplog.text and "***" in caplog.text
 
 
-def file_target(**kwargs: object) -> Target:
-    spec = load_target_file(EXAMPLES / "staging.example.toml")
-    target = spec.to_target(PROFILE)
-    for key, value in kwargs.items():
-        setattr(target, key, value)
-    return target
+def file_target(**policy: object) -> Target:
+    target = load_target_file(EXAMPLES / "staging.example.toml").to_target(PROFILE)
+    return target.with_changes(policy=dataclasses.replace(target.policy, **policy)) if policy else target
+
+
+def invite(host: str = "192.0.2.11") -> bytes:
+    spec = builder.InviteSpec(target_host=host, target_port=5060, local_ip="127.0.0.10", local_port=5070,
+                              ruri_user="+14155550100", to_user="+14155550100", seed=1)  # fmt: skip
+    return builder.build_invite(spec).to_bytes()
+
+
+def refusal(target: Target, data: bytes, *, mutated: bool = False, to: tuple[str, int] = ("192.0.2.11", 5060)
+            ) -> str | None:  # fmt: skip
+    return target.gate.refusal(Outgoing(to, data, "udp", mutated))
 
 
 def test_destinations_only_named_or_loopback() -> None:
     target = file_target()
-    check_destination(target, ("192.0.2.11", 5060))  # named in the file
-    check_destination(target, ("127.0.0.1", 5060))  # loopback
-    with pytest.raises(UnsafeTarget, match=r"203\.0\.113\.9"):
-        check_destination(target, ("203.0.113.9", 5060))
-    with pytest.raises(UnsafeTarget):
-        asyncio.run(before_send(target, ("203.0.113.9", 5060)))
+    assert refusal(target, invite()) is None  # named in the file
+    assert refusal(target, invite("127.0.0.1"), to=("127.0.0.1", 5060)) is None  # loopback
+    assert "203.0.113.9" in (refusal(target, invite("203.0.113.9"), to=("203.0.113.9", 5060)) or "")
+    with pytest.raises(SendRefused, match=r"203\.0\.113\.9"):
+        asyncio.run(target.gate.admit(Outgoing(("203.0.113.9", 5060), invite(), "udp", False)))
 
 
-def test_malformed_and_provisioning_refused() -> None:
+def test_the_gate_judges_the_bytes_not_a_label() -> None:
     target = file_target()
-    assert "allow_malformed" in (refusal(target, "malformed") or "")
-    assert refusal(target, "acl") is None
-    assert refusal(target, "call_flow", repeated=True) is not None
-    assert refusal(target, "call_flow", oversized=True) is not None
-    with pytest.raises(UnsafeTarget, match="allow_provisioning"):
-        require_provisioning(target)
-    target.allow_malformed = True
-    assert refusal(target, "malformed") is None
+    good = invite()
+    assert refusal(target, good) is None
+    no_cseq = b"".join(line for line in good.splitlines(keepends=True) if not line.startswith(b"CSeq:"))
+    reason = refusal(target, no_cseq)  # not declared mutated: the bytes themselves are malformed
+    assert reason is not None and "allow_malformed" in reason and "no cseq header" in reason
+    assert "staging.example.toml [safety]" in reason  # where the rule is set
+    assert "mutated" in (refusal(target, good, mutated=True) or "")  # declared mutated, even well formed
+    oversized = good.replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\nX-Pad: " + b"x" * 2000 + b"\r\n")
+    assert "over the 1300-byte limit" in (refusal(target, oversized) or "")
+    assert refusal(file_target(allow_malformed=True), no_cseq) is None
+
+
+def test_provisioning_refused_without_the_rule() -> None:
+    with pytest.raises(SendRefused, match="allow_provisioning"):
+        file_target().provisioner()
+
+
+def test_a_policy_default_is_permissive_only_for_the_harness_own_stacks() -> None:
+    assert SafetyPolicy().allow_malformed and not file_target().policy.allow_malformed
 
 
 def test_rate_cap_spaces_sends() -> None:

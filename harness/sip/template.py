@@ -14,10 +14,9 @@ import random
 import re
 from collections.abc import Mapping
 
-from harness.kazoo.numbers import normalize
-from harness.net.exchange import Address
-from harness.sip.errors import SipParseError
 from harness.sip.message import Request, parse_message
+
+Address = tuple[str, int]
 
 PLACEHOLDERS = ("target_host", "target_port", "source_ip", "source_port", "call_id", "branch", "from_tag")
 _FIELD = re.compile(r"\{\{|\}\}|\{([a-z_]+)\}")
@@ -108,25 +107,11 @@ def run_values(*, target: Address, source: Address, call_id: str, seed: int | No
     }
 
 
-def raw_request(
-    template: str, placeholders: dict[str, str], *, target: Address, seed: int | None = None
-) -> tuple[bytes, dict[str, str]]:
-    """For the scenario runner: the bytes of a ``send.raw`` template and the log-pattern placeholders
-    updated from the message actually sent (dialed number, To user/host, From user)."""
-    source = (placeholders["source_ip"], int(placeholders["source_port"]))
-    values = run_values(target=target, source=source, call_id=placeholders["call_id"], seed=seed)
-    data = fill_template(template, values)
-    out = dict(placeholders)
-    try:
-        msg = parse_message(data)
-        if isinstance(msg, Request):
-            out["dialed"] = msg.uri.user or ""
-            out["number"] = normalize(out["dialed"]) if out["dialed"] else ""
-            out["to_user"], out["to_host"] = msg.to.uri.user or "", msg.to.uri.host
-            out["from_user"] = msg.from_.uri.user or ""
-    except SipParseError:
-        pass  # a deliberately malformed capture: the generated values stay
-    return data, out
+def raw_bytes(
+    template: str, *, target: Address, source: Address, call_id: str, seed: int | None = None
+) -> bytes:
+    """For the scenario runner: the bytes of a ``send.raw`` template for one run."""
+    return fill_template(template, run_values(target=target, source=source, call_id=call_id, seed=seed))
 
 
-__all__ = ["PLACEHOLDERS", "TemplateError", "fill_template", "raw_request", "run_values", "to_template"]
+__all__ = ["PLACEHOLDERS", "TemplateError", "fill_template", "raw_bytes", "run_values", "to_template"]

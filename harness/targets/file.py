@@ -1,9 +1,10 @@
-"""Target files: a TOML description of a real Kazoo stack (see docs/targets.md).
+"""The `file` kind: a TOML description of a real Kazoo stack (see docs/targets.md).
 
 ``load_target_file(path)`` validates a file into a :class:`TargetFile` (every error names the key);
-``TargetFile.to_target(profile, sbc_node=None)`` gives the :class:`Target` the runner uses. Secrets are
-never in the file: it names environment variables (``password_env``), read here into :class:`Secret`
-values whose ``repr`` is masked.
+``TargetFile.to_target(profile, sbc_node=None)`` gives the :class:`Target`. A file may instead name a
+target the harness starts itself (``builtin = "lab"``, with only ``name`` and ``profile`` beside it).
+Secrets are never in the file: it names environment variables (``password_env``), read here into
+:class:`Secret` values whose ``repr`` is masked.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ from __future__ import annotations
 import ipaddress
 import os
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from harness.kazoo.profiles import Profile
-from harness.logs.source import LogSource
-from harness.scenario.target import Address, StackAccess, Target, TargetError
+from harness.kazoo.access import StackAccess
+from harness.kazoo.profile import Profile
+from harness.kazoo.release import DEFAULTS
+from harness.targets.setup import ProvisionedSetup
+from harness.targets.target import Address, LogFactory, SafetyPolicy, Target, TargetError, file_logs
 
 TRANSPORTS = ("udp", "tcp", "tls")
 LOG_KINDS = ("file", "docker", "command", "esl")
@@ -42,7 +45,7 @@ class Secret(str):
 class SbcNode:
     name: str
     host: str
-    port: int = 5060
+    port: int = DEFAULTS.sbc_port
     transports: tuple[str, ...] = ("udp",)
 
     @property
@@ -54,7 +57,7 @@ class SbcNode:
 class EslEndpoint:
     name: str
     host: str
-    port: int = 8021
+    port: int = DEFAULTS.esl_port
     password_env: str | None = None
 
 
@@ -95,7 +98,7 @@ class Safety:
 class TargetFile:
     path: Path
     name: str
-    profile: str
+    profile: str | None  # the profile the stack runs (None: the default, or the one asked for)
     sbc: list[SbcNode]
     media: Address | None = None
     carriers: dict[str, tuple[str, int | None]] = field(default_factory=dict)
@@ -106,8 +109,8 @@ class TargetFile:
     crossbar: CrossbarSpec | None = None
     safety: Safety = field(default_factory=Safety)
     node: str | None = None  # ecallmgr node whose system_config section applies
-    route_timeout: float = 2.6
-    silence_window: float = 2.0
+    route_timeout: float = DEFAULTS.route_timeout
+    silence_window: float = DEFAULTS.silence_window
 
     def secret_envs(self) -> list[str]:
         names = [e.password_env for e in self.esl]
@@ -141,40 +144,45 @@ class TargetFile:
             f"{self.path}: no SBC node {name!r} (known: {', '.join(n.name for n in self.sbc)})"
         )
 
+    def log_names(self) -> tuple[str, ...]:
+        return tuple(log.name for log in self.logs)
+
     def to_target(self, profile: Profile, sbc_node: str | None = None) -> Target:
         node = self.sbc_node(sbc_node)
-        esl = self.esl[0] if self.esl else None
+        files = {s.name: Path(s.path) for s in self.logs if s.kind == "file" and s.path}
         return Target(
             name=str(self.path) + (f"#{node.name}" if sbc_node else ""),
             kind="file",
-            sbc=node.address,
             profile=profile,
+            sbc=node.address,
             media=self.media,
+            sbc_nodes={n.name: n.address for n in self.sbc},
             carriers=dict(self.carriers),
             numbers=dict(self.numbers),
-            log_files={s.name: Path(s.path) for s in self.logs if s.kind == "file" and s.path},
-            log_sources=self.stream_sources(),
-            esl=(esl.host, esl.port, esl_password(esl.password_env)) if esl else None,
+            logs={**file_logs(files), **self.stream_sources()},
+            stack=self.stack_access(),
+            policy=SafetyPolicy(
+                allowed_hosts=self.destinations(),
+                allow_malformed=self.safety.allow_malformed,
+                allow_provisioning=self.safety.allow_provisioning,
+                rate_limit=self.safety.rate_limit,
+                origin=f"{self.path} [safety]",
+            ),
             route_timeout=self.route_timeout,
             silence_window=self.silence_window,
-            allow_malformed=self.safety.allow_malformed,
-            sbc_nodes={n.name: n.address for n in self.sbc},
-            allowed_hosts=self.destinations(),
-            rate_limit=self.safety.rate_limit,
-            allow_provisioning=self.safety.allow_provisioning,
-            stack=self.stack_access(),
+            setup=ProvisionedSetup() if self.couch else None,
             secrets=self.secrets(),
-            source_file=self,
+            source_file=self.path,
         )
 
-    def stream_sources(self) -> dict[str, Callable[[], LogSource]]:
+    def stream_sources(self) -> dict[str, LogFactory]:
         """Factories of the event-socket, docker and command log sources (a fresh one per scenario)."""
         from harness.logs.command_source import CommandSource
         from harness.logs.docker_source import DockerSource
         from harness.logs.esl_source import EslSource
 
         endpoints = {e.name: e for e in self.esl}
-        out: dict[str, Callable[[], LogSource]] = {}
+        out: dict[str, LogFactory] = {}
         for log in self.logs:
             if log.kind == "esl" and log.esl in endpoints:
                 e = endpoints[log.esl]
@@ -201,7 +209,7 @@ class TargetFile:
 
 def esl_password(name: str | None) -> Secret:
     """The event-socket password from ``name`` in the environment, FreeSWITCH's default otherwise."""
-    return Secret(os.environ.get(name, "ClueCon")) if name else Secret("ClueCon")
+    return Secret(os.environ.get(name, DEFAULTS.esl_password) if name else DEFAULTS.esl_password)
 
 
 def secret_env(name: str | None, default: str | None = None) -> Secret | None:
@@ -327,7 +335,7 @@ def _sbc(reader: _Reader) -> list[SbcNode]:
             SbcNode(
                 name=r.get("name", str, f"sbc{index + 1}"),
                 host=_host(r, "host", r.get("host", str, required=True)),
-                port=_port(r, "port", r.get("port", int, 5060)),
+                port=_port(r, "port", r.get("port", int, DEFAULTS.sbc_port)),
                 transports=transports,
             )
         )
@@ -389,7 +397,7 @@ def parse_target_file(path: Path, data: Mapping[str, Any]) -> TargetFile:
         m.unknown({"host", "port"})
         media = (
             _host(m, "host", m.get("host", str, required=True)),
-            _port(m, "port", m.get("port", int, 11000)),
+            _port(m, "port", m.get("port", int, DEFAULTS.media_port)),
         )
     carriers: dict[str, tuple[str, int | None]] = {}
     if "carriers" in data:
@@ -408,7 +416,7 @@ def parse_target_file(path: Path, data: Mapping[str, Any]) -> TargetFile:
             EslEndpoint(
                 name=e.get("name", str, f"esl{index + 1}"),
                 host=_host(e, "host", e.get("host", str, required=True)),
-                port=_port(e, "port", e.get("port", int, 8021)),
+                port=_port(e, "port", e.get("port", int, DEFAULTS.esl_port)),
                 password_env=_env_name(e, "password_env"),
             )
         )
@@ -451,7 +459,7 @@ def parse_target_file(path: Path, data: Mapping[str, Any]) -> TargetFile:
     return TargetFile(
         path=path,
         name=top.get("name", str, path.stem),
-        profile=top.get("profile", str, "kazoo-4.3"),
+        profile=top.get("profile", str),
         sbc=sbc,
         media=media,
         carriers=carriers,
@@ -462,8 +470,8 @@ def parse_target_file(path: Path, data: Mapping[str, Any]) -> TargetFile:
         crossbar=crossbar,
         safety=safety,
         node=kazoo.get("node", str),
-        route_timeout=kazoo.get("route_timeout", float, 2.6),
-        silence_window=kazoo.get("silence_window", float, 2.0),
+        route_timeout=kazoo.get("route_timeout", float, DEFAULTS.route_timeout),
+        silence_window=kazoo.get("silence_window", float, DEFAULTS.silence_window),
     )
 
 

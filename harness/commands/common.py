@@ -1,0 +1,36 @@
+"""What the subcommands share: exit codes, the one way to fail, and opening a target (any kind, through
+harness.targets.open_target) with its errors turned into exit codes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import NoReturn
+
+import typer
+
+from harness.targets.kinds import open_target
+from harness.targets.target import Target, TargetError, TargetStartError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3  # 1: scenario failures, or a cause found
+
+
+def fail(message: str, code: int = EXIT_USAGE, prefix: str = "error") -> NoReturn:
+    typer.echo(f"{prefix}: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def opened(
+    ref: str, profile: str | None = None, *, what: str = "--target", reach: bool = True
+) -> Iterator[Target]:
+    """The target ``ref`` names, open for the block: a bad reference exits 2, a target that cannot be
+    started or reached exits 3 (the same for every kind: built-in, HOST:PORT or a file)."""
+    with ExitStack() as stack:
+        try:
+            target = stack.enter_context(open_target(ref, profile, reach=reach))
+        except TargetError as exc:
+            fail(f"{what} {ref}: {exc}")
+        except TargetStartError as exc:
+            fail(f"{what} {ref}: {exc}", EXIT_INFRA)
+        yield target
