@@ -48,7 +48,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="kazoo_target",
         default=None,
         help="what to test: 'embedded' (default: a Kazoo model started for the session), 'lab', 'docker', "
-        "or a target file (TOML). ini: kazoo_target",
+        "'kazoo-sbc' (Kazoo's own Kamailio configuration), or a target file (TOML). ini: kazoo_target",
     )
     group.addoption(
         "--kazoo-profile",
@@ -75,6 +75,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="harness_pcap",
         default=None,
         help="write one pcap per scenario into this directory",
+    )
+    group.addoption(
+        "--kazoo-sbc-config",
+        dest="kazoo_sbc_config",
+        default=None,
+        help="with --kazoo-target kazoo-sbc: an operator's Kazoo Kamailio configuration directory (their "
+        "/etc/kazoo/kamailio) instead of the release's stock one; same as KAZOO_SBC_CONFIG",
     )
     parser.addini("kazoo_target", "default for --kazoo-target", default="embedded")
     parser.addini("kazoo_profile", "default for --kazoo-profile", default=DEFAULT_PROFILE)
@@ -104,6 +111,9 @@ def pytest_configure(config: pytest.Config) -> None:
     else:
         seed = random.randrange(10**6)
     config.stash[SEED_KEY] = seed
+    sbc_config = config.getoption("kazoo_sbc_config", None)
+    if sbc_config:  # read by the kazoo-sbc target (also in xdist workers, which inherit the environment)
+        os.environ["KAZOO_SBC_CONFIG"] = str(Path(sbc_config).resolve())
     config.stash[RESULTS_KEY] = []
     config.pluginmanager.register(_Recorder(config.stash[RESULTS_KEY]), "kazoo-harness-recorder")
     try:

@@ -81,6 +81,12 @@ def _media(target: Target, state: str | None) -> Iterator[Target]:
     if state != "down":
         yield target
         return
+    if target.kind == "kazoo-sbc":  # the real configuration: its own dispatcher table loses the media role
+        from harness.scenario.kazoo_sbc import media_down
+
+        with media_down(target) as down_target:
+            yield down_target
+        return
     from harness.model.stack import start_model
     from harness.scenario.embedded import target_for_model
 

@@ -1,4 +1,4 @@
-"""Open the target a run names: `embedded` (default), `lab`, `docker`, or a target file."""
+"""Open the target a run names: `embedded` (default), `lab`, `docker`, `kazoo-sbc`, or a target file."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ class TargetStartError(RuntimeError):
     """The target could not be started or reached (an infrastructure error, not a scenario failure)."""
 
 
-BUILTIN = ("embedded", "lab", "docker")
+BUILTIN = ("embedded", "lab", "docker", "kazoo-sbc")
 
 
 def builtin_of(path: Path) -> str | None:
@@ -53,12 +53,16 @@ def open_target(name: str, profile: Profile) -> Target:
         from harness.scenario.docker_target import start_docker
 
         return start_docker(profile)
+    if name == "kazoo-sbc":
+        from harness.scenario.kazoo_sbc import start_kazoo_sbc
+
+        return start_kazoo_sbc(profile)
     from harness.scenario.targetfile import load_target_file, split_target_ref
 
     file, sbc_node = split_target_ref(name)  # FILE#node picks one SBC node of the file
     path = Path(file)
     if not path.is_file():
-        raise TargetStartError(f"no such target file: {file} (embedded, lab, docker or a TOML target file)")
+        raise TargetStartError(f"no such target file: {file} (embedded, lab, docker, kazoo-sbc or a TOML target file)")
     from harness.scenario.probe import sbc_unreachable
     from harness.scenario.safety import check_destination
 
