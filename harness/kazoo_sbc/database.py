@@ -66,7 +66,9 @@ def schema_sql(db_scripts: Path) -> str:
             check=False,
         )
         if done.returncode != 0 or not out.is_file():
-            raise DatabaseError(f"kazoodb-sql.sh in {db_scripts} failed: {done.stderr.strip() or done.stdout}")
+            raise DatabaseError(
+                f"kazoodb-sql.sh in {db_scripts} failed: {done.stderr.strip() or done.stdout}"
+            )
         return out.read_text(encoding="utf-8")
 
 

@@ -26,8 +26,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from harness.kazoo_sbc.database import AddressRow, DispatcherRow, build_database, insert_dispatcher
-from harness.kazoo_sbc.database import replace_addresses
+from harness.kazoo_sbc import lifetime
+from harness.kazoo_sbc.database import (
+    AddressRow,
+    DispatcherRow,
+    build_database,
+    insert_dispatcher,
+    replace_addresses,
+)
 from harness.kazoo_sbc.edit import apply_edits
 from harness.kazoo_sbc.localcfg import SiteValues, roles_of, with_site_values
 from harness.kazoo_sbc.rabbit import BrokerError, RabbitBroker
@@ -178,7 +184,10 @@ class KazooSbc:
         if not (self.config_source / "kamailio.cfg").is_file():
             raise SbcError(f"{self.config_source} is not a Kazoo Kamailio configuration (no kamailio.cfg)")
         self._workdir = Path(tempfile.mkdtemp(prefix="kh-kazoo-sbc-"))
-        self._finalizer = weakref.finalize(self, _cleanup, None, None if self.keep_workdir else str(self._workdir))
+        lifetime.register(self)
+        self._finalizer = weakref.finalize(
+            self, _cleanup, None, None if self.keep_workdir else str(self._workdir)
+        )
         try:
             self._prepare()
             if self._broker_url is None:
@@ -217,7 +226,9 @@ class KazooSbc:
         )
         substs, defines, listen = self.spec.site(inputs)
         path = self.config_dir / "local.cfg"
-        path.write_text(with_site_values(path.read_text(encoding="utf-8"), SiteValues(substs, defines, listen)))
+        path.write_text(
+            with_site_values(path.read_text(encoding="utf-8"), SiteValues(substs, defines, listen))
+        )
 
     def _run(self) -> None:
         binary = kamailio_binary()
@@ -264,9 +275,11 @@ class KazooSbc:
             what = (
                 f"exited with {process.returncode}"
                 if readiness == "exited"
-                else f"did not answer OPTIONS on {self.address[0]}:{self.address[1]} within {self.ready_timeout} s"
+                else f"did not answer OPTIONS on {self.address} within {self.ready_timeout} s"
             )
-            raise SbcError(f"kamailio ({self.release}, {self.config_source}) {what}; see below:\n{self._tail()}")
+            raise SbcError(
+                f"kamailio ({self.release}, {self.config_source}) {what}; see below:\n{self._tail()}"
+            )
 
     def _tail(self, lines: int = 25) -> str:
         if self._log is None:
@@ -346,6 +359,7 @@ class KazooSbc:
                 pass
         if self._workdir is not None and not self.keep_workdir:
             shutil.rmtree(self._workdir, ignore_errors=True)
+        lifetime.unregister(self)
 
     def __enter__(self) -> KazooSbc:
         return self.start()

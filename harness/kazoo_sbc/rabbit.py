@@ -14,6 +14,7 @@ are removed. An object dropped without ``stop()`` is stopped at exit.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -26,6 +27,7 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 
+from harness.kazoo_sbc import lifetime
 from harness.lab.kamailio import free_ports
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
@@ -143,6 +145,7 @@ class RabbitBroker:
         if self._server is not None:
             raise BrokerError("already started")
         self.root = Path(tempfile.mkdtemp(prefix="kh-rabbit-"))
+        lifetime.register(self)
         try:
             self._start()
         except BaseException:
@@ -204,6 +207,8 @@ class RabbitBroker:
         import pika
         import pika.exceptions
 
+        # pika logs every refused attempt at ERROR; refusals are expected until the broker listens
+        logging.getLogger("pika").setLevel(logging.CRITICAL)
         server = self._server
         assert server is not None
         params = pika.ConnectionParameters(
@@ -267,6 +272,7 @@ class RabbitBroker:
         if self.root is not None:
             shutil.rmtree(self.root, ignore_errors=True)
             self.root = None
+        lifetime.unregister(self)
 
     def __enter__(self) -> RabbitBroker:
         return self.start()

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from harness.kazoo.profiles import Profile
 from harness.kazoo_sbc.launcher import KazooSbc, SbcError, kazoo_sbc_available
-from harness.kazoo_sbc.rabbit import BrokerError
 from harness.kazoo_sbc.localcfg import roles_of
+from harness.kazoo_sbc.rabbit import BrokerError
 from harness.kazoo_sbc.releases import CONFIG_ENV, sbc_release
 from harness.kazoo_sbc.roles import model_switches, profile_for_roles
 from harness.kazoo_sbc.stackdata import dispatcher_rows, trusted_rows

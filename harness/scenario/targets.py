@@ -62,7 +62,9 @@ def open_target(name: str, profile: Profile) -> Target:
     file, sbc_node = split_target_ref(name)  # FILE#node picks one SBC node of the file
     path = Path(file)
     if not path.is_file():
-        raise TargetStartError(f"no such target file: {file} (embedded, lab, docker, kazoo-sbc or a TOML target file)")
+        raise TargetStartError(
+            f"no such target file: {file} (embedded, lab, docker, kazoo-sbc or a TOML target file)"
+        )
     from harness.scenario.probe import sbc_unreachable
     from harness.scenario.safety import check_destination
 
