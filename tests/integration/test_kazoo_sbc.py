@@ -211,3 +211,29 @@ def test_an_operator_config_dir_runs_and_the_model_and_profile_follow_its_roles(
     output = done.stdout + done.stderr
     assert done.returncode == 0, output[-4000:]
     assert "1 passed" in output
+
+
+def test_an_ecallmgr_advertisement_puts_its_media_server_in_the_dispatcher(broker: RabbitBroker) -> None:
+    """The AMQP path Kazoo's apps use: nodes-role.cfg turns Media-Servers into a dispatcher row (the
+    reload is the harness's: the config's own uses $sqlrows, which db_sqlite lacks)."""
+    import sqlite3
+
+    from harness.kazoo_sbc.amqp import advertisement, publish_advertisement
+
+    with KazooSbc("kazoo-4.3", broker_url=broker.url) as sbc:
+        mark = sbc.log_mark()
+        media = ("freeswitch@fs.test", ("127.0.0.1", 11555))
+        publish_advertisement(broker.url, advertisement("ecallmgr@kh.test", [media]))
+        line = sbc.wait_for_log(r"\|nodes\|ecallmgr@kh\.test reported new media server", DEADLINE, mark)
+        assert "sip:127.0.0.1:11555 in zone local" in line
+        deadline = time.monotonic() + DEADLINE
+        rows: list[tuple[object, ...]] = []
+        while not rows and time.monotonic() < deadline:  # the insert follows the line, in another process
+            with sqlite3.connect(sbc.db_path) as connection:
+                rows = connection.execute(
+                    "select setid, destination, flags, description from dispatcher"
+                ).fetchall()
+            time.sleep(0.05)
+        assert rows == [(1, "sip:127.0.0.1:11555", 9, "added by nodes role")]
+        sbc.reload_dispatcher()
+        assert "URI: sip:127.0.0.1:11555" in sbc.rpc("dispatcher.list")
