@@ -95,5 +95,6 @@ def sbc_release(release: str) -> SbcRelease:
         return RELEASES[release]
     except KeyError:
         raise ValueError(
-            f"no Kazoo Kamailio configuration for release {release!r} (known: {', '.join(RELEASES)})"
+            f"the harness cannot start Kazoo's Kamailio configuration for release {release!r} yet "
+            f"(it can: {', '.join(RELEASES)}; 5.x needs the port in harness/kazoo_sbc/edits_5x.py)"
         ) from None

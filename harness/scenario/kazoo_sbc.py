@@ -32,7 +32,10 @@ def start_kazoo_sbc(profile: Profile, *, route_timeout: float = CATALOG_ROUTE_TI
     config_dir = os.environ.get(CONFIG_ENV) or None
     if config_dir is not None and not Path(config_dir, "kamailio.cfg").is_file():
         raise TargetStartError(f"{CONFIG_ENV}={config_dir}: not a Kazoo Kamailio configuration directory")
-    release_tree = sbc_release(profile.release).pristine
+    try:
+        release_tree = sbc_release(profile.release).pristine
+    except ValueError as exc:
+        raise TargetStartError(str(exc)) from exc
     source = Path(config_dir) if config_dir is not None else release_tree
     roles = roles_of((source / "local.cfg").read_text(encoding="utf-8"))
     config = ModelConfig(
