@@ -24,6 +24,7 @@ from harness.kazoo.causes import CALL_FLOW, CALL_FLOW_TITLE, GUIDE
 from harness.kazoo.profile import Profile, ProfileError
 from harness.kazoo.provision import Provisioner
 from harness.kazoo.release import RELEASES
+from harness.kazoo_sbc.releases import CONFIG_ENV as SBC_CONFIG_ENV
 from harness.net.carrier import CarrierUA
 from harness.net.gate import SendRefused
 from harness.scenario.case import ScenarioCase, expand, load_cases
@@ -50,7 +51,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         dest="kazoo_target",
         default=None,
         help="what to test: 'embedded' (default: a Kazoo model started for the session), 'lab', 'docker', "
-        "'model', HOST:PORT, or a target file (TOML). ini: kazoo_target",
+        "'kazoo-sbc' (Kazoo's own Kamailio configuration), 'model', HOST:PORT, or a target file (TOML). "
+        "ini: kazoo_target",
     )
     group.addoption(
         "--kazoo-profile",
@@ -76,6 +78,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write one pcap per scenario into this directory",
     )
+    group.addoption(
+        "--kazoo-sbc-config",
+        dest="kazoo_sbc_config",
+        default=None,
+        help="with --kazoo-target kazoo-sbc: an operator's Kazoo Kamailio configuration directory (their "
+        "/etc/kazoo/kamailio) instead of the release's stock one; same as KAZOO_SBC_CONFIG",
+    )
     parser.addini("kazoo_target", "default for --kazoo-target", default="embedded")
     parser.addini("kazoo_profile", "default for --kazoo-profile", default="")
     parser.addini("harness_seed", "default for --harness-seed", default="")
@@ -95,6 +104,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a couple of seconds")
     config.addinivalue_line("markers", "scenario: a scenario from the YAML catalog")
     config.stash[SEED_KEY] = _seed(config)
+    sbc_config = config.getoption("kazoo_sbc_config", None)
+    if sbc_config:  # read by the kazoo-sbc kind (xdist workers inherit the environment)
+        os.environ[SBC_CONFIG_ENV] = str(Path(sbc_config).resolve())
     config.stash[RESULTS_KEY] = []
     config.pluginmanager.register(_Recorder(config.stash[RESULTS_KEY]), "kazoo-harness-recorder")
     try:

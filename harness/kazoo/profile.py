@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from harness.kazoo.causes import VERDICTS
 from harness.kazoo.numbers import InboundConfig
 from harness.kazoo.release import DEFAULT_RELEASE, RELEASE_NAMES, KazooRelease, release
+from harness.kazoo.roles import OPTIONAL_ROLES, optional_on
 from harness.sip.errors import SipParseError
 from harness.sip.message import Request
 from harness.yaml_schema import (
@@ -168,6 +169,19 @@ class Profile:
     outcomes: Mapping[str, Outcome] = field(default_factory=dict)  # by key: NAME or NAME@media
     never: Mapping[str, LogPattern] = field(default_factory=dict)  # `never:` word -> the line showing it
     source: str = ""
+    # the optional Kamailio roles the stack runs (harness.kazoo.roles), every one named, off by default
+    roles: Mapping[str, bool] = field(default_factory=lambda: optional_on(frozenset()))
+
+    def role_on(self, name: str) -> bool:
+        return bool(self.roles.get(name))
+
+    def with_roles(self, on: frozenset[str]) -> Profile:
+        """This profile for a stack whose configuration turns the optional roles ``on`` (and no others)."""
+        roles = optional_on(on)
+        if roles == dict(self.roles):
+            return self
+        switched = "+".join(sorted(r for r, v in roles.items() if v)) or "no optional roles"
+        return replace(self, name=f"{self.name} ({switched})", roles=roles, source=f"{self.source} <- roles")
 
     def outcome(self, name: str, via: str = "sbc") -> Outcome:
         """The outcome of a call sent through the SBC, or straight to the media role (its @media variant
@@ -247,6 +261,7 @@ PROFILE = m(
     ("description", STR, False),
     ("outcomes", checked(m(free=OUTCOME), _outcome_key_ok), False),
     ("never", m(free=LOG_PATTERN), False),
+    ("roles", m(*((name, BOOL, False) for name in OPTIONAL_ROLES)), False),
 )
 
 
@@ -291,12 +306,14 @@ def load_profile(name_or_path: str | Path | None = None, _seen: tuple[str, ...] 
         raise ProfileError(str(exc)) from exc
     outcomes: dict[str, Outcome] = {}
     never: dict[str, LogPattern] = {}
+    roles = optional_on(frozenset())
     source = str(path)
     release_name = data.get("release")
     if data.get("extends"):
         base = load_profile(str(data["extends"]), (*_seen, str(path.resolve())))
         outcomes.update(base.outcomes)
         never.update(base.never)
+        roles.update(base.roles)
         source = f"{base.source} <- {path}"
         release_name = release_name or base.release.name
     if release_name is None:
@@ -304,12 +321,14 @@ def load_profile(name_or_path: str | Path | None = None, _seen: tuple[str, ...] 
     for key, spec in (data.get("outcomes") or {}).items():
         outcomes[str(key)] = _outcome(str(key), spec)
     never.update({word: LogPattern.from_dict(p) for word, p in (data.get("never") or {}).items()})
+    roles.update(data.get("roles") or {})
     return Profile(
         name=str(data.get("name") or path.stem),
         release=release(release_name),
         outcomes=outcomes,
         never=never,
         source=source,
+        roles=roles,
     )
 
 

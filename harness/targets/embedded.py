@@ -18,6 +18,7 @@ from harness.kazoo.access import StackAccess
 from harness.kazoo.numbers import SYSTEM_CONFIG_DB
 from harness.kazoo.profile import Profile
 from harness.model.demo import demo_roles
+from harness.model.sbc import ROLE_SWITCHES
 from harness.model.stack import ModelConfig, RunningModel, start_model
 from harness.targets.target import CarrierAddress, LogFactory, Target, TargetStartError, file_logs
 
@@ -99,7 +100,15 @@ def start_model_for(
     route_timeout: float = CATALOG_ROUTE_TIMEOUT,
     media_enabled: bool = True,
 ) -> RunningModel:
-    """A model for ``profile``'s release on free loopback ports."""
+    """A model for ``profile``'s release, playing the optional roles the profile says the stack runs, on
+    free loopback ports."""
+    on = {name for name, active in profile.roles.items() if active}
+    unplayable = sorted(on - set(ROLE_SWITCHES))
+    if unplayable:
+        raise TargetStartError(
+            f"profile {profile.name!r} says the stack runs {', '.join(unplayable)}, which the embedded "
+            f"model does not play (it plays {', '.join(ROLE_SWITCHES)})"
+        )
     config = ModelConfig(
         release=profile.release,
         data_dir=data_dir,
@@ -110,6 +119,7 @@ def start_model_for(
         couch_port=0,
         route_timeout=route_timeout,
         media_enabled=media_enabled,
+        role_switches={name: True for name in on},
     )
     try:
         return start_model(config)

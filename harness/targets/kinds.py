@@ -154,6 +154,12 @@ def _open_docker(ref: TargetRef, profile: Profile) -> AbstractContextManager[Tar
     return open_docker(profile)
 
 
+def _open_kazoo_sbc(ref: TargetRef, profile: Profile) -> AbstractContextManager[Target]:
+    from harness.targets.kazoo_sbc import open_kazoo_sbc
+
+    return open_kazoo_sbc(profile)
+
+
 def _open_model(ref: TargetRef, profile: Profile) -> AbstractContextManager[Target]:
     from harness.targets.address import open_running_model
 
@@ -192,6 +198,8 @@ register(
 register(Kind("lab", "a real Kamailio with our Kazoo-like configuration in front of the model", MODEL_LOGS,
               _open_lab))  # fmt: skip
 register(Kind("docker", "the lab stack in containers on a Docker engine", MODEL_LOGS, _open_docker))
+register(Kind("kazoo-sbc", "Kazoo's own Kamailio configuration in front of the model", MODEL_LOGS,
+              _open_kazoo_sbc))  # fmt: skip
 register(Kind("model", "`kazoo-harness model` already running at its default addresses", ("freeswitch",),
               _open_model))  # fmt: skip
 register(Kind("address", "an SBC at a loopback HOST:PORT", (), _open_address, builtin=False))

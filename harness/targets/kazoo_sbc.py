@@ -1,0 +1,115 @@
+"""The `kazoo-sbc` kind: Kazoo's own Kamailio configuration (2600Hz kazoo-configs-kamailio: the release's
+tree from ../shared, or an operator's directory through ``--kazoo-sbc-config`` / ``KAZOO_SBC_CONFIG``) in
+front of the embedded model's media and routing roles (harness.kazoo_sbc runs it).
+
+The model's data reaches it the way Kazoo's apps deliver it (harness.kazoo_sbc.stackdata: the media role
+in the dispatcher table, the trusted sources in the permissions address table as ecallmgr answers them);
+the profile and the model follow the optional roles its local.cfg turns on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+
+from harness.kazoo.profile import Profile
+from harness.kazoo.roles import OPTIONAL_ROLES
+from harness.kazoo_sbc.launcher import KazooSbc, SbcError, kazoo_sbc_available
+from harness.kazoo_sbc.localcfg import roles_of
+from harness.kazoo_sbc.rabbit import BrokerError
+from harness.kazoo_sbc.releases import CONFIG_ENV, sbc_release
+from harness.kazoo_sbc.stackdata import dispatcher_rows, trusted_rows
+from harness.model.stack import RunningModel
+from harness.targets.embedded import (
+    CATALOG_ROUTE_TIMEOUT,
+    ModelSetup,
+    roles_for,
+    start_model_for,
+    target_for_model,
+)
+from harness.targets.target import Target, TargetStartError, file_logs
+
+AMQP_ENV = "KAZOO_SBC_AMQP_URL"  # a broker to share (one per test session, say) instead of a private one
+
+
+def configuration_roles(profile: Profile, config_dir: Path | None) -> frozenset[str]:
+    """The optional roles the configuration that will run turns on (its local.cfg)."""
+    try:
+        source = config_dir if config_dir is not None else sbc_release(profile.release.name).pristine
+    except ValueError as exc:
+        raise TargetStartError(str(exc)) from exc
+    local = source / "local.cfg"
+    if not local.is_file():
+        raise TargetStartError(f"{source}: not a Kazoo Kamailio configuration directory (no local.cfg)")
+    return roles_of(local.read_text(encoding="utf-8")) & frozenset(OPTIONAL_ROLES)
+
+
+class SbcSetup(ModelSetup):
+    """Scenario setup on kazoo-sbc: documents in the model's store (the routing role reads them); `media:
+    down` empties the real configuration's dispatcher table (restored after)."""
+
+    def __init__(self, model: RunningModel, sbc: KazooSbc) -> None:
+        super().__init__(model, self._media_down)
+        self.sbc = sbc
+
+    @contextmanager
+    def _media_down(self, target: Target) -> Iterator[Target]:
+        saved = self.sbc.media
+        self.sbc.set_media(())
+        try:
+            yield target
+        finally:
+            self.sbc.set_media(saved)
+
+    def media_down(self, target: Target) -> AbstractContextManager[Target]:
+        return self._media_down(target)
+
+
+@contextmanager
+def open_kazoo_sbc(
+    profile: Profile,
+    *,
+    config_dir: Path | None = None,
+    route_timeout: float = CATALOG_ROUTE_TIMEOUT,
+    name: str = "kazoo-sbc",
+) -> Iterator[Target]:
+    """Kazoo's Kamailio configuration for ``profile``'s release (or ``config_dir``, default
+    $KAZOO_SBC_CONFIG), a private broker and database, in front of a model; all stopped when the block
+    ends."""
+    reason = kazoo_sbc_available()
+    if reason is not None:
+        raise TargetStartError(f"the kazoo-sbc target needs Kazoo's Kamailio modules and RabbitMQ: {reason}")
+    if config_dir is None and os.environ.get(CONFIG_ENV):
+        config_dir = Path(os.environ[CONFIG_ENV])
+    followed = profile.with_roles(configuration_roles(profile, config_dir))  # the profile follows it
+    model = start_model_for(followed, route_timeout=route_timeout)  # and so does the model
+    try:
+        embedded = target_for_model(model, followed, roles_for(None), name)
+        assert embedded.media is not None
+        sbc = KazooSbc(
+            followed.release.name,
+            config_dir=config_dir,
+            media=dispatcher_rows([embedded.media], node=model.config.node),
+            trusted=trusted_rows(model.store, model.config.node),
+            broker_url=os.environ.get(AMQP_ENV) or None,
+        )
+        try:
+            sbc.start()
+        except (SbcError, BrokerError, OSError, ValueError) as exc:
+            raise TargetStartError(f"Kazoo's Kamailio configuration did not start: {exc}") from exc
+        try:
+            yield dataclasses.replace(
+                embedded,
+                kind="kazoo-sbc",
+                sbc=sbc.address,
+                carriers={**embedded.carriers, "sbc_self": (sbc.address[0], None)},
+                logs={**embedded.logs, **file_logs({"kamailio": sbc.log_path})},
+                setup=SbcSetup(model, sbc),
+            )
+        finally:
+            sbc.stop()
+    finally:
+        model.stop()
