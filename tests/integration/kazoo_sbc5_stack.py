@@ -32,7 +32,7 @@ from harness.kazoo_sbc.edits_5x import (
     port_5x,
 )
 from harness.lab.kamailio import free_ports, kamailio_available, kamailio_binary, kamailio_module_dir
-from harness.lab.ready import wait_options_answer
+from harness.lab.ready import options_probe
 
 PRISTINE_5X = Path(__file__).resolve().parents[3] / "shared" / "kazoo-configs-kamailio" / "5.x" / "kamailio"
 RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
@@ -326,20 +326,38 @@ class Ported5x:
             )  # fmt: skip
         finally:
             log.close()
-        code, reason = OPTIONS_REPLY_5X
-        state = wait_options_answer(
-            self.address,
-            time.monotonic() + KAMAILIO_READY,
-            who="kh-sbc5",
-            exited=lambda: self.process is not None and self.process.poll() is not None,
-            want=f"SIP/2.0 {code} {reason}".encode(),
-        )
+        state = self._wait_ready(time.monotonic() + KAMAILIO_READY)
         if state != "answered":
             self.stop()
             raise RuntimeError(
                 f"the ported 5.x Kamailio {state} before answering OPTIONS:\n{self.log()[-3000:]}"
             )
         return self
+
+    def _wait_ready(self, deadline: float) -> str:
+        """OPTIONS until 200 Rawr!!. The R-URI names the host (MY_HOSTNAME), not an IP: with the
+        TRAFFIC_FILTER role on, 5.x drops an untrusted OPTIONS whose R-URI domain is an IP address."""
+        code, reason = OPTIONS_REPLY_5X
+        want = f"SIP/2.0 {code} {reason}".encode()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind((self.ip, 0))
+            probe = options_probe(self.ip, self.sip_port, int(sock.getsockname()[1]), who="kh-sbc5")
+            start_line = f"OPTIONS sip:{self.ip}:{self.sip_port} ".encode()
+            probe = probe.replace(
+                start_line, f"OPTIONS sip:{self.site['MY_HOSTNAME']}:{self.sip_port} ".encode(), 1
+            )
+            while self.alive():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return "timeout"
+                sock.sendto(probe, self.address)
+                sock.settimeout(min(0.05, remaining))  # a probe every 50 ms: nothing else says it is ready
+                try:
+                    if sock.recv(65535).startswith(want):
+                        return "answered"
+                except (TimeoutError, ConnectionRefusedError):
+                    continue
+        return "exited"
 
     def rpc(self, *command: str) -> str:
         result = subprocess.run(

@@ -137,52 +137,83 @@ class Stack:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+def rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbit]:
     if _STACK_SKIP is not None:
         pytest.skip(_STACK_SKIP)
-    base = tmp_path_factory.mktemp("sbc5")
-    with PrivateRabbit(base / "rabbit") as rabbit:
-        model = start_model(
-            ModelConfig(
-                profile="kazoo-5",
-                sbc_port=0,
-                media_port=0,
-                esl_port=0,
-                couch_port=0,
-                media_host=MEDIA_IP,
-                route_timeout=0.3,
-            )
+    with PrivateRabbit(tmp_path_factory.mktemp("rabbit")) as broker:
+        yield broker
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[RunningModel]:
+    config = ModelConfig(
+        profile="kazoo-5",
+        sbc_port=0,
+        media_port=0,
+        esl_port=0,
+        couch_port=0,
+        media_host=MEDIA_IP,
+        route_timeout=0.3,
+    )
+    running = start_model(config)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def _start(work: Path, rabbit: PrivateRabbit, model: RunningModel, local_cfg: str = "") -> Ported5x:
+    """The ported 5.x Kamailio with the rows Kazoo's apps would deliver: the model's media role in the
+    dispatcher table, the demo's listed carrier in the address table (written before the start)."""
+    sbc = Ported5x(work, rabbit.url, local_cfg=local_cfg)
+    with sbc.db() as db:
+        db.execute(
+            "insert into dispatcher (setid, destination, flags, priority, attrs, description) "
+            "values (?, ?, 0, 0, ?, 'the model media role')",
+            (
+                DISPATCHER_SETID_5X,
+                f"sip:{model.media[0]}:{model.media[1]}",
+                f"zone=local;profile=sipinterface_1;duid=1;node=freeswitch@{MEDIA_IP}",
+            ),
         )
-        try:
-            sbc = Ported5x(base / "sbc", rabbit.url)
-            with sbc.db() as db:  # the rows Kazoo's apps would deliver, before the start
-                db.execute(
-                    "insert into dispatcher (setid, destination, flags, priority, attrs, description) "
-                    "values (?, ?, 0, 0, ?, 'the model media role')",
-                    (
-                        DISPATCHER_SETID_5X,
-                        f"sip:{model.media[0]}:{model.media[1]}",
-                        f"zone=local;profile=sipinterface_1;duid=1;node=freeswitch@{MEDIA_IP}",
-                    ),
-                )
-                db.execute(
-                    "insert into address (grp, ip_addr, mask, port, tag) values (?, ?, 32, 0, 'listed')",
-                    (TRUSTED_GROUP_5X, LISTED),
-                )
-            sbc.start()
-            try:
-                yield Stack(sbc, model)
-            finally:
-                sbc.stop()
-        finally:
-            model.stop()
+        db.execute(
+            "insert into address (grp, ip_addr, mask, port, tag) values (?, ?, 32, 0, 'listed')",
+            (TRUSTED_GROUP_5X, LISTED),
+        )
+    return sbc.start()
 
 
-def _invite(stack: Stack, source: str, number: str, mutators: tuple[str, ...] = ()) -> Exchange:
+@pytest.fixture(scope="module")
+def stack(
+    tmp_path_factory: pytest.TempPathFactory, rabbit: PrivateRabbit, model: RunningModel
+) -> Iterator[Stack]:
+    sbc = _start(tmp_path_factory.mktemp("sbc5"), rabbit, model)
+    try:
+        yield Stack(sbc, model)
+    finally:
+        sbc.stop()
+
+
+@pytest.fixture(scope="module")
+def filtering(
+    tmp_path_factory: pytest.TempPathFactory, rabbit: PrivateRabbit, model: RunningModel
+) -> Iterator[Stack]:
+    """The same with two optional roles switched on in local.cfg: ANTIFLOOD and TRAFFIC_FILTER."""
+    roles = "#!define ANTIFLOOD_ROLE\n#!define TRAFFIC_FILTER_ROLE\n"
+    sbc = _start(tmp_path_factory.mktemp("sbc5-filtering"), rabbit, model, roles)
+    try:
+        yield Stack(sbc, model)
+    finally:
+        sbc.stop()
+
+
+def _invite(
+    stack: Stack, source: str, number: str, mutators: tuple[str, ...] = (), **spec: object
+) -> Exchange:
     async def run() -> Exchange:
         ua = CarrierUA(source)
         try:
-            data = builder.build_invite(ua.spec(stack.sbc.address, ruri_user=number)).to_bytes()
+            data = builder.build_invite(ua.spec(stack.sbc.address, ruri_user=number, **spec)).to_bytes()
             data = apply_mutators(data, list(mutators), seed=5)
             return await ua.invite(data, stack.sbc.address, timeout=8.0, dialed=number)
         finally:
@@ -195,7 +226,8 @@ def _line(stack: Stack, call_id: str | None, text: str) -> re.Match[str]:
     """The script's line of ``call_id`` with ``text``, after 5.x's prefix ``|<call-id>|file:line (route)``."""
     assert call_id is not None
     return stack.sbc.wait_for_log(
-        rf"INFO: \|{re.escape(call_id)}\|(?P<file>\S+\.cfg):(?P<line>\d+) \((?P<route>[a-z0-9_:.-]+)\) {text}"
+        rf"(?P<level>[A-Z]+): \|{re.escape(call_id)}\|(?P<file>\S+\.cfg):(?P<line>\d+) "
+        rf"\((?P<route>[a-z0-9_:.-]+)\) {text}"
     )
 
 
@@ -271,13 +303,13 @@ def test_a_686_from_the_media_server_reaches_the_carrier_as_486(stack: Stack) ->
     _line(stack, exchange.call_id, "sending 686 reply as 486 PICNIC")
 
 
-def _send_raw(stack: Stack, mutators: list[str]) -> tuple[socket.socket, str, int]:
-    """Send a mutated INVITE from the listed carrier; its socket (to watch for replies), Call-ID, port."""
+def _send_raw(stack: Stack, mutators: list[str], source: str = LISTED) -> tuple[socket.socket, str, int]:
+    """Send a mutated INVITE from ``source``; its socket (to watch for replies), Call-ID and port."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((LISTED, 0))
+    sock.bind((source, 0))
     port = int(sock.getsockname()[1])
     spec = builder.InviteSpec(
-        target_host=stack.sbc.ip, target_port=stack.sbc.sip_port, local_ip=LISTED, local_port=port
+        target_host=stack.sbc.ip, target_port=stack.sbc.sip_port, local_ip=source, local_port=port
     )
     request = builder.build_invite(spec)
     sock.sendto(apply_mutators(request.to_bytes(), mutators, seed=5), stack.sbc.address)
@@ -319,6 +351,56 @@ def test_an_invite_without_cseq_is_dropped_by_the_core_before_the_script(stack: 
     finally:
         sock.close()
     assert call_id not in stack.sbc.log()[mark:]  # no script line: the request never reached it
+
+
+@needs_stack
+def test_an_initial_invite_with_a_route_header_is_relayed_without_it(stack: Stack) -> None:
+    """5.x drops the Route set of an initial request from outside (default.cfg PREPARE_INITIAL_REQUESTS,
+    remove_hf("Route")) and relays it; 4.3's 403 No pre-loaded routes is not in 5.x."""
+    exchange = _invite(stack, LISTED, ROUTED, ("route=<sip:127.0.0.1;lr>",))
+    assert exchange.final_code == 200
+    _line(stack, exchange.call_id, "request from trusted IP")
+
+
+@needs_stack
+def test_the_traffic_filter_role_drops_an_untrusted_invite_to_an_ip_domain(filtering: Stack) -> None:
+    sock, call_id, _ = _send_raw(filtering, [], UNLISTED)  # the R-URI host is Kamailio's address
+    try:
+        found = _line(filtering, call_id, "end - dropping INVITE request with IP domain")
+        assert found["file"].endswith("/traffic-filter-role.cfg") and found["level"] == "WARNING"
+        _no_reply(sock)
+    finally:
+        sock.close()
+
+
+@needs_stack
+def test_the_antiflood_role_drops_a_flood_from_one_source(filtering: Stack) -> None:
+    """Pike through ANTIFLOOD_RATE_LIMIT, which the port calls where the fork's routes(ANTIFLOOD) was:
+    more than 50 requests in 2 s from one untrusted source are dropped."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        sock.bind((UNLISTED, 0))
+        port = int(sock.getsockname()[1])
+        mark = filtering.sbc.log_mark()
+        for n in range(80):  # a burst: pike counts requests per source address
+            spec = builder.InviteSpec(
+                target_host=filtering.sbc.ip,
+                target_port=filtering.sbc.sip_port,
+                local_ip=UNLISTED,
+                local_port=port,
+                ruri_host="kazoo.example.com",  # a domain, so the traffic filter lets it through
+                seed=1000 + n,
+            )
+            sock.sendto(builder.build_invite(spec).to_bytes(), filtering.sbc.address)
+        found = filtering.sbc.wait_for_log(
+            rf"WARNING: \|[^|]+\|\S+/antiflood-role\.cfg:\d+ \(antiflood_rate_limit\) end - dropping request "
+            rf"from \S+ due to rate of requests with source {re.escape(UNLISTED)}:{port}$",
+            since=mark,
+        )
+        assert found is not None
+    finally:
+        sock.close()
+    assert filtering.sbc.alive()
 
 
 @needs_stack
