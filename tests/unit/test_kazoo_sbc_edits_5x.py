@@ -16,12 +16,15 @@ from harness.kazoo_sbc.cfgtree import route_blocks, routes_calls, walk
 from harness.kazoo_sbc.edit import Edit, EditError, apply_edits
 from harness.kazoo_sbc.edits_5x import (
     DISPATCHER_FILE_5X,
+    DOCS_BEGIN,
+    DOCS_END,
     EDITS_5X,
     LOCAL_REQUEST_SUFFIXES_5X,
     ROUTES_5X,
     ROUTES_CALLS_5X,
     SITE_VALUES_5X,
     SiteValue,
+    edits_markdown,
     import_index_name,
     port_5x,
     unported_routes,
@@ -210,3 +213,11 @@ def test_site_values_are_written_as_5x_reads_them() -> None:
     for site in SITE_VALUES_5X:
         if site.name != "KZ_LOCAL_ROUTE_PORT":
             assert re.search(rf"^#!(?:trydef|ifndef) {site.name}\b", text, re.MULTILINE), site.name
+
+
+def test_the_docs_tables_are_those_of_the_edits() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "kazoo-sbc-5x-port.md").read_text()
+    begin, end = docs.index(DOCS_BEGIN), docs.index(DOCS_END) + len(DOCS_END)
+    assert docs[begin:end] == edits_markdown(), (
+        "run: python -m harness.kazoo_sbc.edits_5x --write docs/kazoo-sbc-5x-port.md"
+    )
