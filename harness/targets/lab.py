@@ -14,12 +14,11 @@ from harness.model.stack import RunningModel
 from harness.targets.embedded import (
     CATALOG_ROUTE_TIMEOUT,
     ModelSetup,
-    carrier_roles,
     roles_for,
     start_model_for,
     target_for_model,
 )
-from harness.targets.target import Address, Target, TargetStartError, file_logs
+from harness.targets.target import Address, MediaDown, Target, TargetStartError, file_logs
 
 
 @contextmanager
@@ -44,7 +43,7 @@ def _lab_target(model: RunningModel, lab: LabKamailio, profile: Profile, name: s
     embedded = target_for_model(model, profile, roles_for(None), name)
     carriers = dict(embedded.carriers)
     carriers["sbc_self"] = (lab.address[0], None)
-    setup = ModelSetup(model, _without_media(model, profile))
+    setup = ModelSetup(model, _without_media(profile))
     return dataclasses.replace(
         embedded,
         kind="lab",
@@ -55,10 +54,10 @@ def _lab_target(model: RunningModel, lab: LabKamailio, profile: Profile, name: s
     )
 
 
-def _without_media(model: RunningModel, profile: Profile):  # type: ignore[no-untyped-def]
+def _without_media(profile: Profile) -> MediaDown:
     @contextmanager
     def twin(target: Target) -> Iterator[Target]:
-        # a second Kamailio whose dispatcher has no media server, in front of the same model
+        # a second Kamailio whose dispatcher set is empty (every INVITE: 480), beside the first
         with lab_kamailio(profile, None) as down:
             yield dataclasses.replace(
                 target,
@@ -81,6 +80,3 @@ def open_lab(
             yield _lab_target(model, lab, profile, name)
     finally:
         model.stop()
-
-
-__all__ = ["carrier_roles", "lab_kamailio", "open_lab"]
