@@ -16,7 +16,7 @@ import typer
 
 from harness.kazoo.profiles import ProfileError, load_profile
 from harness.model.sbc import ROLE_SWITCHES
-from harness.model.stack import PROFILES, ModelConfig, ModelStack
+from harness.model.stack import PROFILES, ModelConfig, ModelStack, settle_heap
 
 EXIT_BAD_FLAGS = 2
 EXIT_CANNOT_BIND = 3
@@ -144,6 +144,7 @@ async def serve(config: ModelConfig, ready_file: Path | None) -> None:
         tmp = ready_file.with_name(ready_file.name + ".tmp")
         tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         tmp.replace(ready_file)  # atomic: a watcher never reads half a file
+    settle_heap()
     typer.echo("Ctrl-C to stop.")
     try:
         await stopping.wait()

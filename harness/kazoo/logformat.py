@@ -17,6 +17,8 @@ form (syslog = FreeSWITCH numbering, 7 = DEBUG) comes from :func:`level_number`.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -62,6 +64,7 @@ KAMAILIO_NULL = "<null>"  # what Kamailio's $ci prints for a message without a C
 NO_CALL_ID = "0000000000"  # lager's placeholder when a process has no call-id in its metadata
 
 
+@functools.lru_cache(maxsize=64)  # every line written asks, with a handful of distinct values
 def normalize_level(level: Level) -> str:
     """A level name or number in any of the three formats → its syslog name (``ERR`` → ``ERROR``)."""
     if isinstance(level, int):
@@ -96,8 +99,20 @@ class ParsedLine:
 # ---------------------------------------------------------------- writers
 
 
-def _local_time(when: float | None) -> datetime:
-    return datetime.fromtimestamp(time.time() if when is None else when)
+@functools.lru_cache(maxsize=4)  # lines come in the same few seconds
+def _second_stamp(second: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+
+
+def _stamp(when: float | None) -> tuple[str, int]:
+    """``YYYY-MM-DD HH:MM:SS`` of ``when`` (local time) and its microseconds, rounded as
+    ``datetime.fromtimestamp`` rounds them; the seconds' text is formatted once per second."""
+    t = time.time() if when is None else when
+    second = math.floor(t)
+    micro = round((t - second) * 1e6)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    return _second_stamp(second), micro
 
 
 def fs_line(
@@ -113,7 +128,8 @@ def fs_line(
 ) -> str:
     """A FreeSWITCH log line. ``idle`` adds the CPU idle percentage (event-socket body form);
     ``uuid_prefix`` writes ``call_id`` in front (FreeSWITCH's per-session log form)."""
-    stamp = _local_time(when).strftime("%Y-%m-%d %H:%M:%S.%f")
+    second, micro = _stamp(when)
+    stamp = f"{second}.{micro:06d}"
     idle_part = f" {idle:.2f}%" if idle is not None else ""
     prefix = f"{call_id} " if uuid_prefix and call_id else ""
     name = _FS_NAMES[level_number(level)]
@@ -157,7 +173,8 @@ def kazoo_line(
     when: float | None = None,
 ) -> str:
     """A Kazoo (lager) line: ``YYYY-MM-DD HH:MM:SS.mmm [level] |<call-id>|module:line (<pid>) msg``."""
-    stamp = _local_time(when).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    second, micro = _stamp(when)
+    stamp = f"{second}.{micro // 1000:03d}"
     severity = _LAGER_NAMES.get(normalize_level(level), normalize_level(level).lower())
     return f"{stamp} [{severity}] |{call_id or NO_CALL_ID}|{module}:{line} ({pid}) {message}"
 

