@@ -21,6 +21,7 @@ from harness.model.logbus import LogBus
 from harness.model.routing import RouteDecision, RoutingRole
 from harness.model.rtp import RtpStream, is_loopback
 from harness.model.store import DocumentStore
+from harness.model.timers import DeadlineQueue
 from harness.model.transport import Address, ReplyPath, SipListener
 from harness.sip.digest import make_challenge_value, verify
 from harness.sip.errors import SipParseError
@@ -144,6 +145,7 @@ class MediaRole:
         )
         self.acls = AclLists()
         self.calls: dict[str, Call] = {}
+        self._lingering: DeadlineQueue[Call] = DeadlineQueue(CALL_LINGER, self._forget)
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -155,6 +157,7 @@ class MediaRole:
         return await self.listener.start()
 
     async def stop(self) -> None:
+        self._lingering.close()
         await self.listener.close()
         for call in self.calls.values():
             call.hangup.set()
@@ -537,8 +540,7 @@ class MediaRole:
                 "variable_rtp_audio_out_packet_count": str(rtp.packets_sent),
             }
         self._event("CHANNEL_HANGUP_COMPLETE", call, {"Hangup-Cause": cause, **counts})
-        loop = asyncio.get_running_loop()
-        loop.call_later(CALL_LINGER, self._forget, call)
+        self._lingering.add(call)
 
     def _forget(self, call: Call) -> None:
         if self.calls.get(call.call_id) is call:

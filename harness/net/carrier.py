@@ -91,13 +91,15 @@ class _Session:
         self.txns: list[ClientTransaction] = []
 
     async def send(self, data: bytes) -> None:
+        # the time before the send: the stack may answer before this thread runs again (a model in
+        # this process, a loaded machine), and a delay measured from a late stamp looks too short
+        now, wall = time.monotonic(), time.time()
         await self.transport.send(data)
-        now = time.monotonic()
         self.exchange.events.append(
             WireEvent(
                 "sent",
                 now - self.t0,
-                time.time(),
+                wall,
                 self.transport.local,
                 self.transport.remote,
                 self.transport.name,

@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import harness
 from harness.interop.sipp import UAS_BUFFER, SippOptions, run_sipp, scenario_path, sipp_available
 from harness.model.stack import ModelConfig, start_model
 from harness.sip.message import Response, parse_message
@@ -46,10 +47,10 @@ ROUTED = "+14155550100"
 DEADLINE = 10.0
 SATURATED = 0.9
 START_DEADLINE = 30.0
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(harness.__file__).resolve().parents[1]  # the harness imported here (PYTHONPATH may pick another)
 
 
-# ---------------------------------------------------------------- failure transactions, SIPp vs a model process
+# --------------------------------------------------------- failure transactions: SIPp, a model process
 class ModelProcess:
     """``kazoo-harness model`` on free ports, with its own log directory; stopped by its PID."""
 
@@ -58,7 +59,8 @@ class ModelProcess:
         self.ready = self.dir / "ready.json"
         command = [
             sys.executable, "-m", "harness.cli", "model", "--profile", profile,
-            "--sbc", "127.0.0.1:0", "--media", "127.0.0.1:0", "--esl", "127.0.0.1:0", "--couch", "127.0.0.1:0",
+            "--sbc", "127.0.0.1:0", "--media", "127.0.0.1:0",
+            "--esl", "127.0.0.1:0", "--couch", "127.0.0.1:0",
             "--log-dir", str(self.dir / "logs"), "--ready-file", str(self.ready),
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
@@ -296,7 +298,8 @@ def main() -> None:
     args = parser.parse_args()
     reason = sipp_available()
     print(
-        f"profile {args.profile}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (shared machine)"
+        f"profile {args.profile}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
+        "(shared machine)"
     )
     if reason is not None:
         print(f"failure transactions: skipped: {reason}")
