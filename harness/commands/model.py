@@ -17,7 +17,7 @@ import typer
 from harness.kazoo.profile import ProfileError, load_profile
 from harness.kazoo.release import DEFAULT_RELEASE, DEFAULTS
 from harness.model.sbc import ROLE_SWITCHES
-from harness.model.stack import ModelConfig, ModelStack
+from harness.model.stack import ModelConfig, ModelStack, settle_heap
 
 EXIT_BAD_FLAGS = 2
 EXIT_CANNOT_BIND = 3
@@ -70,10 +70,12 @@ def build_config(
     role_switch: list[str],
     route_timeout: float,
 ) -> ModelConfig:
-    try:  # a profile file too: the model behaves as the release it describes
-        release = load_profile(profile).release
+    try:  # a profile file too: the model behaves as the release (and roles) it describes
+        loaded = load_profile(profile)
     except ProfileError as exc:
         _fail(EXIT_BAD_FLAGS, f"--profile: {exc}")
+    release = loaded.release
+    roles = {name: True for name, on in loaded.roles.items() if on}
     if data is not None and not data.is_dir():
         _fail(EXIT_BAD_FLAGS, f"--data {data}: not a directory")
     if route_timeout < 0:
@@ -95,7 +97,7 @@ def build_config(
         esl_port=esl_port,
         couch_host=couch_host,
         couch_port=couch_port,
-        role_switches=parse_switches(role_switch),
+        role_switches={**roles, **parse_switches(role_switch)},
         route_timeout=route_timeout,
     )
 
@@ -130,7 +132,9 @@ async def serve(config: ModelConfig, ready_file: Path | None) -> None:
     sbc = info["sbc"]
     media = info["media"]
     assert isinstance(sbc, dict) and isinstance(media, dict)
-    typer.echo(f"Kazoo model ({config.release.name}) listening:")
+    roles_on = [name for name, on in config.role_switches.items() if on]
+    with_roles = f", Kamailio roles {', '.join(roles_on)}" if roles_on else ""
+    typer.echo(f"Kazoo model ({config.release.name}{with_roles}) listening:")
     typer.echo(f"  SBC (Kamailio)        udp {sbc['udp']}  tcp {sbc['tcp']}")
     typer.echo(f"  media (FreeSWITCH)    udp {media['udp']}  tcp {media['tcp']}")
     typer.echo(f"  event socket          {info['esl']}  (password {config.esl_password})")
@@ -140,6 +144,7 @@ async def serve(config: ModelConfig, ready_file: Path | None) -> None:
         tmp = ready_file.with_name(ready_file.name + ".tmp")
         tmp.write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
         tmp.replace(ready_file)  # atomic: a watcher never reads half a file
+    settle_heap()
     typer.echo("Ctrl-C to stop.")
     try:
         await stopping.wait()

@@ -12,6 +12,7 @@ reported in ``AclLists.skipped``.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Mapping
@@ -29,6 +30,11 @@ AUTHORITATIVE = "authoritative"
 _LEADING_IPV4 = re.compile(r"^(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})")
 
 
+@functools.lru_cache(maxsize=1024)
+def _network(cidr: str) -> IpNetwork:
+    return ipaddress.ip_network(cidr, strict=False)
+
+
 @dataclass(frozen=True)
 class AclEntry:
     """One ACL node: ``name`` is the entry's key in the ``acls`` object (or the IP for resources)."""
@@ -43,7 +49,7 @@ class AclEntry:
 
     @property
     def network(self) -> IpNetwork:
-        return ipaddress.ip_network(self.cidr, strict=False)
+        return _network(self.cidr)
 
     @property
     def allow(self) -> bool:
@@ -185,6 +191,10 @@ class AclLists:
 
     lists: dict[str, list[AclEntry]] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
+    # decisions already made: the lists never change (a reload builds new ones), callers ask again and again
+    _decided: dict[tuple[str, str, int | None], AclEntry | None] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def build(cls, entries: Iterable[AclEntry], skipped: Iterable[str] = ()) -> AclLists:
@@ -195,6 +205,16 @@ class AclLists:
 
     def decide(self, list_name: str, ip: str, port: int | None = None) -> AclEntry | None:
         """The node that decides ``ip``/``port`` in one list (allow or deny), or None (default deny)."""
+        key = (list_name, ip, port)
+        if key in self._decided:
+            return self._decided[key]
+        decided = self._decide(list_name, ip, port)
+        if len(self._decided) >= 65536:  # many sources (a source-address pool): start over
+            self._decided.clear()
+        self._decided[key] = decided
+        return decided
+
+    def _decide(self, list_name: str, ip: str, port: int | None) -> AclEntry | None:
         address = ipaddress.ip_address(ip)
         best: AclEntry | None = None
         best_bits = -1

@@ -17,6 +17,8 @@ form (syslog = FreeSWITCH numbering, 7 = DEBUG) comes from :func:`level_number`.
 
 from __future__ import annotations
 
+import functools
+import math
 import re
 import time
 from dataclasses import dataclass
@@ -63,6 +65,7 @@ KAMAILIO_NULL = "<null>"  # what Kamailio's $ci prints for a message without a C
 NO_CALL_ID = "0000000000"  # lager's placeholder when a process has no call-id in its metadata
 
 
+@functools.lru_cache(maxsize=64)  # every line written asks, with a handful of distinct values
 def normalize_level(level: Level) -> str:
     """A level name or number in any of the three formats → its syslog name (``ERR`` → ``ERROR``)."""
     if isinstance(level, int):
@@ -97,8 +100,20 @@ class ParsedLine:
 # ---------------------------------------------------------------- writers
 
 
-def _local_time(when: float | None) -> datetime:
-    return datetime.fromtimestamp(time.time() if when is None else when)
+@functools.lru_cache(maxsize=4)  # lines come in the same few seconds
+def _second_stamp(second: int) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(second))
+
+
+def _stamp(when: float | None) -> tuple[str, int]:
+    """``YYYY-MM-DD HH:MM:SS`` of ``when`` (local time) and its microseconds, rounded as
+    ``datetime.fromtimestamp`` rounds them; the seconds' text is formatted once per second."""
+    t = time.time() if when is None else when
+    second = math.floor(t)
+    micro = round((t - second) * 1e6)
+    if micro >= 1_000_000:
+        second, micro = second + 1, micro - 1_000_000
+    return _second_stamp(second), micro
 
 
 def fs_line(
@@ -114,7 +129,8 @@ def fs_line(
 ) -> str:
     """A FreeSWITCH log line. ``idle`` adds the CPU idle percentage (event-socket body form);
     ``uuid_prefix`` writes ``call_id`` in front (FreeSWITCH's per-session log form)."""
-    stamp = _local_time(when).strftime("%Y-%m-%d %H:%M:%S.%f")
+    second, micro = _stamp(when)
+    stamp = f"{second}.{micro:06d}"
     idle_part = f" {idle:.2f}%" if idle is not None else ""
     prefix = f"{call_id} " if uuid_prefix and call_id else ""
     name = _FS_NAMES[level_number(level)]
@@ -132,14 +148,15 @@ def kamailio_line(
     script: str = "script",
 ) -> str:
     """The text Kazoo's Kamailio script logs: ``<callid>|<area>|msg`` (style "pipe", 4.3) or
-    ``<area> - msg`` (style "dash", 5.x; harness.kazoo.release). A pipe line without a Call-ID has no
-    prefix (as ``second To header not null``); pass
-    ``call_id=KAMAILIO_NULL`` for a ``$ci|end|`` line of a message that has none (``<null>|end|...``).
+    ``<area> - msg`` (style "dash", 5.x; harness.kazoo.release). A line without an area, or a pipe line
+    without a Call-ID, has no prefix (module lines such as pike's, 5.x script lines written without one,
+    ``second To header not null``); pass ``call_id=KAMAILIO_NULL`` for a ``$ci|end|`` line of a message
+    that has none (``<null>|end|...``).
     With ``pid`` the stderr prefix `` 0(<pid>) LEVEL: <script>: `` is added (what ``-E`` writes)."""
     if style == "pipe":
-        text = f"{call_id}|{area}|{message}" if call_id else message
+        text = f"{call_id}|{area}|{message}" if call_id and area else message
     elif style == "dash":
-        text = f"{area} - {message}"
+        text = f"{area} - {message}" if area else message
     else:
         raise ValueError(f"unknown Kamailio log style {style!r} (pipe or dash)")
     if pid is None:
@@ -158,7 +175,8 @@ def kazoo_line(
     when: float | None = None,
 ) -> str:
     """A Kazoo (lager) line: ``YYYY-MM-DD HH:MM:SS.mmm [level] |<call-id>|module:line (<pid>) msg``."""
-    stamp = _local_time(when).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    second, micro = _stamp(when)
+    stamp = f"{second}.{micro // 1000:03d}"
     severity = _LAGER_NAMES.get(normalize_level(level), normalize_level(level).lower())
     return f"{stamp} [{severity}] |{call_id or NO_CALL_ID}|{module}:{line} ({pid}) {message}"
 
@@ -182,7 +200,10 @@ _KAM_PREFIX_RE = re.compile(
     r"(?: \[[^\]]*\]:\d+| \[[^\]]*\])?(?:: | )(?P<rest>.*)$",
     re.DOTALL,
 )
-_KAM43_RE = re.compile(r"^(?P<cid>[^|\s]+)\|(?P<area>[A-Za-z0-9_-]+)\|(?P<msg>.*)$", re.DOTALL)
+# areas are words, or a few words (the rate limiter's `RL-realm log`)
+_KAM43_RE = re.compile(
+    r"^(?P<cid>[^|\s]+)\|(?P<area>[A-Za-z0-9_-]+(?: [A-Za-z0-9_-]+)*)\|(?P<msg>.*)$", re.DOTALL
+)
 _KAM5_RE = re.compile(r"^(?P<area>[a-z0-9_]+) - (?P<msg>.*)$", re.DOTALL)
 
 

@@ -30,6 +30,12 @@ class KazooRelease:
     kamailio_log_style: KamailioLogStyle
     # Kamailio's failure route turns reorder's 604 into 486 "Unable to Comply"
     sbc_rewrites_604: bool
+    # The optional flood/DoS roles (antiflood-role.cfg, rate-limiter-role.cfg; docs/model.md):
+    # default.cfg runs CLASSIFY_SOURCE before ANTIFLOOD_LIMIT and DOS_PREVENTION, so trusted and internally
+    # sourced requests are exempt (5.x); else the roles run first and read those flags unset (4.3)
+    flood_roles_after_classify: bool
+    # antiflood-role.cfg returns before pike for OPTIONS (5.x): pings are never counted
+    antiflood_skips_options: bool
 
     @property
     def marker(self) -> str:
@@ -43,6 +49,8 @@ KAZOO_4_3 = KazooRelease(
     auth_calls_acl_only=False,
     kamailio_log_style="pipe",
     sbc_rewrites_604=False,
+    flood_roles_after_classify=False,
+    antiflood_skips_options=False,
 )
 KAZOO_5 = KazooRelease(
     name="kazoo-5",
@@ -50,6 +58,8 @@ KAZOO_5 = KazooRelease(
     auth_calls_acl_only=True,
     kamailio_log_style="dash",
     sbc_rewrites_604=True,
+    flood_roles_after_classify=True,
+    antiflood_skips_options=True,
 )
 RELEASES: dict[str, KazooRelease] = {r.name: r for r in (KAZOO_4_3, KAZOO_5)}
 DEFAULT_RELEASE = KAZOO_4_3

@@ -162,6 +162,10 @@ class EslServer:
             for task in pending:
                 task.cancel()
 
+    def has_listeners(self) -> bool:
+        """Whether any client is connected (events for nobody need not be built)."""
+        return bool(self._listeners)
+
     def publish_event(self, event: Mapping[str, Any]) -> None:
         """Send an event (a dict with ``Event-Name``) to the subscribed clients; callable from any thread."""
         loop = self._loop
@@ -180,12 +184,20 @@ class EslServer:
     # ------------------------------------------------------------ delivery (loop thread)
 
     def _on_record(self, record: LogRecord) -> None:  # bus thread
-        if record.source != "freeswitch":
+        if record.source != "freeswitch" or not self._listeners:  # nobody connected: nothing to send
             return
         loop = self._loop
-        if loop is not None and not loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # loop closed between the check and the call
-                loop.call_soon_threadsafe(self._deliver_record, record)
+        if loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:  # the roles log from the loop's own thread: no hand-over (and no wake-up)
+            self._deliver_record(record)
+            return
+        with contextlib.suppress(RuntimeError):  # loop closed between the check and the call
+            loop.call_soon_threadsafe(self._deliver_record, record)
 
     def _deliver_record(self, record: LogRecord) -> None:
         number = level_number(record.level)

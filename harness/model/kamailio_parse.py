@@ -16,6 +16,7 @@ Found by sending the RFC 4475 corpus to the lab Kamailio (docs/conformance.md):
 
 from __future__ import annotations
 
+import functools
 import re
 
 from harness.sip.errors import SipParseError
@@ -41,6 +42,7 @@ def tolerate_start_line(data: bytes) -> bytes | None:
     return stripped + data[len(line) :]
 
 
+@functools.lru_cache(maxsize=4096)  # the core parse and sanity's full parse ask for the same headers
 def _header_failure(header: Header) -> str | None:
     """Why Kamailio's get_hdr_field() refuses this header, or None."""
     if not HEADER_NAME.fullmatch(header.name):

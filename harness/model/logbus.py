@@ -1,23 +1,28 @@
 """The embedded model's logs: one bus the roles write to, three files that look like the real ones.
 
 Each call formats a line the way the real component would (harness.kazoo.logformat), appends it to
-``freeswitch.log`` / ``kamailio.log`` / ``kazoo.log`` and flushes at once (a file follower sees it
-immediately), then hands a :class:`LogRecord` to every subscriber (the event socket server). Roles may run
-in several threads, so every method is thread-safe; subscribers are called in the writer's thread (under
-the bus lock, so keep them short) and must hand over to their own loop (``loop.call_soon_threadsafe``).
+``freeswitch.log`` / ``kamailio.log`` / ``kazoo.log``, then hands a :class:`LogRecord` to every
+subscriber (the event socket server). Roles may run in several threads, so every method is thread-safe;
+subscribers are called in the writer's thread (under the bus lock, so keep them short) and must hand
+over to their own loop (``loop.call_soon_threadsafe``).
+
+Writing: a line logged from a running event loop is buffered and the buffers go out in one write per
+file when the loop finishes what it is doing (``call_soon``), or sooner, by :meth:`LogBus.flush`, which
+the roles call before they send a datagram: what was logged about a message is in the files before
+anything it caused leaves the model (tests and log assertions rely on that order). A line logged
+outside a loop is written at once.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import asyncio
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import NamedTuple
 
 from harness.kazoo.logformat import Level, fs_line, kamailio_line, kazoo_line, normalize_level
 from harness.kazoo.release import KamailioLogStyle
@@ -28,8 +33,7 @@ _log = logging.getLogger(__name__)
 SOURCES = ("freeswitch", "kamailio", "kazoo")
 
 
-@dataclass(frozen=True)
-class LogRecord:
+class LogRecord(NamedTuple):  # a tuple: one per line written, the cheapest immutable record
     source: str  # "freeswitch" | "kamailio" | "kazoo"
     level: str  # normalized syslog name (logformat.normalize_level)
     text: str  # the line exactly as written to the file
@@ -51,7 +55,9 @@ class LogBus:
         self.kamailio_style = kamailio_style
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()  # re-entrant: a subscriber may log itself
-        self._files: dict[str, TextIO] = {}
+        self._files: dict[str, int] = {}  # source -> file descriptor (O_APPEND)
+        self._pending: dict[str, list[str]] = {}  # source -> lines not written yet
+        self._flush_loop: asyncio.AbstractEventLoop | None = None  # the loop a flush is scheduled on
         self._subscribers: Subscribers[Subscriber] = Subscribers()
         self._pid = os.getpid()
         self._closed = False
@@ -98,22 +104,54 @@ class LogBus:
 
     def close(self) -> None:
         with self._lock:
+            self._write_pending()
             self._closed = True
-            for handle in self._files.values():
-                handle.close()
+            for fd in self._files.values():
+                os.close(fd)
             self._files.clear()
             self._subscribers.clear()
+
+    def flush(self) -> None:
+        """Write every buffered line now (cheap when there is none)."""
+        if self._pending:
+            with self._lock:
+                self._write_pending()
+
+    def _scheduled_flush(self) -> None:
+        self._flush_loop = None
+        self.flush()
+
+    def _write_pending(self) -> None:  # under the lock
+        pending, self._pending = self._pending, {}
+        for source, lines in pending.items():
+            self._write(source, "".join(lines))
+
+    def _write(self, source: str, text: str) -> None:  # under the lock
+        fd = self._files.get(source)
+        if fd is None:
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+            fd = self._files[source] = os.open(self.path(source), flags, 0o644)
+        data = text.encode("utf-8")
+        while data:
+            data = data[os.write(fd, data) :]
 
     def _emit(self, record: LogRecord) -> None:
         record = _printable(record)
         with self._lock:
             if self._closed:
                 return
-            handle = self._files.get(record.source)
-            if handle is None:
-                handle = self._files[record.source] = self.path(record.source).open("a", encoding="utf-8")
-            handle.write(record.text + "\n")
-            handle.flush()
+            try:
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None
+            if loop is None:  # no loop to flush later: now, after anything buffered before it
+                self._write_pending()
+                self._write(record.source, record.text + "\n")
+            else:
+                self._pending.setdefault(record.source, []).append(record.text + "\n")
+                if self._flush_loop is not loop:  # (a loop that closed before flushing does not count)
+                    self._flush_loop = loop
+                    loop.call_soon(self._scheduled_flush)
             # Delivered under the lock so every subscriber sees records in file order.
             for callback in self._subscribers.snapshot():
                 try:
@@ -130,8 +168,7 @@ def _escape(text: str | None) -> str | None:
 def _printable(record: LogRecord) -> LogRecord:
     if record.text.isascii() and (record.call_id is None or record.call_id.isascii()):
         return record
-    return dataclasses.replace(
-        record,
+    return record._replace(
         text=_escape(record.text) or "",
         message=_escape(record.message) or "",
         call_id=_escape(record.call_id),

@@ -19,15 +19,16 @@ from typing import Any
 from harness.kazoo.acls import AUTHORITATIVE, TRUSTED, AclLists, entries_from_store
 from harness.kazoo.release import DEFAULTS, KazooRelease
 from harness.model.logbus import LogBus
-from harness.model.routing import RoutingRole
+from harness.model.routing import RouteDecision, RoutingRole
 from harness.model.rtp import RtpStream, is_loopback
 from harness.model.store import DocumentStore
+from harness.model.timers import DeadlineQueue
 from harness.model.transport import Address, ReplyPath, SipListener
 from harness.sip.digest import make_challenge_value, verify
 from harness.sip.errors import SipParseError
 from harness.sip.headers import parse_challenge
 from harness.sip.message import Request, parse_message
-from harness.sip.response import make_response
+from harness.sip.response import render_response
 from harness.sip.sdp import SessionDescription, freeswitch_codecs_offered, make_answer, parse_sdp
 from harness.sip.uri import parse_uri
 
@@ -128,6 +129,7 @@ class MediaRole:
         routing: RoutingRole,
         node: str,
         events: EventSink | None = None,
+        events_wanted: Callable[[], bool] = lambda: True,
         ring_time: float = RING_TIME,
     ) -> None:
         self.ring_time = ring_time
@@ -138,9 +140,13 @@ class MediaRole:
         self.routing = routing
         self.node = node
         self.events = events
-        self.listener = SipListener(host, port, self._on_message, max_stream_message=MAX_STREAM_MESSAGE)
+        self.events_wanted = events_wanted  # False: nobody listens, the event is not even built
+        self.listener = SipListener(
+            host, port, self._on_message, max_stream_message=MAX_STREAM_MESSAGE, before_send=bus.flush
+        )
         self.acls = AclLists()
         self.calls: dict[str, Call] = {}
+        self._lingering: DeadlineQueue[Call] = DeadlineQueue(CALL_LINGER, self._forget)
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -152,6 +158,7 @@ class MediaRole:
         return await self.listener.start()
 
     async def stop(self) -> None:
+        self._lingering.close()
         await self.listener.close()
         for call in self.calls.values():
             call.hangup.set()
@@ -267,7 +274,17 @@ class MediaRole:
         if not self._authorize(call):
             self._finish(call, "CALL_REJECTED")
             return
-        call.task = self._spawn(self._run_call(call))
+        try:
+            decision = self._begin(call)
+        except Exception:  # a model bug ends this call, never the role
+            _log.exception("media role failed on call %s", call.call_id)
+            self._respond(call, 500, "Internal Server Error")
+            self._finish(call, "NORMAL_TEMPORARY_FAILURE")
+            return
+        if decision.outcome != "routed" and decision.delay <= 0:  # answered now: no task to run
+            self._route_error(call, decision)
+            return
+        call.task = self._spawn(self._run_call(call, decision))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)
@@ -356,30 +373,35 @@ class MediaRole:
         return None
 
     # ------------------------------------------------------------------ the call
-    async def _run_call(self, call: Call) -> None:
+    async def _run_call(self, call: Call, decision: RouteDecision) -> None:
         try:
-            await self._play(call)
+            await self._play(call, decision)
         except Exception:  # a model bug ends this call, never the role
             _log.exception("media role failed on call %s", call.call_id)
             if call.final is None:
                 self._respond(call, 500, "Internal Server Error")
                 self._finish(call, "NORMAL_TEMPORARY_FAILURE")
 
-    async def _play(self, call: Call) -> None:
-        invite = call.invite
+    def _begin(self, call: Call) -> RouteDecision:
+        """The channel comes up and the dialplan is asked for (ecallmgr's route request)."""
         self.bus.freeswitch(
             "notice", "switch_channel.c", 1104, f"New Channel {call.channel} [{call.call_id}]", call.call_id
         )
         self._event("CHANNEL_CREATE", call)
-        decision = self.routing.route(invite, call.call_id)
+        return self.routing.route(call.invite, call.call_id)
+
+    def _route_error(self, call: Call, decision: RouteDecision) -> None:
+        if call.final is None and decision.code is not None:
+            self._respond(call, decision.code, decision.reason or "")
+            cause = "UNALLOCATED_NUMBER" if decision.outcome == "error" else "NO_ROUTE_DESTINATION"
+            self._finish(call, cause)
+
+    async def _play(self, call: Call, decision: RouteDecision) -> None:
+        invite = call.invite
         if decision.outcome != "routed":
             if decision.delay > 0 and await self._hung_up_within(call, decision.delay):
                 return
-            if call.final is None and decision.code is not None:
-                self._respond(call, decision.code, decision.reason or "")
-                self._finish(
-                    call, "UNALLOCATED_NUMBER" if decision.outcome == "error" else "NO_ROUTE_DESTINATION"
-                )
+            self._route_error(call, decision)
             return
         self.bus.freeswitch(
             "notice", "mod_kazoo.c", 411, f"{call.channel} {self.node} won call control", call.call_id
@@ -483,7 +505,7 @@ class MediaRole:
         if call.final is not None:
             return
         try:
-            response = make_response(
+            data = render_response(
                 call.invite,
                 code,
                 reason,
@@ -494,7 +516,7 @@ class MediaRole:
             )
         except (SipParseError, ValueError):
             return
-        call.last = response.to_bytes()
+        call.last = data
         if code >= 200:
             call.final = code
         call.path.send(call.last)
@@ -519,15 +541,14 @@ class MediaRole:
                 "variable_rtp_audio_out_packet_count": str(rtp.packets_sent),
             }
         self._event("CHANNEL_HANGUP_COMPLETE", call, {"Hangup-Cause": cause, **counts})
-        loop = asyncio.get_running_loop()
-        loop.call_later(CALL_LINGER, self._forget, call)
+        self._lingering.add(call)
 
     def _forget(self, call: Call) -> None:
         if self.calls.get(call.call_id) is call:
             del self.calls[call.call_id]
 
     def _event(self, name: str, call: Call, extra: Mapping[str, str] | None = None) -> None:
-        if self.events is None:
+        if self.events is None or not self.events_wanted():
             return
         invite = call.invite
         try:

@@ -18,11 +18,13 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import cast
 
 from harness.kazoo.acls import TRUSTED, AclLists, entries_from_store
+from harness.kazoo.frontier import rate_limits_answer
 from harness.kazoo.logformat import KAMAILIO_NULL
 from harness.kazoo.release import DEFAULTS, KazooRelease
+from harness.model.antiflood import AntifloodRole, AntifloodSettings, FloodRequest
+from harness.model.clock import SYSTEM_CLOCK, Clock
 from harness.model.kamailio_parse import (
     core_parse_failure,
     full_parse_failure,
@@ -30,14 +32,16 @@ from harness.model.kamailio_parse import (
     uri_scheme_failure,
 )
 from harness.model.logbus import LogBus
+from harness.model.rate_limiter import LimitedRequest, RateLimiterRole
 from harness.model.store import DocumentStore
-from harness.model.transport import Address, ReplyPath, SipListener
+from harness.model.timers import Deadline, DeadlineQueue
+from harness.model.transport import Address, ReplyPath, SipListener, UdpSocket
 from harness.sip.digest import make_challenge_value, verify
 from harness.sip.errors import SipParseError
 from harness.sip.framing import FramingError
-from harness.sip.headers import parse_challenge
-from harness.sip.message import Request, Response, SipMessage, parse_message
-from harness.sip.response import make_response
+from harness.sip.headers import parse_challenge, parse_via
+from harness.sip.message import Request, Response, encode, parse_message
+from harness.sip.response import render_response
 from harness.sip.uri import host_is_ip, parse_uri
 
 _log = logging.getLogger(__name__)
@@ -47,9 +51,8 @@ MAX_FORWARDS_DEFAULT = 10
 MAX_FORWARDS_LIMIT = 50
 SCANNERS_EQUAL = ("friendly-scanner", "sundayddr", "pplsip")
 SCANNERS_CONTAINING = ("NiceGuy", "PortSIP", "sipcli", "QNQ")
-ROLE_SWITCHES = ("traffic_filter", "antiflood", "acl", "authorization")
-ANTIFLOOD_WINDOW = 2.0  # antiflood-role.cfg: pike, 50 requests per 2 s per source address
-ANTIFLOOD_LIMIT = 50
+ROLE_SWITCHES = ("traffic_filter", "antiflood", "acl", "rate_limiter", "authorization")
+PIKE_TIMER = 1.0  # pike's timers run every tick: UNBLOCK lines are written while nobody sends
 PORTSIP_SESSION = re.compile(rb"^s=portsip\.com\r?$", re.M)
 TRANSACTION_LINGER = 32.0  # answer retransmissions this long after the final
 TRANSACTION_MAX = 180.0  # past Kamailio's 120 s INVITE timer
@@ -179,6 +182,29 @@ def _in_cidr(ip: str, cidr: object) -> bool:
         return False
 
 
+def _without_top_via(message: Response, start_line: bytes) -> bytes:
+    """A response as relayed back: our Via gone (its first), the start line given, the rest as it came."""
+    out = [start_line, message.start_end]
+    dropped = False
+    for header in message.headers:
+        if not dropped and header.key == "via":
+            dropped = True
+            continue
+        out.append(header.raw)
+    out += [message.blank, message.body]
+    return b"".join(out)
+
+
+@dataclass(frozen=True)
+class _Relayed:
+    """A request on its way to the media role: what relaying it needs beyond the request itself."""
+
+    request: Request
+    path: ReplyPath
+    branch: str  # the SBC's branch for it
+    max_forwards: str  # the value to relay; "" when it had none (10 is added)
+
+
 @dataclass
 class Transaction:
     """One relayed client transaction, keyed by the SBC's own branch and the method."""
@@ -191,23 +217,7 @@ class Transaction:
     cancelled: bool = False
     media_heard: bool = False
     final: bytes | None = None
-    probe: asyncio.TimerHandle | None = None
-
-
-class _Relay(asyncio.DatagramProtocol):
-    """The SBC's socket towards the dispatcher: connected, so ICMP port-unreachable is reported."""
-
-    def __init__(self, sbc: SbcRole) -> None:
-        self.sbc = sbc
-
-    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
-        try:
-            self.sbc.on_media_message(data)
-        except Exception:
-            _log.exception("SBC failed on a message from the media role")
-
-    def error_received(self, exc: Exception) -> None:
-        self.sbc.on_dispatcher_unreachable()
+    probe: Deadline[Transaction] | None = None
 
 
 class SbcRole:
@@ -224,6 +234,8 @@ class SbcRole:
         sanity_drops_request: bool = True,
         switches: Mapping[str, bool] | None = None,
         probe_timeout: float = PROBE_TIMEOUT,
+        clock: Clock = SYSTEM_CLOCK,
+        antiflood: AntifloodSettings | None = None,
     ) -> None:
         self.host = host
         self.release = release
@@ -240,12 +252,22 @@ class SbcRole:
             self._on_message,
             max_stream_message=MAX_STREAM_MESSAGE,
             on_framing_error=self._on_framing,
+            before_send=bus.flush,
         )
         self.transactions: dict[tuple[str, str], Transaction] = {}
         self.acls = AclLists()
-        self._relay: asyncio.DatagramTransport | None = None
+        self._relay: UdpSocket | None = None  # towards the dispatcher: connected, so ICMP is reported
         self._relay_address: Address = (host, 0)
-        self._flood: dict[str, tuple[float, int]] = {}
+        self.clock = clock
+        self.antiflood = AntifloodRole(release, self._log, settings=antiflood, start=clock.monotonic())
+        reader = store.reader()
+        self.rate_limiter = RateLimiterRole(
+            release, self._log, lambda query: rate_limits_answer(reader, query), start=clock.time()
+        )
+        self._pike_timer: asyncio.TimerHandle | None = None
+        self._probes: DeadlineQueue[Transaction] = DeadlineQueue(probe_timeout, self._probe_expired)
+        self._lingering: DeadlineQueue[Transaction] = DeadlineQueue(TRANSACTION_LINGER, self._forget)
+        self._bounded: DeadlineQueue[Transaction] = DeadlineQueue(TRANSACTION_MAX, self._forget)
 
     @property
     def address(self) -> Address:
@@ -254,21 +276,29 @@ class SbcRole:
     async def start(self) -> Address:
         self.reload_acl()
         if self.dispatcher is not None:
-            loop = asyncio.get_running_loop()
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: _Relay(self), local_addr=(self.host, 0), remote_addr=self.dispatcher
+            self._relay = UdpSocket(
+                (self.host, 0),
+                self._from_media,
+                remote=self.dispatcher,
+                on_error=lambda _exc: self.on_dispatcher_unreachable(),
             )
-            self._relay = transport
-            self._relay_address = (self.host, int(transport.get_extra_info("sockname")[1]))
+            self._relay_address = self._relay.address
+        if self.switches.get("antiflood"):
+            self._tick_pike()
         return await self.listener.start()
 
+    def _tick_pike(self) -> None:
+        self.antiflood.tick(self.clock.monotonic())
+        self._pike_timer = asyncio.get_running_loop().call_later(PIKE_TIMER, self._tick_pike)
+
     async def stop(self) -> None:
+        if self._pike_timer is not None:
+            self._pike_timer.cancel()
         await self.listener.close()
         if self._relay is not None:
             self._relay.close()
-        for tx in self.transactions.values():
-            if tx.probe is not None:
-                tx.probe.cancel()
+        for queue in (self._probes, self._lingering, self._bounded):
+            queue.close()
 
     def reload_acl(self) -> None:
         """The trusted list the optional roles consult: ecallmgr's, for the same node as FreeSWITCH."""
@@ -282,7 +312,10 @@ class SbcRole:
 
     # ------------------------------------------------------------------ logging helpers
     def _log(self, level: str, message: str, call_id: str | None, area: str = "end") -> None:
-        self.bus.kamailio(level, message, call_id, area)
+        """A Kamailio line: ``area`` "" for one without the script's prefix (a module's). Kazoo runs
+        Kamailio at ``debug = KAZOO_LOG_LEVEL`` (defs.cfg: L_INFO): L_DBG lines are not written."""
+        if level != "debug":
+            self.bus.kamailio(level, message, call_id, area)
 
     # ------------------------------------------------------------------ client side
     def _on_framing(self, error: FramingError, peer: Address) -> None:
@@ -327,10 +360,9 @@ class SbcRole:
                 self._log("warning", f"insane message from {ip}:{port}", call_id)
                 path.respond(request, 400, "Bad Request")
             return
-        forwarded = self._max_forwards(request, path, call_id)
-        if forwarded is None:
+        max_forwards = self._max_forwards(request, path, call_id)
+        if max_forwards is None:
             return
-        request = forwarded
         user_agent = request.user_agent
         if is_scanner(user_agent):
             self._log("warning", f"dropping message with user-agent {user_agent} from {ip}:{port}", call_id)
@@ -338,28 +370,37 @@ class SbcRole:
         if PORTSIP_SESSION.search(request.body):
             self._log("warning", "dropping message with 's=portsip.com' string in SDP", call_id)
             return
+        branch = self._branch_for(request, path)
+        if request.method != "ACK" and self._retransmission(request, path, branch):
+            return  # route[CHECK_RETRANS]: t_check_trans() answered it from the transaction
         if self._flood_dropped(request, ip, port, call_id):
+            return
+        if self._filter_roles_stop(request, path, call_id):
+            return
+        if self._rate_limited(request, path, call_id):
             return
         if request.method == "OPTIONS":
             path.respond(request, 200, "Rawr!!")
             return
-        if self._optional_roles_stop(request, path, call_id):
+        if self._authorization_stop(request, path, call_id):
             return
+        relay = _Relayed(request, path, branch, max_forwards)
         if self._has_to_tag(request):  # in-dialog: loose-routed on to the media role
             if request.method == "ACK":
-                self._relay_ack(request, path)
+                self._relay_ack(relay)
             else:
-                self._relay_request(request, path)
+                self._relay_request(relay)
             return
-        self._initial_request(request, path, call_id)
+        self._initial_request(relay, call_id)
 
-    def _initial_request(self, request: Request, path: ReplyPath, call_id: str | None) -> None:
+    def _initial_request(self, relay: _Relayed, call_id: str | None) -> None:
         """default.cfg: CANCEL/ACK need their transaction, some methods need a dialog, no route-set."""
+        request, path = relay.request, relay.path
         if request.method == "CANCEL":
-            self._relay_cancel(request, path)
+            self._relay_cancel(relay)
             return
         if request.method == "ACK":
-            self._relay_ack(request, path)
+            self._relay_ack(relay)
             return
         if request.method == "UPDATE":
             self._log("warning", "update outside dialog not allowed", call_id)
@@ -373,7 +414,7 @@ class SbcRole:
             self._log("warning", "dropping initial request with route-set", call_id)
             path.respond(request, 403, "No pre-loaded routes")
             return
-        self._relay_request(request, path)
+        self._relay_request(relay)
 
     @staticmethod
     def _core_parse(data: bytes) -> Request | Response | None:
@@ -398,11 +439,12 @@ class SbcRole:
         except SipParseError:
             return False
 
-    def _max_forwards(self, request: Request, path: ReplyPath, call_id: str | None) -> Request | None:
-        """maxfwd's mf_process_maxfwd_header("10") with max_limit 50: the request to relay, or None."""
+    def _max_forwards(self, request: Request, path: ReplyPath, call_id: str | None) -> str | None:
+        """maxfwd's mf_process_maxfwd_header("10") with max_limit 50: the Max-Forwards value to relay
+        ("" when the request has none: 10 is added), or None when it was answered 483."""
         value = request.get("max-forwards")
         if value is None:
-            return cast(Request, request.add_header("Max-Forwards", str(MAX_FORWARDS_DEFAULT)))
+            return ""
         text = value.strip()
         hops = int(text) if text.isdigit() and len(text) <= 5 else 0
         if hops == 0:
@@ -411,10 +453,10 @@ class SbcRole:
             path.respond(request, 483, "Too Many Hops")
             return None
         hops = min(hops, MAX_FORWARDS_LIMIT)
-        return cast(Request, request.replace_header("Max-Forwards", str(hops - 1)))
+        return str(hops - 1)
 
-    def _optional_roles_stop(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
-        """The roles Kazoo leaves off by default; True when one of them ended the request."""
+    def _filter_roles_stop(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
+        """TRAFFIC_FILTER and ACL, roles Kazoo leaves off by default; True when one ended the request."""
         ip, port = path.peer
         if request.method != "INVITE" or self._has_to_tag(request):
             return False
@@ -430,7 +472,16 @@ class SbcRole:
         if self.switches.get("acl") and not trusted and not self._realm_acl_allows(request, ip, call_id):
             path.respond(request, 603, "Rejected by ACL")
             return True
-        if self.switches.get("authorization") and not trusted and not self._credentials_ok(request):
+        return False
+
+    def _authorization_stop(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
+        """AUTHORIZATION (after HANDLE_OPTIONS in the route); True when it challenged the request."""
+        ip, port = path.peer
+        if request.method != "INVITE" or self._has_to_tag(request):
+            return False
+        if not self.switches.get("authorization") or self._trusted(ip, port):
+            return False
+        if not self._credentials_ok(request):
             frm = request.from_.uri
             self._log("info", f"challenging INVITE from {frm.user}@{frm.host} {ip}:{port}", call_id, "auth")
             challenge = make_challenge_value(
@@ -462,29 +513,54 @@ class SbcRole:
         self._log("info", f"{request.method} from {ip} is {verdict} by ACL for {realm}", call_id, "ACL")
         return permitted
 
-    def _flood_dropped(self, request: Request, ip: str, port: int, call_id: str | None) -> bool:
-        """antiflood-role.cfg ANTIFLOOD_RATE_LIMIT (initial requests from untrusted sources only)."""
-        if not self.switches.get("antiflood") or self._has_to_tag(request) or self._trusted(ip, port):
+    def _internally_sourced(self, request: Request, ip: str) -> bool:
+        """DISPATCHER_CLASSIFY_SOURCE: from a media server's address (flags 2: any port), unless the
+        original R-URI is this proxy (then it is treated as external)."""
+        if self.dispatcher is None or ip != self.dispatcher[0]:
             return False
-        if not self._flooding(ip):
-            return False
-        from_uri = str(request.from_.uri)
-        self._log(
-            "warning",
-            f"dropping request from {from_uri} due to rate of requests with source {ip}:{port}",
-            call_id,
-        )
-        return True
+        try:
+            return request.uri.host != self.address[0]
+        except SipParseError:
+            return True
 
-    def _flooding(self, ip: str) -> bool:
-        now = time.monotonic()
-        start, count = self._flood.get(ip, (now, 0))
-        if now - start > ANTIFLOOD_WINDOW:
-            start, count = now, 0
-        self._flood[ip] = (start, count + 1)
-        if len(self._flood) > 10_000:
-            self._flood.clear()
-        return count + 1 > ANTIFLOOD_LIMIT
+    def _flood_dropped(self, request: Request, ip: str, port: int, call_id: str | None) -> bool:
+        """antiflood-role.cfg ANTIFLOOD_RATE_LIMIT (harness/model/antiflood.py)."""
+        if not self.switches.get("antiflood"):
+            return False
+        flood = FloodRequest(
+            method=request.method,
+            from_uri=str(request.from_.uri),
+            source_ip=ip,
+            source_port=port,
+            call_id=call_id or KAMAILIO_NULL,
+            in_dialog=self._has_to_tag(request),
+            trusted=self._trusted(ip, port),
+            internal=self._internally_sourced(request, ip),
+        )
+        return self.antiflood.drops(flood, self.clock.monotonic())
+
+    def _rate_limited(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
+        """rate-limiter-role.cfg DOS_PREVENTION (harness/model/rate_limiter.py); True: it ended the request
+        (603 Over rate Limit; an ACK gets no reply)."""
+        if not self.switches.get("rate_limiter"):
+            return False
+        ip, port = path.peer
+        frm, to = request.from_.uri, request.to.uri
+        limited = LimitedRequest(
+            method=request.method,
+            from_user=frm.user or "",
+            from_domain=frm.host,
+            to_domain=to.host,
+            source_ip=ip,
+            call_id=call_id or KAMAILIO_NULL,
+            trusted=self._trusted(ip, port),
+            internal=self._internally_sourced(request, ip),
+        )
+        decision = self.rate_limiter.check(limited, self.clock.time())
+        if request.method != "ACK":  # sl_send_reply never answers an ACK
+            for code, reason in decision.replies:
+                path.respond(request, code, reason)
+        return decision.rejected
 
     def _credentials_ok(self, request: Request) -> bool:
         value = request.get("proxy-authorization")
@@ -513,32 +589,58 @@ class SbcRole:
         seed = f"{client_branch}|{path.peer[0]}:{path.peer[1]}|{request.get('call-id')}"
         return "z9hG4bK" + hashlib.sha1(seed.encode("utf-8", "surrogateescape")).hexdigest()[:24]
 
-    def _prepare(self, request: Request, path: ReplyPath, branch: str) -> SipMessage:
-        """The relayed copy: our Via on top (and for an INVITE: X- headers replaced by X-AUTH-*)."""
-        message: SipMessage = request
-        if request.method == "INVITE":
-            for header in request.headers:
-                if header.name.lower().startswith("x-"):
-                    message = message.remove_headers(header.name)
-            ip, port = path.peer
-            message = message.add_header("X-AUTH-IP", ip).add_header("X-AUTH-PORT", str(port))
-            if not self._has_to_tag(request):
-                sbc_host, sbc_port = self.address
-                message = message.insert_header_before(
-                    "via", "Record-Route", f"<sip:{sbc_host}:{sbc_port};lr>"
-                )
+    def _prepare(self, relay: _Relayed) -> bytes:
+        """The relayed copy: our Via on top, Max-Forwards decremented (or 10 added); an INVITE also loses
+        its X- headers, gains X-AUTH-IP/X-AUTH-PORT at the end and, outside a dialog, our Record-Route
+        just before the caller's Via. Built as bytes in one pass: the segments of the caller's message
+        are kept as they came, the new ones end as its start line ends."""
+        request, eol = relay.request, relay.request.start_end
         host, port = self._relay_address
-        return message.add_header("Via", f"SIP/2.0/UDP {host}:{port};branch={branch};rport", top=True)
+        via = f"Via: SIP/2.0/UDP {host}:{port};branch={relay.branch};rport".encode()
+        out = [request.start_line, eol, via, eol]
+        invite = request.method == "INVITE"
+        record_route = invite and not self._has_to_tag(request)
+        max_forwards_seen = False
+        for header in request.headers:
+            key = header.key
+            if invite and key.startswith("x-"):
+                continue
+            if record_route and key == "via":
+                sbc_host, sbc_port = self.address
+                out += [f"Record-Route: <sip:{sbc_host}:{sbc_port};lr>".encode(), eol]
+                record_route = False
+            if key == "max-forwards" and not max_forwards_seen:
+                max_forwards_seen = True
+                out += [encode(f"{header.name}: {relay.max_forwards}"), eol]
+                continue
+            out.append(header.raw)
+        if not max_forwards_seen:
+            out += [f"Max-Forwards: {MAX_FORWARDS_DEFAULT}".encode(), eol]
+        if invite:
+            ip, peer_port = relay.path.peer
+            out += [f"X-AUTH-IP: {ip}".encode(), eol, f"X-AUTH-PORT: {peer_port}".encode(), eol]
+        out += [request.blank, request.body]
+        return b"".join(out)
 
-    def _send_to_media(self, message: SipMessage) -> None:
+    def _send_to_media(self, data: bytes) -> None:
         if self._relay is not None:
+            self.bus.flush()  # what was logged about the request is in the files before it goes on
             try:
-                self._relay.sendto(message.to_bytes())
+                self._relay.sendto(data)
             except OSError:
                 self.on_dispatcher_unreachable()
 
-    def _relay_request(self, request: Request, path: ReplyPath) -> None:
-        branch = self._branch_for(request, path)
+    def _retransmission(self, request: Request, path: ReplyPath, branch: str) -> bool:
+        """A request of a transaction being relayed: its final again (or nothing yet); True if so."""
+        existing = self.transactions.get((branch, request.method))
+        if existing is None:
+            return False
+        if existing.final is not None:
+            path.send(existing.final)
+        return True
+
+    def _relay_request(self, relay: _Relayed) -> None:
+        request, path, branch = relay.request, relay.path, relay.branch
         key = (branch, request.method)
         existing = self.transactions.get(key)
         if existing is not None:  # a retransmission: repeat the final, or let the relay run
@@ -553,37 +655,45 @@ class SbcRole:
             return
         tx = Transaction(request, path, branch, request.method)
         self.transactions[key] = tx
-        loop = asyncio.get_running_loop()
-        loop.call_later(TRANSACTION_MAX, self._forget, tx)  # bounds the table whatever the media role does
+        self._bounded.add(tx)  # bounds the table whatever the media role does
         if request.method == "INVITE":
             path.respond(request, 100, "Attempting to connect your call")
-            tx.probe = asyncio.get_running_loop().call_later(self.probe_timeout, self._probe_expired, tx)
-        self._send_to_media(self._prepare(request, path, branch))
+            tx.probe = self._probes.add(tx)
+        self._send_to_media(self._prepare(relay))
 
-    def _relay_cancel(self, request: Request, path: ReplyPath) -> None:
-        branch = self._branch_for(request, path)
-        invite = self.transactions.get((branch, "INVITE"))
+    def _relay_cancel(self, relay: _Relayed) -> None:
+        invite = self.transactions.get((relay.branch, "INVITE"))
         if invite is None or invite.final is not None:
-            path.respond(request, 481, "Call leg/transaction does not exist")
+            relay.path.respond(relay.request, 481, "Call leg/transaction does not exist")
             return
         invite.cancelled = True
-        self._relay_request(request, path)
+        self._relay_request(relay)
 
-    def _relay_ack(self, request: Request, path: ReplyPath) -> None:
-        branch = self._branch_for(request, path)
-        invite = self.transactions.get((branch, "INVITE"))
-        if invite is not None:
+    def _relay_ack(self, relay: _Relayed) -> None:
+        if (relay.branch, "INVITE") in self.transactions:
             return  # ACK of a negative final: hop by hop, the SBC already acknowledged it
-        self._send_to_media(self._prepare(request, path, branch))
+        self._send_to_media(self._prepare(relay))
 
     # ------------------------------------------------------------------ media side
+    def _from_media(self, data: bytes, _source: Address) -> None:
+        try:
+            self.on_media_message(data)
+        except Exception:
+            _log.exception("SBC failed on a message from the media role")
+
     def on_media_message(self, data: bytes) -> None:
         try:
             message = parse_message(data)
             if not isinstance(message, Response):
                 return
-            via = message.top_via
-            key = (via.branch or "", message.cseq.method)
+            # our own Via, the first: the rest are the caller's, which this SBC parsed on the way in
+            top = message.get("via")
+            if top is None:
+                return
+            ours = parse_via(top)
+            if not ours:
+                return
+            key = (ours[0].branch or "", message.cseq.method)
         except SipParseError:
             return
         tx = self.transactions.get(key)
@@ -593,7 +703,7 @@ class SbcRole:
         if tx.probe is not None:
             tx.probe.cancel()
             tx.probe = None
-        relayed = message.remove_first("via")
+        start_line = message.start_line
         if tx.method == "INVITE":
             if message.code == 100:
                 return  # hop by hop: the caller already has our 100
@@ -601,12 +711,13 @@ class SbcRole:
                 tx.provisional = tx.provisional or message.code in (180, 183)
             else:
                 if not self._has_to_tag(tx.request):  # the failure route handles initial INVITEs only
-                    relayed = self._failure_route(tx, message, relayed)
+                    start_line = self._failure_route(tx, message)
                 if message.code >= 300:
                     self._ack_media(tx, message)
-        self._deliver(tx, relayed.to_bytes(), final=message.code >= 200)
+        self._deliver(tx, _without_top_via(message, start_line), final=message.code >= 200)
 
-    def _failure_route(self, tx: Transaction, response: Response, relayed: SipMessage) -> SipMessage:
+    def _failure_route(self, tx: Transaction, response: Response) -> bytes:
+        """failure_route[INTERNAL_FAULT]: the start line the caller gets (rewritten or as it came)."""
         host, port = self.dispatcher or ("", 0)
         verdict = rewrite_failure(
             response.code,
@@ -622,8 +733,8 @@ class SbcRole:
                 level, message.replace("{source_ip}", tx.client.peer[0]), tx.request.get("call-id"), area
             )
         if (verdict.code, verdict.reason) == (response.code, response.reason):
-            return relayed
-        return relayed.with_start_line(f"SIP/2.0 {verdict.code} {verdict.reason}".encode())
+            return response.start_line
+        return f"SIP/2.0 {verdict.code} {verdict.reason}".encode()
 
     def _ack_media(self, tx: Transaction, response: Response) -> None:
         """tm acknowledges a negative final hop by hop (RFC 3261 §17.1.1.3)."""
@@ -638,6 +749,7 @@ class SbcRole:
             "Content-Length: 0",
         ]
         if self._relay is not None:
+            self.bus.flush()
             try:
                 self._relay.sendto(("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "surrogateescape"))
             except OSError:
@@ -646,7 +758,7 @@ class SbcRole:
     def _deliver(self, tx: Transaction, data: bytes, *, final: bool) -> None:
         if final:
             tx.final = data
-            asyncio.get_running_loop().call_later(TRANSACTION_LINGER, self._forget, tx)
+            self._lingering.add(tx)
         tx.client.send(data)
 
     def _forget(self, tx: Transaction) -> None:
@@ -670,7 +782,7 @@ class SbcRole:
     def _no_servers(self, tx: Transaction) -> None:
         self._log("warning", "no servers available in primary or backup group", tx.request.get("call-id"))
         try:
-            data = make_response(tx.request, 480, "All servers busy").to_bytes()
+            data = render_response(tx.request, 480, "All servers busy")
         except (SipParseError, ValueError):
             return
         self._deliver(tx, data, final=True)

@@ -1,7 +1,9 @@
 """The embedded model's document store: CouchDB-shaped databases of JSON documents with revisions.
 
 In memory and thread-safe: the model runs in its own thread, clients (the HTTP API, tests) in others.
-Documents go in and come out as deep copies, so no caller can change stored state by accident.
+Documents go in and come out as deep copies, so no caller can change stored state by accident. Every
+revision is stored as a new object and never changed in place, so the model's own roles read through
+:meth:`DocumentStore.reader`, which hands out the stored objects themselves (no copy per lookup).
 
 On disk (``from_dir`` / ``to_dir``) the shape is CouchDB's own naming: one folder per database, named
 URL-encoded (``system_config``, ``numbers%2F%2B1415``, ``account%2Fab%2Fcd%2Fef...``), one
@@ -202,6 +204,10 @@ class DocumentStore:
                 rows.append(row)
             return rows
 
+    def reader(self) -> SharedReader:
+        """A DocReader over this store without copies, for readers that never change what they get."""
+        return SharedReader(self)
+
     # --- change notification ---------------------------------------------------------------------
     def subscribe(self, callback: ChangeCallback) -> Callable[[], None]:
         """Call ``callback(db, doc_id)`` after every change (from the changing thread, outside the lock).
@@ -247,6 +253,37 @@ class DocumentStore:
             for doc_id, doc in docs.items():
                 text = json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
                 (db_dir / f"{quote(doc_id, safe='')}.json").write_text(text, encoding="utf-8")
+
+
+class SharedReader:
+    """``get``/``all_docs`` of a :class:`DocumentStore` returning the stored objects, not copies: the
+    documents a reader holds are the revisions it read (a ``put`` stores a new object), and the reader
+    must not modify them."""
+
+    def __init__(self, store: DocumentStore) -> None:
+        self._store = store
+
+    def get(self, db: str, doc_id: str) -> Doc | None:
+        store = self._store
+        with store._lock:
+            database = store._dbs.get(db)
+            return database.docs.get(doc_id) if database else None
+
+    def all_docs(self, db: str, include_docs: bool = False) -> list[Doc]:
+        store = self._store
+        with store._lock:
+            docs = store._db(db).docs
+            rows: list[Doc] = []
+            for doc_id in sorted(docs):
+                doc = docs[doc_id]
+                row: Doc = {"id": doc_id, "key": doc_id, "value": {"rev": doc["_rev"]}}
+                if include_docs:
+                    row["doc"] = doc
+                rows.append(row)
+            return rows
+
+    def all_dbs(self) -> list[str]:
+        return self._store.all_dbs()
 
 
 def _read_doc(file: Path) -> Doc:

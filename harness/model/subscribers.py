@@ -11,28 +11,32 @@ C = TypeVar("C")
 
 
 class Subscribers(Generic[C]):
-    """Thread-safe list of callbacks; :meth:`add` returns the function that removes the callback again."""
+    """Thread-safe list of callbacks; :meth:`add` returns the function that removes the callback again.
+
+    Copy on write: changes replace the tuple under a lock, readers take the current tuple without one
+    (every log line reads it; subscriptions change rarely)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._callbacks: list[C] = []
+        self._callbacks: tuple[C, ...] = ()
 
     def add(self, callback: C) -> Callable[[], None]:
         with self._lock:
-            self._callbacks.append(callback)
+            self._callbacks = (*self._callbacks, callback)
 
         def remove() -> None:
             with self._lock:
                 if callback in self._callbacks:
-                    self._callbacks.remove(callback)
+                    callbacks = list(self._callbacks)
+                    callbacks.remove(callback)
+                    self._callbacks = tuple(callbacks)
 
         return remove
 
-    def snapshot(self) -> list[C]:
-        """The callbacks now, to call without holding this lock (a callback may remove itself)."""
-        with self._lock:
-            return list(self._callbacks)
+    def snapshot(self) -> tuple[C, ...]:
+        """The callbacks now, to call without holding any lock (a callback may remove itself)."""
+        return self._callbacks
 
     def clear(self) -> None:
         with self._lock:
-            self._callbacks.clear()
+            self._callbacks = ()

@@ -16,6 +16,7 @@ import yaml
 
 from harness.kazoo.causes import CATEGORIES
 from harness.kazoo.release import RELEASE_NAMES
+from harness.kazoo.roles import OPTIONAL_ROLES
 from harness.yaml_schema import (
     ANY,
     BOOL,
@@ -132,6 +133,8 @@ SEND = m(
 SETUP = m(
     ("system_config", m(free=m(free=ANY)), False),
     ("media", enum("up", "down"), False),
+    # e.g. {antiflood: on}: optional roles of harness/kazoo/roles.py, on or off (harness/scenario/setup.py)
+    ("kamailio_roles", m(*((name, BOOL, False) for name in OPTIONAL_ROLES)), False),
 )
 PARAM = m(
     ("id", STR_OR_INT, True),

@@ -56,6 +56,8 @@ def pretty_name(name: str) -> str:
 
 def split_commas(value: str) -> list[str]:
     """Split a header value on commas outside quotes and angle brackets (RFC 3261 §7.3.1)."""
+    if '"' not in value and "<" not in value:  # nothing to be inside of: a plain split says the same
+        return [p for p in (part.strip() for part in value.split(",")) if p]
     parts: list[str] = []
     buf: list[str] = []
     quoted = False
@@ -89,6 +91,8 @@ def split_commas(value: str) -> list[str]:
 
 def _params(text: str) -> dict[str, str | None]:
     out: dict[str, str | None] = {}
+    if not text:
+        return out
     for part in text.split(";"):
         part = part.strip()
         if not part:
@@ -130,6 +134,7 @@ class Via:
         return port
 
 
+_CSEQ = re.compile(r"\s*([0-9]{1,10})\s+([A-Za-z0-9.!%*_+`'~-]+)\s*")
 _VIA = re.compile(
     r"^\s*([A-Za-z0-9.!%*_+`'~-]+\s*/\s*[0-9.]+)\s*/\s*([A-Za-z0-9.!%*_+`'~-]+)\s+"
     r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.\-_]+)(?:\s*:\s*([0-9]+))?\s*((?:;.*)?)$",
@@ -138,6 +143,14 @@ _VIA = re.compile(
 
 
 def parse_via(value: str) -> list[Via]:
+    """The Via values of one Via header. A value recurs as a request and its answers pass each element
+    (each adds its own and parses the others'), so the parse is kept: the Via objects are shared,
+    never change their ``params``."""
+    return list(_parse_via(value))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_via(value: str) -> tuple[Via, ...]:
     vias = []
     for item in split_commas(value):
         m = _VIA.match(item)
@@ -148,14 +161,14 @@ def parse_via(value: str) -> list[Via]:
             raise SipParseError(f"bad Via port {m.group(4)[:20]!r}")
         vias.append(
             Via(
-                protocol=re.sub(r"\s+", "", m.group(1)),
+                protocol="".join(m.group(1).split()),  # "SIP / 2.0" -> "SIP/2.0"
                 transport=m.group(2).upper(),
                 host=m.group(3),
                 port=port,
                 params=_params(m.group(5)),
             )
         )
-    return vias
+    return tuple(vias)
 
 
 @dataclass(frozen=True)
@@ -175,8 +188,10 @@ _QUOTED_DISPLAY = re.compile(r'^\s*"((?:[^"\\]|\\.)*)"\s*<([^>]*)>(.*)$', re.S)
 _TOKEN_DISPLAY = re.compile(r"^\s*([^<\"]*?)\s*<([^>]*)>(.*)$", re.S)
 
 
+@functools.lru_cache(maxsize=4096)  # the same To and Contact values recur call after call
 def parse_name_addr(value: str) -> NameAddr:
-    """Parse a name-addr or addr-spec (RFC 3261 §20.10, §20.20, §20.39)."""
+    """Parse a name-addr or addr-spec (RFC 3261 §20.10, §20.20, §20.39). The result may be shared
+    with other callers: never change its ``params``."""
     text = value.strip()
     if not text:
         raise SipParseError("empty address header")
@@ -204,7 +219,7 @@ class CSeq:
 
 
 def parse_cseq(value: str) -> CSeq:
-    m = re.fullmatch(r"\s*([0-9]{1,10})\s+([A-Za-z0-9.!%*_+`'~-]+)\s*", value)
+    m = _CSEQ.fullmatch(value)
     if not m or int(m.group(1)) >= 2**31:
         raise SipParseError(f"bad CSeq {value[:60]!r}")
     return CSeq(int(m.group(1)), m.group(2))

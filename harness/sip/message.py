@@ -6,7 +6,10 @@ so a parsed message re-serializes byte for byte whatever its spacing, folding, c
 repetitions. Edits return a new message and rewrite only the segments they touch.
 
 Typed accessors parse header values on demand and raise :class:`SipParseError` when a value is bad;
-so does :func:`parse_message` for bytes that are not a SIP message. Nothing else escapes.
+so does :func:`parse_message` for bytes that are not a SIP message. Nothing else escapes. A message
+is immutable, so its header index and the values its accessors parsed are kept once computed (the
+model's roles read the same Via, From, To and CSeq several times per message); the lists returned
+are fresh copies.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from functools import partial
+from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from harness.sip.errors import SipParseError
 from harness.sip.headers import (
@@ -37,7 +41,41 @@ _TOKEN = rb"[A-Za-z0-9.!%*_+`'~\-]+"
 _REQUEST_LINE = re.compile(rb"^(" + _TOKEN + rb") (\S+) (SIP/[0-9]+\.[0-9]+)$")
 _STATUS_LINE = re.compile(rb"^(SIP/[0-9]+\.[0-9]+) ([0-9]{3}) ?(.*)$", re.S)
 _HEADER_NAME = re.compile(rb"^(" + _TOKEN + rb")[ \t]*:")
+# header names as written -> canonical keys, for the names every message carries
+_KEYS = {name: canonical_name(name) for name in (
+    "Via", "v", "From", "f", "To", "t", "Call-ID", "i", "CSeq", "Contact", "m", "Max-Forwards",
+    "Content-Type", "c", "Content-Length", "l", "User-Agent", "Record-Route", "Route", "Allow",
+    "Supported", "k", "Server", "X-AUTH-IP", "X-AUTH-PORT")}  # fmt: skip
+_PLAIN_HEADER = re.compile(rb"(" + _TOKEN + rb")[ \t]*:([^\r\n]*)\r\n")  # a header line, CRLF only
 _VERSION = re.compile(rb"^SIP/[0-9]+\.[0-9]+$")
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+class _memo(Generic[_T, _R]):
+    """functools.cached_property without its lock (3.11 takes a class-wide lock on every first read,
+    a cost the hot path pays per header): the value is computed once and kept in the instance."""
+
+    def __init__(self, function: Callable[[_T], _R]) -> None:
+        self.function = function
+        self.name = function.__name__
+        self.__doc__ = function.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, instance: None, owner: Any = None) -> _memo[_T, _R]: ...
+    @overload
+    def __get__(self, instance: _T, owner: Any = None) -> _R: ...
+    def __get__(self, instance: _T | None, owner: Any = None) -> _R | _memo[_T, _R]:
+        if instance is None:
+            return self
+        value = self.function(instance)
+        instance.__dict__[self.name] = value  # frozen dataclasses forbid setattr, not their __dict__
+        return value
 
 
 def decode(data: bytes) -> str:
@@ -49,9 +87,9 @@ def encode(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-@dataclass(frozen=True)
-class Header:
-    """One header as it stood on the wire.
+class Header(NamedTuple):
+    """One header as it stood on the wire (immutable; a tuple, the cheapest object to make, since every
+    parsed message makes one per header).
 
     ``raw`` holds the header line with its continuation lines and line ends; ``name`` is the name as
     written, ``value`` the unfolded value with surrounding whitespace removed.
@@ -102,20 +140,30 @@ class SipMessage:
         raise NotImplementedError
 
     # -- raw header access --------------------------------------------------------------------
+    @_memo
+    def _by_key(self) -> dict[str, list[Header]]:  # never handed out: all() copies
+        index: dict[str, list[Header]] = {}
+        for h in self.headers:
+            found = index.get(h.key)
+            if found is None:
+                index[h.key] = [h]
+            else:
+                found.append(h)
+        return index
+
     def all(self, name: str) -> list[Header]:
-        key = canonical_name(name)
-        return [h for h in self.headers if h.key == key]
+        return list(self._by_key.get(canonical_name(name), ()))
 
     def values(self, name: str) -> list[str]:
-        return [h.value for h in self.all(name)]
+        return [h.value for h in self._by_key.get(canonical_name(name), ())]
 
     def get(self, name: str) -> str | None:
         """The first value of a header, or None."""
-        found = self.all(name)
+        found = self._by_key.get(canonical_name(name))
         return found[0].value if found else None
 
     def has(self, name: str) -> bool:
-        return bool(self.all(name))
+        return canonical_name(name) in self._by_key
 
     def _one(self, name: str) -> str:
         v = self.get(name)
@@ -124,25 +172,29 @@ class SipMessage:
         return v
 
     # -- typed accessors ----------------------------------------------------------------------
-    @property
-    def vias(self) -> list[Via]:
+    @_memo
+    def _vias(self) -> tuple[Via, ...]:
         out: list[Via] = []
         for v in self.values("via"):
             out.extend(parse_via(v))
-        return out
+        return tuple(out)
+
+    @property
+    def vias(self) -> list[Via]:
+        return list(self._vias)
 
     @property
     def top_via(self) -> Via:
-        vias = self.vias
+        vias = self._vias
         if not vias:
             raise SipParseError("missing Via header")
         return vias[0]
 
-    @property
+    @_memo
     def from_(self) -> NameAddr:
         return parse_name_addr(self._one("from"))
 
-    @property
+    @_memo
     def to(self) -> NameAddr:
         return parse_name_addr(self._one("to"))
 
@@ -155,7 +207,7 @@ class SipMessage:
     def call_id(self) -> str:
         return self._one("call-id")
 
-    @property
+    @_memo
     def cseq(self) -> CSeq:
         return parse_cseq(self._one("cseq"))
 
@@ -274,7 +326,7 @@ class Request(SipMessage):
     def version(self) -> str:
         return self.sip_version
 
-    @property
+    @_memo
     def uri(self) -> SipUri:
         return parse_uri(self.uri_text)
 
@@ -311,6 +363,11 @@ def _parse(data: bytes) -> Request | Response:
     data = bytes(data)
     if not data.strip():
         raise SipParseError("empty message", offset=0, line=1)
+    return _parse_plain(data) or _parse_lines(data)
+
+
+def _parse_lines(data: bytes) -> Request | Response:
+    """The general parser: any line ends, folded headers, errors with their offset and line."""
     end, n = _line_end(data, 0)
     if end < 0:
         raise SipParseError("no line end after the start line", offset=len(data), line=1)
@@ -357,6 +414,48 @@ def _parse(data: bytes) -> Request | Response:
         blank=blank,
         body=data[pos:],
     )
+
+
+def _parse_plain(data: bytes) -> Request | Response | None:
+    """The common case in one pass: CRLF line ends only, no folded header, every header line well formed.
+    None sends anything else (and every error, to be reported with its line) to the general parser."""
+    head_end = data.find(b"\r\n\r\n")
+    first_end = data.find(b"\r\n")
+    if head_end < 0 or data.find(b"\n", 0, first_end) >= 0:
+        return None
+    start_line = data[:first_end]
+    try:
+        make = _parse_start_line(start_line)
+    except SipParseError:
+        return None
+    headers: list[Header] = []
+    index: dict[str, list[Header]] = {}  # the message's _by_key, built on the way
+    append, match, new, keys = headers.append, _PLAIN_HEADER.match, tuple.__new__, _KEYS
+    pos, end = first_end + 2, head_end + 2
+    while pos < end:  # one regex per header line: name, value, and the line with its CRLF
+        m = match(data, pos)
+        if m is None:  # a bare LF or CR, a folded line, a bad name: the general parser decides
+            return None
+        raw, name_bytes, value = m.group(0, 1, 2)
+        name = name_bytes.decode("ascii")
+        header = new(Header, (raw, name, value.decode("utf-8", "surrogateescape").strip(" \t")))
+        append(header)  # (Header(...) without NamedTuple's Python-level __new__)
+        key = keys.get(name) or canonical_name(name)
+        same = index.get(key)
+        if same is None:
+            index[key] = [header]
+        else:
+            same.append(header)
+        pos = m.end()
+    message = make(
+        start_line=start_line,
+        start_end=b"\r\n",
+        headers=tuple(headers),
+        blank=b"\r\n",
+        body=data[head_end + 4 :],
+    )
+    message.__dict__["_by_key"] = index  # what _memo would compute, already known
+    return message
 
 
 def _parse_start_line(line: bytes) -> Callable[..., Request | Response]:

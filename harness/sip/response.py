@@ -21,7 +21,7 @@ def _has_tag(to_value: str) -> bool:
         return bool(_TAG.search(to_value.rpartition(">")[2] if ">" in to_value else to_value))
 
 
-def make_response(
+def render_response(
     request: Request,
     code: int,
     reason: str,
@@ -30,15 +30,17 @@ def make_response(
     body: bytes = b"",
     to_tag: str | None = None,
     content_type: str | None = None,
-) -> Response:
-    """A response to ``request``: every Via in order, From, To (``;tag=to_tag`` added when the To has
-    none), Call-ID, CSeq, then ``headers``, then Content-Type (when given) and Content-Length.
+) -> bytes:
+    """The bytes of a response to ``request``: every Via in order, From, To (``;tag=to_tag`` added when
+    the To has none), Call-ID, CSeq, then ``headers``, then Content-Type (when given) and Content-Length.
 
     Headers missing from the request are left out rather than invented, so a 400 can answer a request
-    without a To. Raises ValueError for a code outside 100..699.
+    without a To. Raises ValueError for a code outside 100..699 or a reason with a line end in it.
     """
     if not 100 <= code <= 699:
         raise ValueError(f"response code must be 100..699, not {code}")
+    if "\r" in reason or "\n" in reason:
+        raise ValueError(f"could not build a response from reason {reason!r}")
     lines = [f"SIP/2.0 {code} {reason}"]
     lines += [f"Via: {v}" for v in request.values("via")]
     from_ = request.get("from")
@@ -57,7 +59,24 @@ def make_response(
     if content_type is not None:
         lines.append(f"Content-Type: {content_type}")
     lines.append(f"Content-Length: {len(body)}")
-    msg = parse_message(encode(CRLF.join(lines) + CRLF + CRLF) + body)
-    if not isinstance(msg, Response):  # a reason phrase with a line end in it would do this
+    return encode(CRLF.join(lines) + CRLF + CRLF) + body
+
+
+def make_response(
+    request: Request,
+    code: int,
+    reason: str,
+    *,
+    headers: Sequence[tuple[str, str]] = (),
+    body: bytes = b"",
+    to_tag: str | None = None,
+    content_type: str | None = None,
+) -> Response:
+    """:func:`render_response`, parsed (for callers that read or edit the response before sending)."""
+    data = render_response(
+        request, code, reason, headers=headers, body=body, to_tag=to_tag, content_type=content_type
+    )
+    msg = parse_message(data)
+    if not isinstance(msg, Response):  # e.g. a header value with a line end in it
         raise ValueError(f"could not build a response from reason {reason!r}")
     return msg

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -19,7 +20,7 @@ def bounded_int(text: str, maximum: int) -> int | None:
     Guards ``int()``: it accepts Unicode digits that str.isdigit() lets through ("²" fails later), and
     refuses strings of over 4,300 digits with a ValueError that is not a SipParseError.
     """
-    if not re.fullmatch(r"[0-9]+", text):
+    if not (text.isascii() and text.isdigit()):  # ASCII digits only (what "[0-9]+" says, faster)
         return None
     digits = text.lstrip("0") or "0"
     if len(digits) > len(str(maximum)) or int(digits) > maximum:
@@ -60,8 +61,10 @@ class SipUri:
         return f"{self.scheme}:{self.opaque}"
 
 
+@functools.lru_cache(maxsize=4096)  # URIs recur call after call (Request-URIs, From and To addresses)
 def parse_uri(text: str) -> SipUri:
-    """Parse ``text`` as a URI; raise :class:`SipParseError` when it is not one."""
+    """Parse ``text`` as a URI; raise :class:`SipParseError` when it is not one. The result may be
+    shared with other callers: never change its ``params``."""
     text = text.strip()
     m = _SCHEME.match(text)
     if not m:

@@ -36,7 +36,7 @@ from harness.logs.docker_source import DockerSource
 from harness.model.demo import demo_roles
 from harness.targets.docker_images import docker_client, docker_sdk, ensure_images
 from harness.targets.embedded import CATALOG_ROUTE_TIMEOUT, carrier_roles
-from harness.targets.setup import ProvisionedSetup
+from harness.targets.setup import LAB_ROLES_REASON, ProvisionedSetup
 from harness.targets.target import Address, LogFactory, Target, TargetStartError, file_logs
 
 LABEL_SESSION = "org.kazoo-harness.session"
@@ -252,7 +252,7 @@ def target_for_stack(
             node=str(roles.get("node", DEFAULTS.model_node)),
         ),
         route_timeout=route_timeout,
-        setup=ProvisionedSetup(),
+        setup=ProvisionedSetup(fixed_roles=LAB_ROLES_REASON),
     )
 
 

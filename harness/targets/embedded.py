@@ -24,6 +24,8 @@ from harness.targets.target import (
     CarrierAddress,
     LogFactory,
     MediaDown,
+    RolesTwin,
+    SetupUnsupported,
     Target,
     TargetStartError,
     file_logs,
@@ -65,11 +67,13 @@ def model_access(model: RunningModel) -> StackAccess:
 
 class ModelSetup:
     """Scenario setup on a target whose documents live in an in-process model: system_config changes go
-    straight into its store (restored exactly after); `media: down` opens ``media_down`` instead."""
+    straight into its store (restored exactly after); `media: down` opens ``media_down`` instead, and
+    `kamailio_roles` opens ``roles_twin`` (the kind's: a model twin, or a refusal naming why)."""
 
-    def __init__(self, model: RunningModel, media_down: MediaDown) -> None:
+    def __init__(self, model: RunningModel, media_down: MediaDown, roles_twin: RolesTwin) -> None:
         self.model = model
         self._media_down = media_down  # opens the media-less twin of a target
+        self._roles_twin = roles_twin  # opens the twin whose SBC runs other optional roles
 
     @contextmanager
     def system_config(self, target: Target, changes: Mapping[str, Mapping[str, Any]]) -> Iterator[None]:
@@ -98,6 +102,9 @@ class ModelSetup:
     def media_down(self, target: Target) -> AbstractContextManager[Target]:
         return self._media_down(target)
 
+    def kamailio_roles(self, target: Target, roles: Mapping[str, bool]) -> AbstractContextManager[Target]:
+        return self._roles_twin(target, roles)
+
 
 def start_model_for(
     profile: Profile,
@@ -110,12 +117,7 @@ def start_model_for(
     """A model for ``profile``'s release, playing the optional roles the profile says the stack runs, on
     free loopback ports."""
     on = {name for name, active in profile.roles.items() if active}
-    unplayable = sorted(on - set(ROLE_SWITCHES))
-    if unplayable:
-        raise TargetStartError(
-            f"profile {profile.name!r} says the stack runs {', '.join(unplayable)}, which the embedded "
-            f"model does not play (it plays {', '.join(ROLE_SWITCHES)})"
-        )
+    _check_playable(profile.name, on)
     config = ModelConfig(
         release=profile.release,
         data_dir=data_dir,
@@ -147,33 +149,76 @@ def target_for_model(model: RunningModel, profile: Profile, roles: Mapping[str, 
         stack=model_access(model),
         documents=model.store,
         route_timeout=model.config.route_timeout,
-        setup=ModelSetup(model, _model_without_media(model, profile, roles)),
+        setup=ModelSetup(
+            model, _model_without_media(model, profile, roles), _model_with_roles(model, profile, roles)
+        ),
     )
 
 
-def _model_without_media(model: RunningModel, profile: Profile, roles: Mapping[str, Any]) -> MediaDown:
-    @contextmanager
-    def twin(target: Target) -> Iterator[Target]:
-        config = dataclasses.replace(
-            model.config,
-            media_enabled=False,
-            sbc_port=0,
-            media_port=0,
-            esl_port=0,
-            couch_port=0,
-            log_dir=None,
+@contextmanager
+def _model_twin(
+    model: RunningModel,
+    profile: Profile,
+    roles: Mapping[str, Any],
+    target: Target,
+    label: str,
+    **changes: Any,
+) -> Iterator[Target]:
+    """A second model like ``model`` with ``changes`` to its config, on free ports, as a target with the
+    carriers and numbers of ``target``; stopped when the block ends."""
+    config = dataclasses.replace(
+        model.config, sbc_port=0, media_port=0, esl_port=0, couch_port=0, log_dir=None, **changes
+    )
+    twin = start_model(config)
+    try:
+        yield dataclasses.replace(
+            target_for_model(twin, profile, roles, f"{target.name} ({label})"),
+            carriers=target.carriers,
+            numbers=target.numbers,
         )
-        down = start_model(config)
-        try:
-            yield dataclasses.replace(
-                target_for_model(down, profile, roles, f"{target.name} (media down)"),
-                carriers=target.carriers,
-                numbers=target.numbers,
-            )
-        finally:
-            down.stop()
+    finally:
+        twin.stop()
+
+
+def _model_without_media(model: RunningModel, profile: Profile, roles: Mapping[str, Any]) -> MediaDown:
+    def twin(target: Target) -> AbstractContextManager[Target]:
+        return _model_twin(model, profile, roles, target, "media down", media_enabled=False)
 
     return twin
+
+
+def _model_with_roles(model: RunningModel, profile: Profile, roles: Mapping[str, Any]) -> RolesTwin:
+    """A twin whose SBC role plays the optional Kamailio roles asked (the others as ``model`` does), its
+    profile saying so; ``target`` itself when ``model`` already plays them as asked."""
+
+    @contextmanager
+    def twin(target: Target, wanted: Mapping[str, bool]) -> Iterator[Target]:
+        current = frozenset(name for name, on in model.config.role_switches.items() if on)
+        switched_on = frozenset(name for name, on in wanted.items() if on)
+        on = (current | switched_on) - frozenset(wanted).difference(switched_on)
+        if on == current:
+            yield target
+            return
+        unplayable = sorted(on - set(ROLE_SWITCHES))
+        if unplayable:
+            raise SetupUnsupported(f"the embedded model does not play {', '.join(unplayable)}")
+        label = "+".join(sorted(on)) or "no optional roles"
+        switches = {name: name in on for name in ROLE_SWITCHES}
+        with _model_twin(
+            model, profile.with_roles(on), roles, target, label, role_switches=switches
+        ) as started:
+            yield started
+
+    return twin
+
+
+def _check_playable(profile_name: str, on: frozenset[str] | set[str]) -> None:
+    unplayable = sorted(set(on) - set(ROLE_SWITCHES))
+    if unplayable:
+        raise TargetStartError(
+            f"profile {profile_name!r} says the stack runs {', '.join(unplayable)}, which the embedded "
+            f"model does not play (it plays {', '.join(ROLE_SWITCHES)})"
+        )
 
 
 @contextmanager

@@ -170,7 +170,7 @@ class TargetFile:
             ),
             route_timeout=self.route_timeout,
             silence_window=self.silence_window,
-            setup=ProvisionedSetup() if self.couch else None,
+            setup=ProvisionedSetup(),  # system_config needs [couch]; the roles are the profile's
             secrets=self.secrets(),
             source_file=self.path,
         )

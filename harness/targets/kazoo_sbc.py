@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from harness.kazoo.profile import Profile
-from harness.kazoo.roles import OPTIONAL_ROLES
-from harness.kazoo_sbc.launcher import KazooSbc, SbcError, kazoo_sbc_available
-from harness.kazoo_sbc.localcfg import roles_of
+from harness.kazoo.roles import BROKEN_ON_DEBIAN, OPTIONAL_ROLES
+from harness.kazoo_sbc.launcher import KazooSbc, SbcError, copy_config, kazoo_sbc_available
+from harness.kazoo_sbc.localcfg import roles_of, set_roles
 from harness.kazoo_sbc.rabbit import BrokerError
 from harness.kazoo_sbc.releases import CONFIG_ENV, sbc_release
 from harness.kazoo_sbc.stackdata import dispatcher_rows, trusted_rows
@@ -30,7 +31,7 @@ from harness.targets.embedded import (
     start_model_for,
     target_for_model,
 )
-from harness.targets.target import Target, TargetStartError, file_logs
+from harness.targets.target import SetupUnsupported, Target, TargetStartError, file_logs
 
 AMQP_ENV = "KAZOO_SBC_AMQP_URL"  # a broker to share (one per test session, say) instead of a private one
 
@@ -49,10 +50,12 @@ def configuration_roles(profile: Profile, config_dir: Path | None) -> frozenset[
 
 class SbcSetup(ModelSetup):
     """Scenario setup on kazoo-sbc: documents in the model's store (the routing role reads them); `media:
-    down` empties the real configuration's dispatcher table (restored after)."""
+    down` empties the real configuration's dispatcher table (restored after); `kamailio_roles` starts a
+    twin SBC from a copy of the configuration with those roles switched in its local.cfg, as an operator
+    would, in front of the same model and on the same broker."""
 
     def __init__(self, model: RunningModel, sbc: KazooSbc) -> None:
-        super().__init__(model, self._media_down)
+        super().__init__(model, self._media_down, self._with_roles)
         self.sbc = sbc
 
     @contextmanager
@@ -66,6 +69,49 @@ class SbcSetup(ModelSetup):
 
     def media_down(self, target: Target) -> AbstractContextManager[Target]:
         return self._media_down(target)
+
+    @contextmanager
+    def _with_roles(self, target: Target, roles: Mapping[str, bool]) -> Iterator[Target]:
+        running = self.sbc.roles & frozenset(OPTIONAL_ROLES)
+        on = frozenset(name for name, active in roles.items() if active)
+        off = frozenset(roles) - on
+        wanted = (running | on) - off
+        if wanted == running:
+            yield target
+            return
+        broken = sorted((wanted - running) & set(BROKEN_ON_DEBIAN))
+        if broken:
+            raise SetupUnsupported("; ".join(f"{name}: {BROKEN_ON_DEBIAN[name]}" for name in broken))
+        with tempfile.TemporaryDirectory(prefix="kh-sbc-roles-") as workdir:
+            config = Path(workdir) / "kamailio"
+            copy_config(self.sbc.config_source, config)
+            local = config / "local.cfg"
+            local.write_text(set_roles(local.read_text(encoding="utf-8"), on, off), encoding="utf-8")
+            twin = KazooSbc(
+                self.sbc.release,
+                config_dir=config,
+                media=self.sbc.media,
+                trusted=self.sbc.trusted,
+                broker_url=self.sbc.amqp_url,  # the broker of the first: one per target
+            )
+            try:
+                twin.start()
+            except (SbcError, BrokerError, OSError, ValueError) as exc:
+                raise TargetStartError(
+                    f"Kazoo's Kamailio configuration with {', '.join(sorted(wanted))}: {exc}"
+                ) from exc
+            try:
+                yield dataclasses.replace(
+                    target,
+                    name=f"{target.name} ({'+'.join(sorted(wanted)) or 'no optional roles'})",
+                    profile=target.profile.with_roles(wanted),
+                    sbc=twin.address,
+                    carriers={**target.carriers, "sbc_self": (twin.address[0], None)},
+                    logs={**target.logs, **file_logs({"kamailio": twin.log_path})},
+                    setup=SbcSetup(self.model, twin),
+                )
+            finally:
+                twin.stop()
 
 
 @contextmanager

@@ -65,8 +65,15 @@ class Setup(Protocol):
         """A target like this one whose SBC has no live media server, for the block."""
         ...
 
+    def kamailio_roles(self, target: Target, roles: Mapping[str, bool]) -> AbstractContextManager[Target]:
+        """A target like this one whose SBC runs the optional Kamailio roles (harness.kazoo.roles) as
+        ``roles`` says, the others as they are, for the block; SetupUnsupported where it cannot be
+        started, and the target unchanged where it already runs them so."""
+        ...
+
 
 MediaDown = Callable[["Target"], AbstractContextManager["Target"]]
+RolesTwin = Callable[["Target", Mapping[str, bool]], AbstractContextManager["Target"]]
 
 
 @dataclass(frozen=True)

@@ -1,28 +1,196 @@
 """How many INVITE transactions per second the embedded model sustains (a benchmark, not a test).
 
-A loopback client keeps ``--window`` calls in flight through the SBC role: routed number INVITE →
-100/180/200 → ACK → BYE → 200 (the call's RTP stops with the BYE), or, with ``--number`` an unknown
-number, INVITE → 604 → (the SBC absorbs the ACK). Prints calls per second and latency percentiles.
+    .venv/bin/python tests/perf/bench_model.py [--rates 500,1000,1500,2000,2500,3000] [--seconds 4]
+                                               [--profile kazoo-4.3] [--routed-calls 2000] [--skip-routed]
 
-    .venv/bin/python tests/perf/bench_model.py [--calls 2000] [--window 32] [--profile kazoo-4.3]
+Failure transactions (the model's capacity figure): the model runs as its own process
+(``kazoo-harness model``), SIPp (another process; ~30,000 calls per CPU-second here, so never the
+bottleneck) places INVITE -> 604 -> ACK calls (harness/interop/scenarios/uac_rejected_call.xml, 486 on
+kazoo-5) from the trusted carrier 127.0.0.10 to the unknown number +14155550199 at stepped rates. Per step:
+the rate SIPp achieved with no failed call, the model process's CPU seconds per transaction (user + system,
+from /proc) and SIPp's, and the log lines the model wrote (each call writes its stepswitch line, so a
+model that stopped logging would show). The capacity on one core is 1 / (CPU per transaction). The ramp
+stops at the first step with failures or under 90% of the offered rate.
+
+Routed calls (the older figure): an in-process client keeps 32 calls in flight through the SBC role:
+INVITE -> 100/180/200 -> ACK -> BYE -> 200 (it shares the model's interpreter, so it is a floor).
+
+The machine is shared: every figure is provisional; CPU per transaction moves less than the rate.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import resource
 import secrets
+import selectors
+import shutil
+import signal
 import statistics
+import subprocess
+import sys
+import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
-from harness.kazoo.release import release
+import harness
+from harness.interop.sipp import UAS_BUFFER, SippOptions, run_sipp, scenario_path, sipp_available
+from harness.kazoo.release import DEFAULT_RELEASE, RELEASE_NAMES, release
 from harness.model.stack import ModelConfig, start_model
 from harness.sip.message import Response, parse_message
 
 CLIENT_IP = "127.0.0.10"  # the demo data's listed carrier
+UNKNOWN = "+14155550199"  # no number document: reorder answers 604 at once
+ROUTED = "+14155550100"
 DEADLINE = 10.0
+SATURATED = 0.9
+START_DEADLINE = 30.0
+ROOT = Path(harness.__file__).resolve().parents[1]  # the harness imported here (PYTHONPATH may pick another)
 
 
+# --------------------------------------------------------- failure transactions: SIPp, a model process
+class ModelProcess:
+    """``kazoo-harness model`` on free ports, with its own log directory; stopped by its PID."""
+
+    def __init__(self, profile: str) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="bench-model-"))
+        self.ready = self.dir / "ready.json"
+        command = [
+            sys.executable, "-m", "harness.cli", "model", "--profile", profile,
+            "--sbc", "127.0.0.1:0", "--media", "127.0.0.1:0",
+            "--esl", "127.0.0.1:0", "--couch", "127.0.0.1:0",
+            "--log-dir", str(self.dir / "logs"), "--ready-file", str(self.ready),
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+        self._wait_for(b"Ctrl-C to stop.")
+        import json
+
+        host, _, port = json.loads(self.ready.read_text())["sbc"]["udp"].rpartition(":")
+        self.sbc = (host, int(port))
+
+    def _wait_for(self, marker: bytes) -> None:
+        assert self.process.stdout is not None
+        selector = selectors.DefaultSelector()
+        selector.register(self.process.stdout, selectors.EVENT_READ)
+        out, end = b"", time.monotonic() + START_DEADLINE
+        while marker not in out:
+            left = end - time.monotonic()
+            if left <= 0 or not selector.select(left):
+                raise TimeoutError(f"the model did not start within {START_DEADLINE} s: {out!r}")
+            chunk = os.read(self.process.stdout.fileno(), 4096)
+            if not chunk:
+                raise RuntimeError(f"the model exited: {out!r}")
+            out += chunk
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+    def log_lines(self, source: str) -> int:
+        path = self.dir / "logs" / f"{source}.log"
+        return path.read_bytes().count(b"\n") if path.exists() else 0
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(DEADLINE)
+            except subprocess.TimeoutExpired:
+                os.kill(self.process.pid, signal.SIGKILL)
+                self.process.wait(DEADLINE)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@dataclass
+class Step:
+    offered: int
+    calls: int
+    failed: int
+    rate: float
+    model_cpu_us: float  # model CPU per transaction
+    model_busy: float  # model CPU seconds per wall second (1.0 = one core)
+    sipp_cpu_us: float
+    log_lines: int  # kazoo.log lines written during the step (2 per call)
+    why: str
+
+    def line(self) -> str:
+        text = (
+            f"  r={self.offered:>5}/s  {self.calls:6d} calls {self.failed:4d} failed  {self.rate:7.0f}/s  "
+            f"model {self.model_cpu_us:6.0f} us CPU/tx ({self.model_busy:4.0%} of a core)  "
+            f"SIPp {self.sipp_cpu_us:4.0f} us/tx  kazoo.log +{self.log_lines}"
+        )
+        return f"{text}  {self.why}" if self.why else text
+
+
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def failure_step(model: ModelProcess, profile: str, rate: int, seconds: float) -> Step | None:
+    calls = max(int(rate * seconds), 50)
+    options = SippOptions(
+        scenario_path("uac_rejected_call.xml"),
+        CLIENT_IP,
+        remote=model.sbc,
+        service=UNKNOWN,
+        calls=calls,
+        rate=rate,
+        max_concurrent=max(rate, 100),
+        run_timeout=seconds * 4 + 20,
+        recv_timeout=5.0,
+        buff_size=UAS_BUFFER,
+    )
+    logs0, cpu0, sipp0, started = (
+        model.log_lines("kazoo"),
+        model.cpu_seconds(),
+        children_cpu(),
+        time.monotonic(),
+    )
+    result = run_sipp(options)
+    wall = time.monotonic() - started
+    cpu, sipp_cpu = model.cpu_seconds() - cpu0, children_cpu() - sipp0
+    stats = result.stats
+    if stats is None:
+        print(f"  r={rate}/s: no statistics\n{result.describe()}")
+        return None
+    why = " ".join(f"{name}={count}" for name, count in stats.failures.items() if name != "FailedCall")
+    done = max(stats.successful, 1)
+    return Step(
+        offered=rate,
+        calls=stats.created,
+        failed=stats.failed,
+        rate=stats.successful / max(stats.elapsed, 1e-9),
+        model_cpu_us=cpu / done * 1e6,
+        model_busy=cpu / wall,
+        sipp_cpu_us=sipp_cpu / done * 1e6,
+        log_lines=model.log_lines("kazoo") - logs0,
+        why=why,
+    )
+
+
+def failure_ramp(profile: str, rates: list[int], seconds: float) -> list[Step]:
+    steps: list[Step] = []
+    model = ModelProcess(profile)
+    try:
+        failure_step(model, profile, 200, 1.0)  # warm-up (imports, first-call paths)
+        for rate in rates:
+            step = failure_step(model, profile, rate, seconds)
+            if step is None:
+                break
+            steps.append(step)
+            print(step.line(), flush=True)
+            if step.failed or step.rate < rate * SATURATED:
+                break
+    finally:
+        model.stop()
+    return steps
+
+
+# ---------------------------------------------------------------- routed calls, an in-process client
 def invite(number: str, local: tuple[str, int], target: tuple[str, int], call_id: str) -> bytes:
     ip, port = local
     body = (
@@ -73,7 +241,7 @@ class Client(asyncio.DatagramProtocol):
         return future
 
 
-async def run(calls: int, window: int, number: str, target: tuple[str, int]) -> list[float]:
+async def routed_run(calls: int, window: int, target: tuple[str, int]) -> list[float]:
     loop = asyncio.get_running_loop()
     transport, client = await loop.create_datagram_endpoint(Client, local_addr=(CLIENT_IP, 0))
     local = transport.get_extra_info("sockname")
@@ -85,7 +253,7 @@ async def run(calls: int, window: int, number: str, target: tuple[str, int]) -> 
             call_id = f"bench-{index}-{secrets.token_hex(4)}@{CLIENT_IP}"
             started = time.perf_counter()
             final_future = client.expect(call_id, "INVITE")
-            transport.sendto(invite(number, local, target, call_id), target)
+            transport.sendto(invite(ROUTED, local, target, call_id), target)
             final = await asyncio.wait_for(final_future, DEADLINE)
             latencies.append(time.perf_counter() - started)
             if final.code == 200:
@@ -99,40 +267,58 @@ async def run(calls: int, window: int, number: str, target: tuple[str, int]) -> 
     return latencies
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--calls", type=int, default=2000)
-    parser.add_argument("--window", type=int, default=32, help="calls in flight at once")
-    parser.add_argument("--number", default="+14155550100", help="dialed number (default: the routed one)")
-    parser.add_argument("--profile", default="kazoo-4.3", choices=["kazoo-4.3", "kazoo-5"])
-    args = parser.parse_args()
+def routed(profile: str, calls: int, window: int = 32) -> None:
     model = start_model(
         ModelConfig(
-            release=release(args.profile),
-            sbc_port=0,
-            media_port=0,
-            esl_port=0,
-            couch_port=0,
-            route_timeout=2.6,
+            release=release(profile), sbc_port=0, media_port=0, esl_port=0, couch_port=0, route_timeout=2.6
         )
     )
     try:
-        asyncio.run(run(min(50, args.calls), args.window, args.number, model.sbc))  # warm-up
+        asyncio.run(routed_run(min(50, calls), window, model.sbc))  # warm-up
         started = time.perf_counter()
-        latencies = asyncio.run(run(args.calls, args.window, args.number, model.sbc))
+        latencies = asyncio.run(routed_run(calls, window, model.sbc))
         elapsed = time.perf_counter() - started
     finally:
         model.stop()
     latencies.sort()
     pct = lambda p: latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000  # noqa: E731
-    print(f"profile {args.profile}, number {args.number}, {args.calls} calls, window {args.window}")
-    print(f"INVITE transactions per second: {args.calls / elapsed:.0f}")
+    print(f"routed calls (INVITE/200/ACK/BYE, in-process client, window {window}): {calls / elapsed:.0f}/s")
     print(
-        f"INVITE→final latency ms: median {statistics.median(latencies) * 1000:.2f}, "
+        f"  INVITE->final ms: median {statistics.median(latencies) * 1000:.2f}, "
         f"p90 {pct(0.90):.2f}, p99 {pct(0.99):.2f}, max {latencies[-1] * 1000:.2f}"
     )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rates", default="500,1000,1500,2000,2500,3000,4000")
+    parser.add_argument("--seconds", type=float, default=4.0, help="length of each failure-call step")
+    parser.add_argument("--profile", default=DEFAULT_RELEASE.name, choices=RELEASE_NAMES)
+    parser.add_argument("--routed-calls", type=int, default=2000)
+    parser.add_argument("--skip-routed", action="store_true")
+    args = parser.parse_args()
+    reason = sipp_available()
+    print(
+        f"profile {args.profile}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs "
+        "(shared machine)"
+    )
+    if reason is not None:
+        print(f"failure transactions: skipped: {reason}")
+    else:
+        print(f"failure transactions (INVITE -> 604 -> ACK) to {UNKNOWN}, SIPp -> model process:")
+        steps = failure_ramp(args.profile, [int(r) for r in args.rates.split(",")], args.seconds)
+        clean = [s for s in steps if not s.failed and s.rate >= s.offered * SATURATED]
+        if clean:
+            top = max(clean, key=lambda s: s.rate)
+            cpu = statistics.median(s.model_cpu_us for s in steps)
+            print(
+                f"  best rate at 0 failed: {top.rate:.0f}/s (r={top.offered}/s); model CPU per transaction "
+                f"{cpu:.0f} us (median of the steps) = capacity {1e6 / cpu:.0f}/s on one core"
+            )
+    if not args.skip_routed:
+        routed(args.profile, args.routed_calls)
 
 
 if __name__ == "__main__":
