@@ -18,6 +18,8 @@ import pytest
 
 from harness.kazoo.profiles import DEFAULT_PROFILE, ProfileError, load_profile
 from harness.kazoo.provision_fixture import kazoo_provision  # noqa: F401  (a fixture the plugin offers)
+from harness.load.pytest_load import MARKER as LOAD_MARKER
+from harness.load.pytest_load import load_items, load_run  # noqa: F401  (load_run: a fixture)
 from harness.net.carrier import CarrierUA
 from harness.scenario.case import ScenarioCase, expand, load_cases
 from harness.scenario.records import scenario_record
@@ -76,6 +78,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write one pcap per scenario into this directory",
     )
+    group.addoption(
+        "--harness-load",
+        dest="harness_load",
+        action="store_true",
+        help="also collect each scenario's load: block as a [load] item (marker load; docs/load.md)",
+    )
     parser.addini("kazoo_target", "default for --kazoo-target", default="embedded")
     parser.addini("kazoo_profile", "default for --kazoo-profile", default=DEFAULT_PROFILE)
     parser.addini("harness_seed", "default for --harness-seed", default="")
@@ -93,6 +101,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "kazoo_5: runs only with a kazoo-5 profile")
     config.addinivalue_line("markers", "slow: takes more than a couple of seconds")
     config.addinivalue_line("markers", "scenario: a scenario from the YAML catalog")
+    config.addinivalue_line("markers", LOAD_MARKER)
     seed_text = _option(config, "harness_seed")
     worker_input = getattr(config, "workerinput", {})
     if "harness_seed" in worker_input:  # an xdist worker replays the controller's seed
@@ -230,7 +239,9 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        for case in load_cases(self.path):
+        cases = load_cases(self.path)
+        yield from load_items(self, cases)
+        for case in cases:
             markers = [case.cause, "scenario", *case.markers]
             item = ScenarioItem.from_parent(self, name=case.test_id, case=case)
             for marker in markers:

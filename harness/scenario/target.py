@@ -56,6 +56,10 @@ class Target:
     sbc_nodes: dict[str, Address] = field(default_factory=dict)  # SBC node name -> address
     allowed_hosts: frozenset[str] = frozenset()  # non-loopback hosts traffic may go to
     rate_limit: float | None = None  # messages per second to the stack; None: no cap
+    # load runs (harness/load/safety.py): allowed at all, peak calls/s, seconds; None: no cap
+    allow_load: bool = True
+    max_load_rate: float | None = None
+    max_load_duration: float | None = None
     allow_provisioning: bool = True
     stack: StackAccess | None = None  # None: derived from ``model`` (see harness.kazoo.access)
     secrets: tuple[str, ...] = ()  # values to redact from every output

@@ -1,0 +1,124 @@
+"""Load runs inside pytest: the ``load`` marker, the ``load_run`` fixture, and (with ``--harness-load``)
+one ``[load]`` item per catalog scenario that has a ``load:`` block, so a small load check can sit in a
+pytest smoke job::
+
+    @pytest.mark.load
+    def test_burst_is_routed(load_run):
+        result = load_run("scenarios/load/trusted_burst.yaml", workers=2)
+        assert result.summary.calls == 80
+
+    pytest scenarios/load --harness-load -m load
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from harness.load.launch import LocustOptions, free_tcp_port
+from harness.load.report import describe
+from harness.load.run import LoadResult, run_load
+from harness.load.spec import load_spec
+from harness.scenario.case import ScenarioCase, expand, load_cases
+from harness.scenario.schema import SCENARIO, check
+from harness.scenario.setup import applied
+from harness.scenario.target import Target
+
+MARKER = "load: a scenario at rate on Locust (kazoo-harness load); collect YAML ones with --harness-load"
+
+
+def _case(scenario: str | Path | dict[str, Any]) -> ScenarioCase:
+    if isinstance(scenario, dict):
+        data = {"description": scenario.get("name", "python load scenario"), **scenario}
+        node = yaml.compose(yaml.safe_dump(data))
+        assert node is not None
+        cases = expand(check(node, SCENARIO, "<python>", ""), Path("<python>"), 1)
+    else:
+        file, _, wanted = str(scenario).partition("::")
+        cases = [c for c in load_cases(Path(file)) if not wanted or c.test_id == wanted]
+    if len(cases) != 1:
+        raise ValueError(f"{scenario}: {len(cases)} cases; name one as FILE::test_id")
+    return cases[0]
+
+
+def execute(
+    case: ScenarioCase,
+    target: Target,
+    *,
+    workers: int | None = None,
+    seed: int = 0,
+    overrides: dict[str, Any] | None = None,
+) -> LoadResult:
+    spec = load_spec(case, overrides)
+    count = spec.workers if workers is None else workers
+    options = LocustOptions(
+        mode="processes" if count else "local", workers=count, master_port=free_tcp_port()
+    )
+    with applied(target, case.setup) as effective:
+        return run_load(case, effective, spec, options, session_seed=seed, on_line=lambda line: None)
+
+
+@pytest.fixture
+def load_run(kazoo: Target, pytestconfig: pytest.Config) -> Callable[..., LoadResult]:
+    """``load_run(scenario, workers=1, check=True, **overrides)``: run a scenario (a file, FILE::case, or
+    a dict in the YAML schema) at rate against the session's target; with ``check`` a failed threshold
+    fails the test with the run's report. Overrides are the `load:` keys (calls, rate, sources...)."""
+    from harness.pytest_plugin import SEED_KEY
+
+    def run(
+        scenario: str | Path | dict[str, Any],
+        *,
+        workers: int | None = None,
+        check: bool = True,
+        **overrides: Any,
+    ) -> LoadResult:
+        case = _case(scenario)
+        result = execute(case, kazoo, workers=workers, seed=pytestconfig.stash[SEED_KEY], overrides=overrides)
+        if check and not result.ok:
+            raise AssertionError(describe(result, case, kazoo.name))
+        return result
+
+    return run
+
+
+class LoadItem(pytest.Item):
+    """A catalog scenario's `load:` block as one test (collected with --harness-load)."""
+
+    def __init__(self, *, case: ScenarioCase, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.case = case
+
+    def runtest(self) -> None:
+        from harness.pytest_plugin import SEED_KEY, session_target
+
+        target = session_target(self.config)
+        if self.case.releases and target.profile.release not in self.case.releases:
+            pytest.skip(f"scenario applies to {', '.join(self.case.releases)} only")
+        result = execute(self.case, target, seed=self.config.stash[SEED_KEY])
+        if not result.ok:
+            raise AssertionError(describe(result, self.case, target.name))
+
+    def repr_failure(self, excinfo: pytest.ExceptionInfo[BaseException], style: Any = None) -> str:
+        if isinstance(excinfo.value, AssertionError):
+            return str(excinfo.value)
+        return str(super().repr_failure(excinfo))
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, self.case.line - 1, f"load: {self.case.name}"
+
+
+def load_items(parent: pytest.File, cases: list[ScenarioCase]) -> list[LoadItem]:
+    """The ``[load]`` items of a scenario file's cases, when --harness-load asks for them."""
+    if not parent.config.getoption("harness_load", False):
+        return []
+    items = []
+    for case in cases:
+        if case.load:
+            item = LoadItem.from_parent(parent, name=f"{case.test_id}[load]", case=case)
+            item.add_marker("load")
+            items.append(item)
+    return items
