@@ -40,10 +40,10 @@ TICK = 0.005  # timer wheel resolution (s)
 # late, and neither side is woken up once per call, which on loopback costs more than the call itself.
 SEND_TICK = 0.001
 WHEEL_SLOTS = 4096  # buckets: a 20 s horizon; later timers go round again
-BYE_GRACE = 2.0  # how long a hung-up call waits for the BYE's final
+BYE_GRACE = 2.0  # how long a hung-up (BYE) or cancelled call waits for the final that ends it
 SOCKET_BUFFER = 4 * 1024 * 1024  # bursts must not overflow the receive buffer (cf. SIPp's -buff_size)
 
-FREE, CALLING, PROCEEDING, BYE_WAIT = 0, 1, 2, 3
+FREE, CALLING, PROCEEDING, BYE_WAIT, CANCEL_WAIT = 0, 1, 2, 3, 4
 KIND_INVITE, KIND_BYE = b"00", b"b0"
 SILENCE = "silence"
 NO_FINAL = "no final"
@@ -73,6 +73,7 @@ class Counters:
     send_errors: int = 0
     capped: int = 0  # calls that waited for a free slot (the concurrency cap)
     max_lag: float = 0.0  # the latest a call was sent after its due time (s)
+    cpu_seconds: float = 0.0  # this process's CPU time while the sender ran (benchmarks read it)
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
@@ -139,7 +140,7 @@ class Sender:
         self._state = bytearray(n)
         self._src = [0] * n
         self._sent_at = [0.0] * n
-        self._prov = [False] * n
+        self._ids_of: list[dict[bytes, bytes]] = [{}] * n  # the ids the INVITE went out with (its ACK's)
         self._retx_at = [0.0] * n
         self._interval = [0.0] * n
         self._deadline = [0.0] * n
@@ -229,6 +230,7 @@ class Sender:
         socks = self._socks
         slots = len(self._k)
         start = self._clock()
+        cpu_start = time.process_time()
         self._tick = int(start / TICK)
         nxt = 0
         capped_at = -1
@@ -244,7 +246,8 @@ class Sender:
                         self.counters.capped += 1
                         capped_at = nxt
                     break
-                self.counters.max_lag = max(self.counters.max_lag, now - at)
+                if now - at > self.counters.max_lag:
+                    self.counters.max_lag = now - at
                 self._start(calls[nxt], now)
                 nxt += 1
                 started += 1
@@ -260,6 +263,7 @@ class Sender:
             if nxt < len(calls) and self._free:
                 timeout = min(timeout, max(SEND_TICK, start + due[nxt] - self._clock()))
             self._wait(socks, timeout)
+        self.counters.cpu_seconds = time.process_time() - cpu_start
         return self.counters
 
     def _start(self, k: int, now: float) -> None:
@@ -268,19 +272,20 @@ class Sender:
         source_index = k % len(self._sources)
         source = self._sources[source_index]
         assert source is not None
-        data = source.templates.invite % self._ids(k, slot)
+        ids = self._ids(k, slot)
+        data = source.templates.invite % ids
         self._k[slot] = k
         self._state[slot] = CALLING
         self._src[slot] = source_index
         self._sent_at[slot] = now
-        self._prov[slot] = False
+        self._ids_of[slot] = ids
         self._interval[slot] = cfg.t1
-        self._retx_at[slot] = now + cfg.t1
-        self._deadline[slot] = now + min(cfg.timeout, 64 * cfg.t1)
+        retransmit = self._retx_at[slot] = now + cfg.t1
+        deadline = self._deadline[slot] = now + min(cfg.timeout, 64 * cfg.t1)
         self._invite[slot] = data
         self._send(source.sock, data)
         self.counters.sent += 1
-        self._schedule(slot, min(self._retx_at[slot], self._deadline[slot]))
+        self._schedule(slot, retransmit if retransmit < deadline else deadline)
 
     def _send(self, sock: _socket.socket, data: bytes) -> None:
         try:
@@ -297,6 +302,7 @@ class Sender:
         self._state[slot] = FREE
         self._invite[slot] = b""
         self._bye[slot] = b""
+        self._ids_of[slot] = {}
         self._free.append(slot)
 
     def _receive(self, socks: list[_socket.socket]) -> None:
@@ -339,15 +345,20 @@ class Sender:
                 self._free_slot(slot)
             return
         if code >= 300:
-            self._ack(data, source_index, k, slot)  # also for a retransmitted final: our ACK was lost
+            self._ack(data, source_index, k, slot, current)  # also a re-sent final: our ACK was lost
         if not current:
             return
         state = self._state[slot]
+        if state == CANCEL_WAIT:  # reported at its deadline; the final (a 487) ends it, or a late 2xx
+            if code >= 300:
+                self._free_slot(slot)
+            elif code >= 200 and _is_invite_response(data):
+                self._hang_up(data, slot, now)
+            return
         if state not in (CALLING, PROCEEDING):
             return
         if code < 200:
-            if not self._prov[slot]:
-                self._prov[slot] = True
+            if state == CALLING:  # the first provisional
                 self.reporter.provisional((now - self._sent_at[slot]) * 1000.0)
             self._state[slot] = PROCEEDING
             self._retx_at[slot] = float("inf")  # timer A stops at the first provisional
@@ -370,14 +381,14 @@ class Sender:
             self._names[line] = name
         return name
 
-    def _ack(self, data: bytes, source_index: int, k: int, slot: int) -> None:
+    def _ack(self, data: bytes, source_index: int, k: int, slot: int, current: bool) -> None:
         source = self._sources[source_index]
         assert source is not None
         template = source.templates.ack
         to = scan.header(data, "to")
         if template is None or to is None:
             return
-        ids = self._ids(k, slot)
+        ids = self._ids_of[slot] if current else self._ids(k, slot)
         ids[b"to"] = to
         self._outbox.append((source.sock, template % ids))
         self.counters.acks += 1
@@ -433,15 +444,20 @@ class Sender:
         if now >= self._deadline[slot]:
             if state == BYE_WAIT:
                 self.counters.bye_failures += 1
+            if state in (BYE_WAIT, CANCEL_WAIT):
                 self._free_slot(slot)
                 return
             self.counters.timeouts += 1
             proceeding = state == PROCEEDING
-            if proceeding and source.templates.cancel is not None:
-                self._send(source.sock, source.templates.cancel % self._ids(self._k[slot], slot))
-                self.counters.cancels += 1  # the 487 that follows is ACKed as a late final
             latency = (now - self._sent_at[slot]) * 1000.0
             self.reporter.call(NO_FINAL if proceeding else SILENCE, latency, 0)
+            if proceeding and source.templates.cancel is not None:
+                self._send(source.sock, source.templates.cancel % self._ids(self._k[slot], slot))
+                self.counters.cancels += 1
+                self._state[slot] = CANCEL_WAIT  # until its 487 (ACKed) or the grace ends
+                self._deadline[slot] = now + BYE_GRACE
+                self._schedule(slot, self._deadline[slot])
+                return
             self._free_slot(slot)
             return
         if now >= self._retx_at[slot]:

@@ -31,7 +31,8 @@ from harness.scenario.target import Target
 MARKER = "load: a scenario at rate on Locust (kazoo-harness load); collect YAML ones with --harness-load"
 
 
-def _case(scenario: str | Path | dict[str, Any]) -> ScenarioCase:
+def scenario_case(scenario: str | Path | dict[str, Any]) -> ScenarioCase:
+    """One case: a file, FILE::test_id, or a dict in the YAML schema (checked the same way)."""
     if isinstance(scenario, dict):
         data = {"description": scenario.get("name", "python load scenario"), **scenario}
         node = yaml.compose(yaml.safe_dump(data))
@@ -76,7 +77,7 @@ def load_run(kazoo: Target, pytestconfig: pytest.Config) -> Callable[..., LoadRe
         check: bool = True,
         **overrides: Any,
     ) -> LoadResult:
-        case = _case(scenario)
+        case = scenario_case(scenario)
         result = execute(case, kazoo, workers=workers, seed=pytestconfig.stash[SEED_KEY], overrides=overrides)
         if check and not result.ok:
             raise AssertionError(describe(result, case, kazoo.name))

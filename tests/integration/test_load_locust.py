@@ -1,0 +1,115 @@
+"""Load runs on Locust for real: a master and two worker processes over ZeroMQ on loopback, against the
+session's embedded model. What the statistics say, how a failed threshold reads, and that Ctrl-C leaves
+no process behind."""
+
+from __future__ import annotations
+
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from harness.load.launch import LocustOptions, free_tcp_port
+from harness.load.run import run_load
+from harness.load.spec import load_spec
+from harness.scenario.case import load_cases
+from harness.scenario.target import Target
+
+ROOT = Path(__file__).resolve().parents[2]
+ABSENT = ROOT / "scenarios" / "number_mapping" / "absent_number.yaml"
+DEADLINE = 60.0
+
+
+def test_two_workers_statistics_are_merged_by_the_master(kazoo: Target, tmp_path: Path) -> None:
+    (case,) = load_cases(ABSENT)
+    spec = load_spec(case, {"calls": 200, "rate": 200})
+    options = LocustOptions(mode="processes", workers=2, master_port=free_tcp_port(), csv=tmp_path / "run")
+    result = run_load(case, kazoo, spec, options, on_line=lambda line: None)
+    summary = result.summary
+    assert result.ok, result.failures
+    assert summary.workers == 2
+    assert summary.per_sender == {"0": 100, "1": 100}  # each worker placed its half
+    assert summary.outcomes["604 Nope Nope Nope"]["count"] == 200
+    assert summary.first_provisional_ms["count"] == 200  # the harness's own entry, merged the same way
+    assert summary.counters["sent"] == 200 and summary.counters["acks"] >= 200  # a re-sent 604 is ACKed again
+    assert 0 < summary.final_ms["p50"] <= summary.final_ms["p95"] <= summary.final_ms["max"]
+    # Locust's own report of the same run: the calls, by outcome, merged across both workers
+    with (tmp_path / "run_stats.csv").open(newline="") as handle:
+        rows = {row["Name"]: row for row in csv.DictReader(handle)}
+    assert rows["604 Nope Nope Nope"]["Request Count"] == "200"
+    assert rows["Aggregated"]["Request Count"] == "200" and rows["Aggregated"]["Failure Count"] == "0"
+
+
+SCENARIO = """\
+name: an absent number expected to route
+cause: number_mapping
+description: a threshold that cannot hold, to see it named
+carrier: {role: listed}
+send: {number: absent}
+expect: {outcome: unknown_number}
+load:
+  calls: 20
+  rate: 100
+  workers: 0
+  expect:
+    outcomes:
+      routed: {min: 0.999}
+    latency:
+      final: {p95: 100000}
+"""
+
+
+def _cli(*args: str, **kwargs: object) -> list[str]:
+    return [sys.executable, "-m", "harness.cli", "load", *args]
+
+
+def test_a_failed_threshold_names_itself(tmp_path: Path) -> None:
+    path = tmp_path / "absent_routed.yaml"
+    path.write_text(SCENARIO, encoding="utf-8")
+    done = subprocess.run(_cli(str(path)), capture_output=True, text=True, timeout=DEADLINE, cwd=ROOT)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "verdict: FAILED" in done.stdout
+    assert (
+        "  - outcomes.routed: 0 of 20 calls (0.0%) got 200, expected at least 99.9%; "
+        "the others: 604 Nope Nope Nope x20"
+    ) in done.stdout.splitlines()
+    assert "latency" not in done.stdout.split("verdict: FAILED")[1]  # the threshold that held is not named
+
+
+def test_ctrl_c_stops_the_master_and_every_worker(tmp_path: Path) -> None:
+    command = _cli(str(ABSENT), "--workers", "2", "--calls", "100000", "--rate", "100")
+    harness = subprocess.Popen(
+        command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+    try:
+        assert harness.stdout is not None
+        deadline = time.monotonic() + DEADLINE
+        for line in harness.stdout:  # until the calls flow: then the master and both workers run
+            if line.startswith("load ") and " calls 0 " not in line:
+                break
+            assert time.monotonic() < deadline, "no call was placed in time"
+        tree = psutil.Process(harness.pid).children(recursive=True)
+        locust = [p for p in tree if "locust" in " ".join(p.cmdline())]
+        assert len(locust) == 3, [p.cmdline() for p in tree]  # the master and its two forked workers
+        os.killpg(harness.pid, signal.SIGINT)  # what a terminal's Ctrl-C does to its foreground group
+        rest = harness.communicate(timeout=DEADLINE)[0]
+        assert harness.returncode == 130, rest
+        _, alive = psutil.wait_procs(locust, timeout=5)
+        assert not alive, f"still running after Ctrl-C: {[p.pid for p in alive]}"
+        assert "interrupted: Locust and its workers were stopped" in rest
+    finally:
+        if harness.poll() is None:
+            harness.kill()
+            harness.wait(5)
+
+
+@pytest.mark.load
+def test_the_load_run_fixture(load_run: object) -> None:
+    result = load_run(str(ABSENT), workers=0, calls=30, rate=150)  # type: ignore[operator]
+    assert result.summary.calls == 30 and result.ok
