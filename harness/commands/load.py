@@ -7,7 +7,9 @@ scenario schema error, a load the target refuses), 3 infrastructure error (targe
 from __future__ import annotations
 
 import contextlib
+import signal
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any
 
 import typer
@@ -117,6 +119,7 @@ def load(
     """
     from harness.load.launch import LocustOptions, LocustProcess, free_tcp_port, locust_command
 
+    signal.signal(signal.SIGTERM, _terminate)  # a SIGTERM stops Locust and its workers as Ctrl-C does
     if worker:
         options = LocustOptions(mode="worker", master_host=master_host, master_port=master_port or 5557)
         process = LocustProcess(locust_command(options, None, None, 0)).start()
@@ -191,6 +194,10 @@ def load(
     if json_out is not None:
         json_out.write_text(dumps(result) + "\n", encoding="utf-8")
     raise typer.Exit(EXIT_OK if result.ok else EXIT_FAILED)
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
 
 
 def _close(target: Any) -> None:

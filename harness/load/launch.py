@@ -57,7 +57,11 @@ class LocustOptions:
 
 
 def locust_command(
-    options: LocustOptions, plan_file: Path | None, summary_file: Path | None, time_bound: float
+    options: LocustOptions,
+    plan_file: Path | None,
+    summary_file: Path | None,
+    time_bound: float,
+    host: str | None = None,
 ) -> list[str]:
     command = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--loglevel", options.loglevel]
     if options.mode == "worker":
@@ -74,6 +78,8 @@ def locust_command(
     command += ["-u", str(users), "-r", str(users), "-t", f"{max(1, round(time_bound))}s"]
     command += ["--kh-plan", str(plan_file), "--kh-summary", str(summary_file)]
     command += ["--exit-code-on-error", "0", "--stop-timeout", "0"]
+    if host:
+        command += ["--host", host]  # only shown (web UI, reports): the plan says where calls go
     if options.web:
         command += [
             "--autostart",
@@ -138,7 +144,7 @@ class LocustProcess:
         self.output: list[str] = []
 
     def start(self) -> LocustProcess:
-        env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1", "KH_LOAD_PARENT": str(os.getpid())}
         self.process = subprocess.Popen(
             self.command,
             stdin=subprocess.DEVNULL,

@@ -18,6 +18,8 @@ summary (``--kh-summary``) and ends the run; ``quitting`` writes it too when the
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -41,6 +43,12 @@ PROGRESS_INTERVAL = 1.0
 DONE = "kh_done"
 # Workers report their statistics every 3 s by default: progress on the master would lag that much.
 locust.runners.WORKER_REPORT_INTERVAL = 1.0
+PARENT_ENV = "KH_LOAD_PARENT"  # the harness process's PID: when it is gone, the run ends
+PARENT_POLL = 1.0
+# Started from a shell's background job, SIGINT arrives ignored and Locust could not be interrupted (the
+# harness stops Locust with one SIGINT, the way Ctrl-C does): give SIGINT its default meaning back.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 _state: dict[str, Any] = {
     "provisional": RequestStats(),  # this process's time to first provisional
@@ -88,8 +96,22 @@ def _init(environment: Environment, **_: Any) -> None:
         environment.events.worker_report.add_listener(_on_worker_report)
         environment.events.test_start.add_listener(_on_test_start)
         environment.events.quitting.add_listener(_on_quitting)
+        if os.environ.get(PARENT_ENV, "").isdigit():
+            gevent.spawn(_watch_parent, environment, int(os.environ[PARENT_ENV]))
     if not isinstance(runner, MasterRunner):
         environment.events.report_to_master.add_listener(_on_report_to_master)
+
+
+def _watch_parent(environment: Environment, parent: int) -> None:
+    """End the run when the harness that started it is gone (killed without a chance to stop us)."""
+    while os.getppid() == parent:
+        gevent.sleep(PARENT_POLL)
+    # Our output went to the harness: with it gone every write would fail, and Locust's shutdown with it.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    if environment.runner is not None:
+        environment.runner.quit()
 
 
 # -- the user ------------------------------------------------------------------------------------------

@@ -98,7 +98,8 @@ def run_load(
     plan_file, summary_file = folder / "plan.json", folder / "summary.json"
     plan_file.write_text(plan.to_json(), encoding="utf-8")
     bound = time_bound(plan, spec)
-    command = locust_command(options, plan_file, summary_file, bound)
+    host = f"sip:{plan.destination[0]}:{plan.destination[1]}"
+    command = locust_command(options, plan_file, summary_file, bound, host)
     locust = LocustProcess(command, on_line=on_line)
     with LogWatch(lambda: _log_sources(target), present, absent) as logs:
         locust.start()

@@ -87,21 +87,27 @@ def test_a_failed_threshold_names_itself(tmp_path: Path) -> None:
     assert "latency" not in done.stdout.split("verdict: FAILED")[1]  # the threshold that held is not named
 
 
-def test_ctrl_c_stops_the_master_and_every_worker(tmp_path: Path) -> None:
+def _start_long_run() -> tuple[subprocess.Popen[str], list[psutil.Process]]:
+    """A run far longer than the test, once its calls flow (then the master and both workers run)."""
     command = _cli(str(ABSENT), "--workers", "2", "--calls", "100000", "--rate", "100")
     harness = subprocess.Popen(
         command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
+    assert harness.stdout is not None
+    deadline = time.monotonic() + DEADLINE
+    for line in harness.stdout:
+        if line.startswith("load ") and " calls 0 " not in line:
+            break
+        assert time.monotonic() < deadline, "no call was placed in time"
+    tree = psutil.Process(harness.pid).children(recursive=True)
+    locust = [p for p in tree if "locust" in " ".join(p.cmdline())]
+    assert len(locust) == 3, [p.cmdline() for p in tree]  # the master and its two forked workers
+    return harness, locust
+
+
+def test_ctrl_c_stops_the_master_and_every_worker() -> None:
+    harness, locust = _start_long_run()
     try:
-        assert harness.stdout is not None
-        deadline = time.monotonic() + DEADLINE
-        for line in harness.stdout:  # until the calls flow: then the master and both workers run
-            if line.startswith("load ") and " calls 0 " not in line:
-                break
-            assert time.monotonic() < deadline, "no call was placed in time"
-        tree = psutil.Process(harness.pid).children(recursive=True)
-        locust = [p for p in tree if "locust" in " ".join(p.cmdline())]
-        assert len(locust) == 3, [p.cmdline() for p in tree]  # the master and its two forked workers
         os.killpg(harness.pid, signal.SIGINT)  # what a terminal's Ctrl-C does to its foreground group
         rest = harness.communicate(timeout=DEADLINE)[0]
         assert harness.returncode == 130, rest
@@ -112,6 +118,16 @@ def test_ctrl_c_stops_the_master_and_every_worker(tmp_path: Path) -> None:
         if harness.poll() is None:
             harness.kill()
             harness.wait(5)
+
+
+def test_a_killed_harness_leaves_no_locust_behind() -> None:
+    harness, locust = _start_long_run()
+    harness.kill()  # SIGKILL: no chance to stop anything; Locust's master notices its parent is gone
+    harness.wait(5)
+    _, alive = psutil.wait_procs(locust, timeout=10)
+    for proc in alive:  # do not leave them to the next test either
+        proc.kill()
+    assert not alive, f"still running after the harness was killed: {[p.pid for p in alive]}"
 
 
 @pytest.mark.load
