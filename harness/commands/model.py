@@ -69,11 +69,13 @@ def build_config(
     role_switch: list[str],
     route_timeout: float,
 ) -> ModelConfig:
-    if profile not in PROFILES:  # a profile file: the model behaves as the release it describes
+    roles: dict[str, bool] = {}
+    if profile not in PROFILES:  # a profile file: the model behaves as the release (and roles) it describes
         try:
-            profile = load_profile(profile).release
+            loaded = load_profile(profile)
         except ProfileError as exc:
             _fail(EXIT_BAD_FLAGS, f"--profile: {exc}")
+        profile, roles = loaded.release, dict(loaded.roles)
     if data is not None and not data.is_dir():
         _fail(EXIT_BAD_FLAGS, f"--data {data}: not a directory")
     if route_timeout < 0:
@@ -95,7 +97,7 @@ def build_config(
         esl_port=esl_port,
         couch_host=couch_host,
         couch_port=couch_port,
-        role_switches=parse_switches(role_switch),
+        role_switches={**roles, **parse_switches(role_switch)},
         route_timeout=route_timeout,
     )
 
@@ -130,7 +132,9 @@ async def serve(config: ModelConfig, ready_file: Path | None) -> None:
     sbc = info["sbc"]
     media = info["media"]
     assert isinstance(sbc, dict) and isinstance(media, dict)
-    typer.echo(f"Kazoo model ({config.profile}) listening:")
+    roles_on = [name for name, on in config.role_switches.items() if on]
+    with_roles = f", Kamailio roles {', '.join(roles_on)}" if roles_on else ""
+    typer.echo(f"Kazoo model ({config.profile}{with_roles}) listening:")
     typer.echo(f"  SBC (Kamailio)        udp {sbc['udp']}  tcp {sbc['tcp']}")
     typer.echo(f"  media (FreeSWITCH)    udp {media['udp']}  tcp {media['tcp']}")
     typer.echo(f"  event socket          {info['esl']}  (password {config.esl_password})")

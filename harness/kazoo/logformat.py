@@ -131,13 +131,14 @@ def kamailio_line(
     script: str = "script",
 ) -> str:
     """The text Kazoo's Kamailio script logs: ``<callid>|<area>|msg`` (kazoo-4.3) or ``<area> - msg``
-    (kazoo-5). A 4.3 line without a Call-ID has no prefix (as ``second To header not null``); pass
+    (kazoo-5). A line without an area, or a 4.3 line without a Call-ID, has no prefix (module lines
+    such as pike's, 5.x script lines written without one, ``second To header not null``); pass
     ``call_id=KAMAILIO_NULL`` for a ``$ci|end|`` line of a message that has none (``<null>|end|...``).
     With ``pid`` the stderr prefix `` 0(<pid>) LEVEL: <script>: `` is added (what ``-E`` writes)."""
     if profile == "kazoo-4.3":
-        text = f"{call_id}|{area}|{message}" if call_id else message
+        text = f"{call_id}|{area}|{message}" if call_id and area else message
     elif profile == "kazoo-5":
-        text = f"{area} - {message}"
+        text = f"{area} - {message}" if area else message
     else:
         raise ValueError(f"unknown Kamailio profile {profile!r} (expected one of {KAMAILIO_PROFILES})")
     if pid is None:
@@ -180,7 +181,10 @@ _KAM_PREFIX_RE = re.compile(
     r"(?: \[[^\]]*\]:\d+| \[[^\]]*\])?(?:: | )(?P<rest>.*)$",
     re.DOTALL,
 )
-_KAM43_RE = re.compile(r"^(?P<cid>[^|\s]+)\|(?P<area>[A-Za-z0-9_-]+)\|(?P<msg>.*)$", re.DOTALL)
+# areas are words, or a few words (the rate limiter's `RL-realm log`)
+_KAM43_RE = re.compile(
+    r"^(?P<cid>[^|\s]+)\|(?P<area>[A-Za-z0-9_-]+(?: [A-Za-z0-9_-]+)*)\|(?P<msg>.*)$", re.DOTALL
+)
 _KAM5_RE = re.compile(r"^(?P<area>[a-z0-9_]+) - (?P<msg>.*)$", re.DOTALL)
 
 

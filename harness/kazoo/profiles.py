@@ -2,7 +2,9 @@
 
 A profile is a YAML file (see profiles/kazoo-4.3.yaml for the fields). The shipped profiles are
 `kazoo-4.3` (default) and `kazoo-5`; a user profile is any file with `name`, optional `extends`
-(a shipped profile name or a path) and `outcomes`, each outcome replacing the inherited one whole.
+(a shipped profile name or a path) and `outcomes`, each outcome replacing the inherited one whole,
+and optional `roles` (Kazoo's optional Kamailio roles the stack runs, e.g. `{antiflood: on}`; all off
+by default, merged over the inherited ones).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from harness.kazoo.kamailio_roles import check_roles
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
 DEFAULT_PROFILE = "kazoo-4.3"
@@ -28,6 +32,7 @@ class Profile:
     release: str  # the Kazoo release family the embedded model imitates: "kazoo-4.3" or "kazoo-5"
     outcomes: dict[str, dict[str, Any]] = field(default_factory=dict)
     source: str = ""
+    roles: dict[str, bool] = field(default_factory=dict)  # optional Kamailio roles switched on/off
 
     def outcome(self, name: str, via: str = "sbc") -> dict[str, Any]:
         """The expectation of an outcome, for a call sent through the SBC or straight to the media role."""
@@ -62,11 +67,13 @@ def load_profile(name_or_path: str | Path | None = None, _seen: tuple[str, ...] 
     if not isinstance(data, dict) or not isinstance(data.get("outcomes", {}), dict):
         raise ProfileError(f"{path}: a profile is a mapping with 'name' and 'outcomes'")
     outcomes: dict[str, dict[str, Any]] = {}
+    roles: dict[str, bool] = {}
     source = str(path)
     release = data.get("release")
     if data.get("extends"):
         base = load_profile(str(data["extends"]), (*_seen, str(path.resolve())))
         outcomes.update(base.outcomes)
+        roles.update(base.roles)
         source = f"{base.source} <- {path}"
         release = release or base.release
     if release not in RELEASES:
@@ -77,4 +84,10 @@ def load_profile(name_or_path: str | Path | None = None, _seen: tuple[str, ...] 
         if not isinstance(value, dict):
             raise ProfileError(f"{path}: outcome {key!r} must be a mapping")
         outcomes[str(key)] = value
-    return Profile(name=str(data.get("name") or path.stem), release=release, outcomes=outcomes, source=source)
+    if "roles" in data:
+        try:
+            roles.update(check_roles(data["roles"] or {}, str(path)))
+        except ValueError as exc:
+            raise ProfileError(str(exc)) from exc
+    name = str(data.get("name") or path.stem)
+    return Profile(name=name, release=release, outcomes=outcomes, source=source, roles=roles)

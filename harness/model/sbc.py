@@ -21,7 +21,11 @@ from dataclasses import dataclass
 from typing import cast
 
 from harness.kazoo.acls import TRUSTED, AclLists, entries_from_store
+from harness.kazoo.frontier import rate_limits_answer
+from harness.kazoo.kamailio_roles import OPTIONAL_ROLES
 from harness.kazoo.logformat import KAMAILIO_NULL
+from harness.model.antiflood import AntifloodRole, AntifloodSettings, FloodRequest
+from harness.model.clock import SYSTEM_CLOCK, Clock
 from harness.model.kamailio_parse import (
     core_parse_failure,
     full_parse_failure,
@@ -29,8 +33,9 @@ from harness.model.kamailio_parse import (
     uri_scheme_failure,
 )
 from harness.model.logbus import LogBus
+from harness.model.rate_limiter import LimitedRequest, RateLimiterRole
 from harness.model.store import DocumentStore
-from harness.model.transport import Address, ReplyPath, SipListener
+from harness.model.transport import Address, ReplyPath, SipListener, widen_receive_buffer
 from harness.sip.digest import make_challenge_value, verify
 from harness.sip.errors import SipParseError
 from harness.sip.framing import FramingError
@@ -46,9 +51,8 @@ MAX_FORWARDS_DEFAULT = 10
 MAX_FORWARDS_LIMIT = 50
 SCANNERS_EQUAL = ("friendly-scanner", "sundayddr", "pplsip")
 SCANNERS_CONTAINING = ("NiceGuy", "PortSIP", "sipcli", "QNQ")
-ROLE_SWITCHES = ("traffic_filter", "antiflood", "acl", "authorization")
-ANTIFLOOD_WINDOW = 2.0  # antiflood-role.cfg: pike, 50 requests per 2 s per source address
-ANTIFLOOD_LIMIT = 50
+ROLE_SWITCHES = tuple(OPTIONAL_ROLES)
+PIKE_TIMER = 1.0  # pike's timers run every tick: UNBLOCK lines are written while nobody sends
 PORTSIP_SESSION = re.compile(rb"^s=portsip\.com\r?$", re.M)
 TRANSACTION_LINGER = 32.0  # answer retransmissions this long after the final
 TRANSACTION_MAX = 180.0  # past Kamailio's 120 s INVITE timer
@@ -222,6 +226,8 @@ class SbcRole:
         sanity_drops_request: bool = True,
         switches: Mapping[str, bool] | None = None,
         probe_timeout: float = PROBE_TIMEOUT,
+        clock: Clock = SYSTEM_CLOCK,
+        antiflood: AntifloodSettings | None = None,
     ) -> None:
         self.host = host
         self.profile = profile
@@ -243,7 +249,12 @@ class SbcRole:
         self.acls = AclLists()
         self._relay: asyncio.DatagramTransport | None = None
         self._relay_address: Address = (host, 0)
-        self._flood: dict[str, tuple[float, int]] = {}
+        self.clock = clock
+        self.antiflood = AntifloodRole(profile, self._log, settings=antiflood, start=clock.monotonic())
+        self.rate_limiter = RateLimiterRole(
+            profile, self._log, lambda query: rate_limits_answer(store, query), start=clock.time()
+        )
+        self._pike_timer: asyncio.TimerHandle | None = None
 
     @property
     def address(self) -> Address:
@@ -255,11 +266,20 @@ class SbcRole:
         transport, _ = await loop.create_datagram_endpoint(
             lambda: _Relay(self), local_addr=(self.host, 0), remote_addr=self.dispatcher
         )
+        widen_receive_buffer(transport)
         self._relay = transport
         self._relay_address = (self.host, int(transport.get_extra_info("sockname")[1]))
+        if self.switches.get("antiflood"):
+            self._tick_pike()
         return await self.listener.start()
 
+    def _tick_pike(self) -> None:
+        self.antiflood.tick(self.clock.monotonic())
+        self._pike_timer = asyncio.get_running_loop().call_later(PIKE_TIMER, self._tick_pike)
+
     async def stop(self) -> None:
+        if self._pike_timer is not None:
+            self._pike_timer.cancel()
         await self.listener.close()
         if self._relay is not None:
             self._relay.close()
@@ -279,7 +299,10 @@ class SbcRole:
 
     # ------------------------------------------------------------------ logging helpers
     def _log(self, level: str, message: str, call_id: str | None, area: str = "end") -> None:
-        self.bus.kamailio(level, message, call_id, area)
+        """A Kamailio line: ``area`` "" for one without the script's prefix (a module's). Kazoo runs
+        Kamailio at ``debug = KAZOO_LOG_LEVEL`` (defs.cfg: L_INFO): L_DBG lines are not written."""
+        if level != "debug":
+            self.bus.kamailio(level, message, call_id, area)
 
     # ------------------------------------------------------------------ client side
     def _on_framing(self, error: FramingError, peer: Address) -> None:
@@ -335,12 +358,18 @@ class SbcRole:
         if PORTSIP_SESSION.search(request.body):
             self._log("warning", "dropping message with 's=portsip.com' string in SDP", call_id)
             return
+        if request.method != "ACK" and self._retransmission(request, path):
+            return  # route[CHECK_RETRANS]: t_check_trans() answered it from the transaction
         if self._flood_dropped(request, ip, port, call_id):
+            return
+        if self._filter_roles_stop(request, path, call_id):
+            return
+        if self._rate_limited(request, path, call_id):
             return
         if request.method == "OPTIONS":
             path.respond(request, 200, "Rawr!!")
             return
-        if self._optional_roles_stop(request, path, call_id):
+        if self._authorization_stop(request, path, call_id):
             return
         if self._has_to_tag(request):  # in-dialog: loose-routed on to the media role
             if request.method == "ACK":
@@ -410,8 +439,8 @@ class SbcRole:
         hops = min(hops, MAX_FORWARDS_LIMIT)
         return cast(Request, request.replace_header("Max-Forwards", str(hops - 1)))
 
-    def _optional_roles_stop(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
-        """The roles Kazoo leaves off by default; True when one of them ended the request."""
+    def _filter_roles_stop(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
+        """TRAFFIC_FILTER and ACL, roles Kazoo leaves off by default; True when one ended the request."""
         ip, port = path.peer
         if request.method != "INVITE" or self._has_to_tag(request):
             return False
@@ -427,7 +456,16 @@ class SbcRole:
         if self.switches.get("acl") and not trusted and not self._realm_acl_allows(request, ip, call_id):
             path.respond(request, 603, "Rejected by ACL")
             return True
-        if self.switches.get("authorization") and not trusted and not self._credentials_ok(request):
+        return False
+
+    def _authorization_stop(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
+        """AUTHORIZATION (after HANDLE_OPTIONS in the route); True when it challenged the request."""
+        ip, port = path.peer
+        if request.method != "INVITE" or self._has_to_tag(request):
+            return False
+        if not self.switches.get("authorization") or self._trusted(ip, port):
+            return False
+        if not self._credentials_ok(request):
             frm = request.from_.uri
             self._log("info", f"challenging INVITE from {frm.user}@{frm.host} {ip}:{port}", call_id, "auth")
             challenge = make_challenge_value(
@@ -459,29 +497,54 @@ class SbcRole:
         self._log("info", f"{request.method} from {ip} is {verdict} by ACL for {realm}", call_id, "ACL")
         return permitted
 
-    def _flood_dropped(self, request: Request, ip: str, port: int, call_id: str | None) -> bool:
-        """antiflood-role.cfg ANTIFLOOD_RATE_LIMIT (initial requests from untrusted sources only)."""
-        if not self.switches.get("antiflood") or self._has_to_tag(request) or self._trusted(ip, port):
+    def _internally_sourced(self, request: Request, ip: str) -> bool:
+        """DISPATCHER_CLASSIFY_SOURCE: from a media server's address (flags 2: any port), unless the
+        original R-URI is this proxy (then it is treated as external)."""
+        if ip != self.dispatcher[0]:
             return False
-        if not self._flooding(ip):
-            return False
-        from_uri = str(request.from_.uri)
-        self._log(
-            "warning",
-            f"dropping request from {from_uri} due to rate of requests with source {ip}:{port}",
-            call_id,
-        )
-        return True
+        try:
+            return request.uri.host != self.address[0]
+        except SipParseError:
+            return True
 
-    def _flooding(self, ip: str) -> bool:
-        now = time.monotonic()
-        start, count = self._flood.get(ip, (now, 0))
-        if now - start > ANTIFLOOD_WINDOW:
-            start, count = now, 0
-        self._flood[ip] = (start, count + 1)
-        if len(self._flood) > 10_000:
-            self._flood.clear()
-        return count + 1 > ANTIFLOOD_LIMIT
+    def _flood_dropped(self, request: Request, ip: str, port: int, call_id: str | None) -> bool:
+        """antiflood-role.cfg ANTIFLOOD_RATE_LIMIT (harness/model/antiflood.py)."""
+        if not self.switches.get("antiflood"):
+            return False
+        flood = FloodRequest(
+            method=request.method,
+            from_uri=str(request.from_.uri),
+            source_ip=ip,
+            source_port=port,
+            call_id=call_id or KAMAILIO_NULL,
+            in_dialog=self._has_to_tag(request),
+            trusted=self._trusted(ip, port),
+            internal=self._internally_sourced(request, ip),
+        )
+        return self.antiflood.drops(flood, self.clock.monotonic())
+
+    def _rate_limited(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
+        """rate-limiter-role.cfg DOS_PREVENTION (harness/model/rate_limiter.py); True: it ended the request
+        (603 Over rate Limit; an ACK gets no reply)."""
+        if not self.switches.get("rate_limiter"):
+            return False
+        ip, port = path.peer
+        frm, to = request.from_.uri, request.to.uri
+        limited = LimitedRequest(
+            method=request.method,
+            from_user=frm.user or "",
+            from_domain=frm.host,
+            to_domain=to.host,
+            source_ip=ip,
+            call_id=call_id or KAMAILIO_NULL,
+            trusted=self._trusted(ip, port),
+            internal=self._internally_sourced(request, ip),
+        )
+        decision = self.rate_limiter.check(limited, self.clock.time())
+        if request.method != "ACK":  # sl_send_reply never answers an ACK
+            for code, reason in decision.replies:
+                path.respond(request, code, reason)
+        return decision.rejected
 
     def _credentials_ok(self, request: Request) -> bool:
         value = request.get("proxy-authorization")
@@ -533,6 +596,15 @@ class SbcRole:
                 self._relay.sendto(message.to_bytes())
             except OSError:
                 self.on_dispatcher_unreachable()
+
+    def _retransmission(self, request: Request, path: ReplyPath) -> bool:
+        """A request of a transaction being relayed: its final again (or nothing yet); True if so."""
+        existing = self.transactions.get((self._branch_for(request, path), request.method))
+        if existing is None:
+            return False
+        if existing.final is not None:
+            path.send(existing.final)
+        return True
 
     def _relay_request(self, request: Request, path: ReplyPath) -> None:
         branch = self._branch_for(request, path)

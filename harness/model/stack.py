@@ -15,6 +15,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.model.antiflood import AntifloodSettings
+from harness.model.clock import SYSTEM_CLOCK, Clock
 from harness.model.couch_server import CouchServer
 from harness.model.esl_server import EslServer
 from harness.model.logbus import LogBus
@@ -53,6 +55,8 @@ class ModelConfig:
     esl_host: str | None = None
     couch_host: str | None = None
     dispatcher_probe: float = PROBE_TIMEOUT
+    antiflood: AntifloodSettings = field(default_factory=AntifloodSettings)  # with role_switches antiflood
+    clock: Clock = SYSTEM_CLOCK  # what the Kamailio roles' timers read (tests step a ManualClock)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
@@ -127,6 +131,8 @@ class ModelStack:
             sanity_drops_request=config.sanity_drops_request,
             switches=config.role_switches,
             probe_timeout=config.dispatcher_probe,
+            clock=config.clock,
+            antiflood=config.antiflood,
         )
         await self.sbc.start()
 

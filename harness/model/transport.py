@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import cast
@@ -20,6 +21,17 @@ from harness.sip.response import make_response
 
 Address = tuple[str, int]
 _log = logging.getLogger(__name__)
+UDP_BUFFER = 4 * 1024 * 1024  # a burst of small datagrams overflows the default (~90 queued on lo)
+
+
+def widen_receive_buffer(transport: asyncio.BaseTransport) -> None:
+    """Ask for a UDP receive buffer that holds a burst (the kernel caps it at net.core.rmem_max)."""
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)
+        except OSError:  # refused: keep the default
+            pass
 
 
 @dataclass
@@ -122,6 +134,7 @@ class SipListener:
                 lambda: _Datagrams(self.on_message), local_addr=(self.host, self.port)
             )
             port = int(transport.get_extra_info("sockname")[1])
+            widen_receive_buffer(transport)
             try:
                 self._tcp = await asyncio.start_server(
                     self._serve_stream, self.host, port, reuse_address=True

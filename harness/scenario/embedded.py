@@ -72,6 +72,7 @@ def start_embedded(
         esl_port=0,
         couch_port=0,
         route_timeout=route_timeout,
+        role_switches=dict(profile.roles),  # the model runs the Kamailio roles the profile says
     )
     model = start_model(config)
     return target_for_model(model, profile, roles_for(data_dir))

@@ -141,6 +141,7 @@ LOAD = m(
 SETUP = m(
     ("system_config", m(free=m(free=ANY)), False),
     ("media", enum("up", "down"), False),
+    ("kamailio_roles", m(free=BOOL), False),  # e.g. {antiflood: on}: harness/kazoo/kamailio_roles.py
 )
 PARAM = m(
     ("id", STR_OR_INT, True),

@@ -2,8 +2,11 @@
 
 On the embedded model, `system_config` changes are written to its document store and the previous
 documents restored exactly at the end; `media: down` runs the scenario against a second model whose
-dispatcher has no live media server. On a real stack `system_config` changes go through CouchDB
-provisioning (harness.kazoo.provision): journaled, and restored even after a crash (`kazoo-harness restore`).
+dispatcher has no live media server, and `kamailio_roles: {antiflood: on}` against a second model that
+runs those optional Kamailio roles. On a real stack `system_config` changes go through CouchDB
+provisioning (harness.kazoo.provision): journaled, and restored even after a crash (`kazoo-harness restore`);
+`kamailio_roles` cannot be switched there, so the scenario runs only where the profile's `roles` say the
+stack already has them.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from harness.kazoo.kamailio_roles import check_roles
 from harness.scenario.target import Target
 
 
@@ -27,18 +31,34 @@ def applied(target: Target, setup: dict[str, Any]) -> Iterator[Target]:
     if not setup:
         yield target
         return
+    roles = check_roles(setup.get("kamailio_roles") or {}, "setup.kamailio_roles")
     if target.model is None:
-        yield from _provisioned(target, setup)
+        _require_roles(target, roles)
+        yield from _provisioned(target, {k: v for k, v in setup.items() if k != "kamailio_roles"})
         return
     with (
         _system_config(target, setup.get("system_config") or {}),
-        _media(target, setup.get("media")) as effective,
+        _model_variant(target, setup.get("media"), roles) as effective,
     ):
         yield effective
 
 
+def _require_roles(target: Target, roles: dict[str, bool]) -> None:
+    """A stack's Kamailio roles are its configuration: the profile says which it runs."""
+    differ = sorted(name for name, on in roles.items() if target.profile.roles.get(name, False) != on)
+    if differ:
+        wanted = ", ".join(f"{name} {'on' if roles[name] else 'off'}" for name in differ)
+        raise SetupUnsupported(
+            f"needs the Kamailio role(s) {wanted}; target {target.name!r} runs profile "
+            f"{target.profile.name!r}, whose `roles:` do not say so"
+        )
+
+
 def _provisioned(target: Target, setup: dict[str, Any]) -> Iterator[Target]:
     """A real stack: system_config changes through CouchDB provisioning (journaled, restored)."""
+    if not setup:
+        yield target
+        return
     if set(setup) - {"system_config"}:
         raise SetupUnsupported(f"target {target.name!r} cannot apply scenario setup {sorted(setup)}")
     from harness.kazoo.provision import provisioned_setup
@@ -77,21 +97,31 @@ def _system_config(target: Target, changes: dict[str, dict[str, Any]]) -> Iterat
 
 
 @contextmanager
-def _media(target: Target, state: str | None) -> Iterator[Target]:
-    if state != "down":
+def _model_variant(target: Target, media: str | None, roles: dict[str, bool]) -> Iterator[Target]:
+    """The session's model, or a second one with the media role down and/or other Kamailio roles."""
+    model = target.model
+    switches = {**model.config.role_switches, **roles}
+    media_enabled = media != "down"
+    if media_enabled == model.config.media_enabled and switches == model.config.role_switches:
         yield target
         return
     from harness.model.stack import start_model
     from harness.scenario.embedded import target_for_model
 
-    model = target.model
     config = dataclasses.replace(
-        model.config, media_enabled=False, sbc_port=0, media_port=0, esl_port=0, couch_port=0, log_dir=None
+        model.config,
+        media_enabled=media_enabled,
+        role_switches=switches,
+        sbc_port=0,
+        media_port=0,
+        esl_port=0,
+        couch_port=0,
+        log_dir=None,
     )
     down = start_model(config)
     try:
-        roles = {"carriers": {k: {"ip": ip, "port": port} for k, (ip, port) in target.carriers.items()},
-                 "numbers": target.numbers}  # fmt: skip
-        yield target_for_model(down, target.profile, roles)
+        role_map = {"carriers": {k: {"ip": ip, "port": port} for k, (ip, port) in target.carriers.items()},
+                    "numbers": target.numbers}  # fmt: skip
+        yield target_for_model(down, target.profile, role_map)
     finally:
         down.stop()

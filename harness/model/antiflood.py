@@ -1,0 +1,103 @@
+"""Kazoo's ANTIFLOOD_ROLE (antiflood-role.cfg, route[ANTIFLOOD_RATE_LIMIT]) over the pike tree.
+
+Where the route runs, and so which sources it can exempt, is release knowledge (docs/model.md has the
+file:line evidence):
+
+- Kazoo 4.3 (default.cfg ``route``): SANITY_CHECK, CHECK_RETRANS, then ANTIFLOOD_LIMIT, and only later
+  CLASSIFY_SOURCE, which sets FLAG_TRUSTED_SOURCE and FLAG_INTERNALLY_SOURCED. The role's test of those
+  flags reads them unset: only in-dialog requests (a To tag) are exempt; trusted carriers, media
+  servers and OPTIONS are counted like anyone.
+- Kazoo 5.x: CLASSIFY_SOURCE runs first, so trusted sources (the permissions address table) and
+  internally sourced requests (a dispatcher media server) are exempt, and so is OPTIONS.
+
+A retransmission of a transaction the SBC is already relaying never gets here (CHECK_RETRANS absorbs
+it); a request the role drops created no transaction, so its retransmissions are counted again.
+Over the limit the request is dropped without a reply (``kazoo.antiflood_rate_drop = 1``) with a WARN
+line, or with ``rate_drop=False`` only logged and let through.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from harness.model.pike import PikeSettings, PikeTree, Verdict
+
+# level, message, call id (None: a module line without the script prefix), area ("" = none)
+LineSink = Callable[[str, str, str | None, str], None]
+
+
+@dataclass(frozen=True)
+class AntifloodSettings:
+    pike: PikeSettings = field(default_factory=PikeSettings)
+    rate_drop: bool = True  # kazoo.antiflood_rate_drop (ANTIFLOOD_RATE_DROP 1)
+
+
+@dataclass(frozen=True)
+class FloodRules:
+    """What the release's request route lets the role see when it runs."""
+
+    trusted_exempt: bool  # FLAG_TRUSTED_SOURCE / FLAG_INTERNALLY_SOURCED already set
+    options_exempt: bool  # `if (is_method("OPTIONS")) return;`
+    allowed_area: str  # the area of the over-the-limit line when not dropping ("" = none)
+
+
+def flood_rules(profile: str) -> FloodRules:
+    if profile == "kazoo-5":  # 5.x default.cfg: CLASSIFY_SOURCE before SANITY_CHECK and ANTIFLOOD
+        return FloodRules(trusted_exempt=True, options_exempt=True, allowed_area="")
+    # 4.3 default.cfg: ANTIFLOOD_LIMIT before CLASSIFY_SOURCE
+    return FloodRules(trusted_exempt=False, options_exempt=False, allowed_area="allowed")
+
+
+@dataclass(frozen=True)
+class FloodRequest:
+    """What route[ANTIFLOOD_RATE_LIMIT] reads of a request."""
+
+    method: str
+    from_uri: str  # $fu
+    source_ip: str  # $si
+    source_port: int  # $sp
+    call_id: str  # $ci
+    in_dialog: bool  # has_totag()
+    trusted: bool  # would be FLAG_TRUSTED_SOURCE once classified
+    internal: bool  # would be FLAG_INTERNALLY_SOURCED once classified
+
+
+class AntifloodRole:
+    def __init__(
+        self, profile: str, log: LineSink, *, settings: AntifloodSettings | None = None, start: float = 0.0
+    ) -> None:
+        self.profile = profile
+        self.rules = flood_rules(profile)
+        self.settings = settings or AntifloodSettings()
+        self._log = log
+        self.pike = PikeTree(self.settings.pike, start=start, log=self._pike_line)
+
+    def _pike_line(self, text: str) -> None:
+        self._log("warning", text, None, "")  # pike_log_level L_WARN, from the module, not the script
+
+    def tick(self, now: float) -> None:
+        """Run pike's timers up to ``now`` (so UNBLOCK lines are written while nobody sends)."""
+        self.pike.advance(now)
+
+    def drops(self, request: FloodRequest, now: float) -> bool:
+        """True when the request is dropped (no reply), after writing the role's line."""
+        if request.in_dialog:
+            return False
+        if self.rules.trusted_exempt and (request.trusted or request.internal):
+            return False
+        if self.rules.options_exempt and request.method == "OPTIONS":
+            return False
+        if not self.pike.check(request.source_ip, now).blocked:
+            return False
+        source = f"{request.source_ip}:{request.source_port}"
+        if self.settings.rate_drop:
+            message = f"dropping request from {request.from_uri} due to rate of requests with source {source}"
+            self._log("warning", message, request.call_id, "end")
+            return True
+        message = f"request from {request.from_uri} exceeded rate of requests with source {source}"
+        self._log("warning", message, request.call_id, self.rules.allowed_area)
+        return False
+
+
+__all__ = ["AntifloodRole", "AntifloodSettings", "FloodRequest", "FloodRules", "Verdict", "flood_rules"]
