@@ -22,8 +22,9 @@ def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     return typer.Exit(code)
 
 
-def pick_case(ref: str, param: str | None) -> Any:
-    """``FILE`` or ``FILE::test_id``: the one case to load (a file with several asks which)."""
+def pick_case(ref: str, param: str | None, release: str) -> Any:
+    """``FILE`` or ``FILE::test_id``: the one case to load (a file with several asks which; cases for
+    another release than the profile's do not count)."""
     from harness.scenario.case import load_cases
 
     file, _, wanted = ref.partition("::")
@@ -35,6 +36,8 @@ def pick_case(ref: str, param: str | None) -> Any:
         cases = [c for c in cases if c.param_id == param]
     if wanted:
         cases = [c for c in cases if c.test_id == wanted]
+    elif len(cases) > 1:
+        cases = [c for c in cases if not c.releases or release in c.releases]
     if len(cases) != 1:
         names = ", ".join(f"{path}::{c.test_id}" for c in load_cases(path))
         what = "no case matches" if not cases else f"{len(cases)} cases match"
@@ -155,9 +158,9 @@ def load(
     from harness.scenario.targets import TargetStartError, open_target
 
     try:
-        case = pick_case(scenario, param)
-        spec = load_spec(case, overrides)
         prof = load_profile(profile)
+        case = pick_case(scenario, param, prof.release)
+        spec = load_spec(case, overrides)
     except (ScenarioError, ProfileError) as exc:
         raise _fail(str(exc)) from exc
     if case.releases and prof.release not in case.releases:

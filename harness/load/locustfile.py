@@ -57,6 +57,7 @@ _state: dict[str, Any] = {
     "done": {},  # sender index -> its final report (on the master)
     "started": None,
     "written": False,
+    "finished": False,
 }
 
 
@@ -237,6 +238,7 @@ def _finish(environment: Environment, plan: LoadPlan) -> None:
     _write_summary(environment, complete=True)
     runner = environment.runner
     assert runner is not None
+    _state["finished"] = True
     _print_progress(environment)
     if plan.web:
         runner.stop()
@@ -256,6 +258,8 @@ def _on_test_start(environment: Environment, **_: Any) -> None:
 def _progress(environment: Environment) -> None:
     while True:
         gevent.sleep(PROGRESS_INTERVAL)
+        if _state["finished"]:
+            return
         _print_progress(environment)
 
 

@@ -16,6 +16,7 @@ import psutil
 import pytest
 
 from harness.load.launch import LocustOptions, free_tcp_port
+from harness.load.pytest_load import execute
 from harness.load.run import run_load
 from harness.load.spec import load_spec
 from harness.scenario.case import load_cases
@@ -23,6 +24,7 @@ from harness.scenario.target import Target
 
 ROOT = Path(__file__).resolve().parents[2]
 ABSENT = ROOT / "scenarios" / "number_mapping" / "absent_number.yaml"
+UNTRUSTED_BURST = ROOT / "scenarios" / "load" / "untrusted_burst.yaml"
 DEADLINE = 60.0
 
 
@@ -49,6 +51,25 @@ def test_two_workers_statistics_are_merged_by_the_master(kazoo: Target, tmp_path
     for name, outcome in summary.outcomes.items():
         assert rows[name]["Request Count"] == str(int(outcome["count"]))
         assert rows[name]["Failure Count"] == str(int(outcome["failures"]))
+
+
+def test_an_untrusted_burst_loses_its_tail_to_antiflood_with_the_drop_lines(kazoo: Target) -> None:
+    """120 INVITEs in 200 ms from 127.0.0.66, two workers, the model's ANTIFLOOD role on (the scenario's
+    setup): pike lets 63 through in a fresh unit (up to 109 when a unit ends inside the burst), drops the
+    rest without a reply, and Kamailio logs a drop line for every INVITE copy it drops."""
+    (case,) = load_cases(UNTRUSTED_BURST)
+    result = execute(case, kazoo, workers=2)
+    summary = result.summary
+    assert result.ok, "\n".join(result.failures)  # the scenario's shares and log counts held
+    assert summary.per_sender == {"0": 60, "1": 60}
+    silent = summary.outcomes["silence"]["count"]
+    challenged = sum(o["count"] for name, o in summary.outcomes.items() if name.startswith(("407", "403")))
+    assert silent + challenged == 120
+    assert 11 <= silent <= 57  # pike's density of 50 per 2 s unit, as Kamailio's tree counts it
+    drop_lines = next(c.count for c in result.logs if "due to rate of requests" in c.pattern)
+    # each silent call's every copy (the INVITE and timer A's retransmissions) was dropped with its line
+    assert silent <= drop_lines <= silent + summary.counters["retransmissions"]
+    assert summary.counters["acks"] >= challenged  # every 407 was acknowledged
 
 
 SCENARIO = """\
