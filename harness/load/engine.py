@@ -74,9 +74,24 @@ class Counters:
     capped: int = 0  # calls that waited for a free slot (the concurrency cap)
     max_lag: float = 0.0  # the latest a call was sent after its due time (s)
     cpu_seconds: float = 0.0  # this process's CPU time while the sender ran (benchmarks read it)
+    active_seconds: float = 0.0  # wall time from the sender's first call to its last outcome
+
+    MAX_MERGED = ("max_lag", "active_seconds")  # summed over senders, except these (the largest counts)
 
     def as_dict(self) -> dict[str, float]:
         return dict(self.__dict__)
+
+    @staticmethod
+    def merge(many: list[dict[str, float]]) -> dict[str, float]:
+        """Several senders' counters as one run's."""
+        out: dict[str, float] = {}
+        for counters in many:
+            for key, value in counters.items():
+                if key in Counters.MAX_MERGED:
+                    out[key] = max(out.get(key, 0.0), value)
+                else:
+                    out[key] = out.get(key, 0) + value
+        return out
 
 
 @dataclass(frozen=True)
@@ -264,6 +279,7 @@ class Sender:
                 timeout = min(timeout, max(SEND_TICK, start + due[nxt] - self._clock()))
             self._wait(socks, timeout)
         self.counters.cpu_seconds = time.process_time() - cpu_start
+        self.counters.active_seconds = self._clock() - start
         return self.counters
 
     def _start(self, k: int, now: float) -> None:

@@ -310,12 +310,7 @@ def summary(environment: Environment, *, complete: bool) -> dict[str, Any]:
     total = stats.total
     provisional = _state["provisional"].get(*PROVISIONAL)
     elapsed = (total.last_request_timestamp or 0) - (total.start_time or 0)
-    counters: dict[str, float] = {}
-    for c in _counters().values():
-        for key, value in c.items():
-            counters[key] = (
-                max(counters.get(key, 0), value) if key == "max_lag" else counters.get(key, 0) + value
-            )
+    counters = Counters.merge(list(_counters().values()))
     return {
         "complete": complete,
         "senders_done": len(_state["done"]),

@@ -20,7 +20,7 @@ def describe(result: LoadResult, case: ScenarioCase, target_name: str) -> str:
         f"target {target_name}, {len(plan.sources)} source address(es) {sources} -> "
         f"{plan.destination[0]}:{plan.destination[1]}, {plan.senders} sender(s)"
         + (f" on {s.workers} worker(s)" if s.workers else ""),
-        f"{s.calls} calls in {s.elapsed:.2f} s ({s.rate:.0f}/s), {s.failures} unexpected"
+        f"{s.calls} calls in {s.active:.2f} s ({s.rate:.0f}/s), {s.failures} unexpected"
         + (
             f"; per sender {', '.join(f'{n}' for n in s.per_sender.values())}"
             if len(s.per_sender) > 1

@@ -139,7 +139,7 @@ def result_record(result: LoadResult) -> dict[str, object]:
         "failures": result.failures,
         "calls": s.calls,
         "rate": s.rate,
-        "elapsed": s.elapsed,
+        "seconds": s.active,
         "outcomes": s.outcomes,
         "final_ms": s.final_ms,
         "first_provisional_ms": s.first_provisional_ms,

@@ -35,8 +35,14 @@ class RunSummary:
         return cls(**data)
 
     @property
+    def active(self) -> float:
+        """Seconds from the first call to the last outcome (the slowest sender's); Locust's own elapsed
+        time also counts the workers' spawn."""
+        return float(self.counters.get("active_seconds") or self.elapsed)
+
+    @property
     def rate(self) -> float:
-        return self.calls / self.elapsed if self.elapsed > 0 else 0.0
+        return self.calls / self.active if self.active > 0 else 0.0
 
     def count(self, matcher: Matcher) -> int:
         return int(sum(o["count"] for name, o in self.outcomes.items() if matcher.matches(name)))

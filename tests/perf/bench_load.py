@@ -123,11 +123,22 @@ def harness_run(uas: Sipp, calls: int, rate: float, workers: int) -> tuple[Figur
         f"harness, {workers} worker{'s' if workers != 1 else ''}",
         s.calls - s.failures,
         s.failures,
-        s.elapsed,
+        s.active,
         float(s.counters.get("cpu_seconds", 0.0)),
         total,
     )
     return figures, result
+
+
+def _limits(result: LoadResult) -> str:
+    """What held a run back: the concurrency cap, the schedule it fell behind, its CPU share."""
+    c = result.summary.counters
+    share = c.get("cpu_seconds", 0.0) / max(c.get("active_seconds", 0.0), 1e-9)
+    return (
+        f"    calls held by the concurrency cap: {int(c.get('capped', 0))}, latest send "
+        f"{c.get('max_lag', 0.0) * 1000:.0f} ms behind schedule, senders' CPU {share:.0%} of their wall time"
+        f", p50 to final {result.summary.final_ms.get('p50', 0):g} ms"
+    )
 
 
 def main() -> None:
@@ -164,10 +175,12 @@ def main() -> None:
         ratio = harness.per_cpu_second / sipp.per_cpu_second if sipp.per_cpu_second else 0.0
         print(f"  ratio harness / SIPp, calls per client CPU-second: {ratio:.2f} (goal >= 0.6; 1.0 later)")
         print(f"\nscaling: {args.scale_calls:,} calls offered at {args.scale_rate:,.0f} calls/s")
-        one, _ = harness_run(uas, args.scale_calls, args.scale_rate, workers=1)
+        one, run = harness_run(uas, args.scale_calls, args.scale_rate, workers=1)
         print(one.line(), flush=True)
-        two, _ = harness_run(uas, args.scale_calls, args.scale_rate, workers=2)
+        print(_limits(run), flush=True)
+        two, run = harness_run(uas, args.scale_calls, args.scale_rate, workers=2)
         print(two.line(), flush=True)
+        print(_limits(run), flush=True)
         gain = (two.calls / two.wall) / (one.calls / one.wall) if one.wall and two.wall else 0.0
         print(f"  2 workers / 1 worker, achieved rate: {gain:.2f}x (goal >= 1.7x)")
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
