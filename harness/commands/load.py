@@ -83,6 +83,14 @@ def load(
     master_host: Annotated[str, typer.Option("--master-host", help="the master a --worker connects to")] = (
         "127.0.0.1"
     ),
+    master_bind_host: Annotated[
+        str,
+        typer.Option(
+            "--master-bind-host",
+            help="the address --master listens on for workers (default loopback; another host's workers "
+            "need an interface they can reach)",
+        ),
+    ] = "127.0.0.1",
     master_port: Annotated[
         int | None,
         typer.Option(
@@ -111,6 +119,9 @@ def load(
     ] = (None),
     csv: Annotated[Path | None, typer.Option("--csv", help="Locust's CSV files, this prefix")] = None,
     html: Annotated[Path | None, typer.Option("--html", help="Locust's HTML report (charts) here")] = None,
+    locust_json: Annotated[
+        Path | None, typer.Option("--locust-json", help="Locust's own statistics as JSON, here")
+    ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="the run's record (verdict, figures) here")
     ] = (None),
@@ -169,9 +180,17 @@ def load(
     mode = "master" if master else ("processes" if count > 0 else "local")
     port = master_port or (5557 if master else free_tcp_port())
     options = LocustOptions(
-        mode=mode, workers=count, master_port=port, web=web, web_port=web_port, csv=csv, html=html
+        mode=mode,
+        workers=count,
+        master_port=port,
+        master_bind_host=master_bind_host,
+        web=web,
+        web_port=web_port,
+        csv=csv,
+        html=html,
+        json_file=locust_json,
     )
-    for path in (csv, html, json_out):
+    for path in (csv, html, json_out, locust_json):
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
     try:

@@ -113,8 +113,9 @@ def locust_command(
         command += ["--csv", str(options.csv)]
     if options.html is not None:
         command += ["--html", str(options.html)]
-    if options.json_file is not None:
-        command += ["--json-file", str(options.json_file)]
+    if options.json_file is not None:  # Locust writes PREFIX.json: give it the name without the suffix
+        name = options.json_file
+        command += ["--json-file", str(name.with_suffix("") if name.suffix == ".json" else name)]
     return command
 
 
