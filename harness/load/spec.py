@@ -62,7 +62,10 @@ def _fail(case: ScenarioCase, where: str, message: str) -> ScenarioError:
 
 def load_spec(case: ScenarioCase, overrides: dict[str, Any] | None = None) -> LoadSpec:
     """The case's `load:` block with ``overrides`` (CLI flags, same keys) on top."""
-    data = {**case.load, **{k: v for k, v in (overrides or {}).items() if v is not None}}
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}
+    data = {**case.load, **given}
+    if "duration" in given and "calls" not in given:
+        data.pop("calls", None)  # a duration asked for on the command line bounds the run
     shape = str(data.get("shape") or ("burst" if "within_ms" in data else "constant"))
     calls = data.get("calls")
     duration = data.get("duration")

@@ -79,6 +79,12 @@ def test_overrides_win_and_a_burst_is_inferred(tmp_path: Path) -> None:
     assert spec.schedule.within == pytest.approx(0.1)
 
 
+def test_a_duration_override_bounds_the_run_instead_of_the_files_count(tmp_path: Path) -> None:
+    (case,) = load_cases(_file(tmp_path, "load:\n  calls: 10\n  rate: 20\n"))
+    assert load_spec(case, {"duration": 3.0}).schedule.total == 60
+    assert load_spec(case, {"duration": 3.0, "calls": 5}).schedule.total == 5
+
+
 def test_a_pool_of_source_addresses_counts_up_from_the_role(tmp_path: Path) -> None:
     (case,) = load_cases(_file(tmp_path, "load:\n  calls: 10\n  sources: 3\n"))
     plan = make_plan(case, _target(), load_spec(case), senders=2)
