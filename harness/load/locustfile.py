@@ -160,8 +160,8 @@ class SipCarrier(User):
 
 def _cooperative_wait(socks: list[Any], timeout: float) -> None:
     """The sender's wait, as a gevent wait: the worker's heartbeats and reports run meanwhile."""
-    if timeout <= 0:
-        gevent.sleep(0)
+    if timeout <= 0 or not socks:
+        gevent.sleep(max(timeout, 0.0))
     else:
         gevent.select.select(socks, [], [], timeout)
 

@@ -1,6 +1,6 @@
 """Benchmark: the harness's load path (on Locust) beside SIPp's UAC, on INVITE -> 604 -> ACK.
 
-Run: .venv/bin/python tests/perf/bench_load.py [--calls N] [--rate R] [--scale-rate R]
+Run: .venv/bin/python tests/perf/bench_load.py [--calls N] [--rate R1,R2] [--scale-rate R]
 
 One target for every run: a SIPp UAS answering each INVITE with 604 at once and waiting for the ACK
 (harness/interop/scenarios/uas_604.xml, -buff_size 4194304 so bursts are not dropped by its socket).
@@ -144,7 +144,11 @@ def _limits(result: LoadResult) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--calls", type=int, default=40_000, help="calls per client run")
-    parser.add_argument("--rate", type=float, default=8_000, help="offered calls/s for the CPU comparison")
+    parser.add_argument(
+        "--rate",
+        default="2000,8000",
+        help="offered calls/s for the CPU comparison (comma-separated: one run each)",
+    )
     parser.add_argument("--scale-calls", type=int, default=60_000, help="calls for the 1 vs 2 worker runs")
     parser.add_argument("--scale-rate", type=float, default=30_000, help="offered calls/s, 1 vs 2 workers")
     args = parser.parse_args()
@@ -167,13 +171,16 @@ def main() -> None:
     ).start()
     try:
         uas.wait_listening()
-        print(f"\nsame offered rate: {args.rate:,.0f} calls/s, {args.calls:,} calls each")
-        sipp = sipp_uac(uas, args.calls, args.rate)
-        print(sipp.line(), flush=True)
-        harness, _ = harness_run(uas, args.calls, args.rate, workers=1)
-        print(harness.line(), flush=True)
-        ratio = harness.per_cpu_second / sipp.per_cpu_second if sipp.per_cpu_second else 0.0
-        print(f"  ratio harness / SIPp, calls per client CPU-second: {ratio:.2f} (goal >= 0.6; 1.0 later)")
+        for rate in (float(r) for r in args.rate.split(",")):
+            print(f"\nsame offered rate: {rate:,.0f} calls/s, {args.calls:,} calls each")
+            sipp = sipp_uac(uas, args.calls, rate)
+            print(sipp.line(), flush=True)
+            harness, _ = harness_run(uas, args.calls, rate, workers=1)
+            print(harness.line(), flush=True)
+            ratio = harness.per_cpu_second / sipp.per_cpu_second if sipp.per_cpu_second else 0.0
+            print(
+                f"  ratio harness / SIPp, calls per client CPU-second: {ratio:.2f} (goal >= 0.6; 1.0 later)"
+            )
         print(f"\nscaling: {args.scale_calls:,} calls offered at {args.scale_rate:,.0f} calls/s")
         one, run = harness_run(uas, args.scale_calls, args.scale_rate, workers=1)
         print(one.line(), flush=True)
