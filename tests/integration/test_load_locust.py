@@ -43,7 +43,9 @@ def test_two_workers_statistics_are_merged_by_the_master(kazoo: Target, tmp_path
     # the harness's own entry (time to the first provisional) is merged from both workers like Locust's
     assert 0 < summary.first_provisional_ms["count"] <= 200
     assert summary.outcomes["604 Nope Nope Nope"]["count"] > 0
-    assert 0 < summary.final_ms["p50"] <= summary.final_ms["p95"] <= summary.final_ms["max"]
+    # Locust's percentiles come from rounded buckets (to 10 ms past 100 ms, 100 ms past 1 s): p95 may
+    # round above the exact maximum
+    assert 0 < summary.final_ms["p50"] <= summary.final_ms["p95"] and summary.final_ms["max"] > 0
     # Locust's own report of the same run: the calls, by outcome, merged across both workers
     with (tmp_path / "run_stats.csv").open(newline="") as handle:
         rows = {row["Name"]: row for row in csv.DictReader(handle)}
