@@ -25,6 +25,9 @@ from harness.kazoo.profile import Profile, ProfileError
 from harness.kazoo.provision import Provisioner
 from harness.kazoo.release import RELEASES
 from harness.kazoo_sbc.releases import CONFIG_ENV as SBC_CONFIG_ENV
+from harness.load.pytest_load import MARKER as LOAD_MARKER
+from harness.load.pytest_load import load_items, load_runner
+from harness.load.run import LoadResult
 from harness.net.carrier import CarrierUA
 from harness.net.gate import SendRefused
 from harness.scenario.case import ScenarioCase, expand, load_cases
@@ -85,6 +88,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="with --kazoo-target kazoo-sbc: an operator's Kazoo Kamailio configuration directory (their "
         "/etc/kazoo/kamailio) instead of the release's stock one; same as KAZOO_SBC_CONFIG",
     )
+    group.addoption(
+        "--harness-load",
+        dest="harness_load",
+        action="store_true",
+        help="also collect each scenario's load: block as a [load] item (marker load; docs/load.md)",
+    )
     parser.addini("kazoo_target", "default for --kazoo-target", default="embedded")
     parser.addini("kazoo_profile", "default for --kazoo-profile", default="")
     parser.addini("harness_seed", "default for --harness-seed", default="")
@@ -103,6 +112,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", f"{release.marker}: runs only with a {release.name} profile")
     config.addinivalue_line("markers", "slow: takes more than a couple of seconds")
     config.addinivalue_line("markers", "scenario: a scenario from the YAML catalog")
+    config.addinivalue_line("markers", LOAD_MARKER)
     config.stash[SEED_KEY] = _seed(config)
     sbc_config = config.getoption("kazoo_sbc_config", None)
     if sbc_config:  # read by the kazoo-sbc kind (xdist workers inherit the environment)
@@ -219,6 +229,13 @@ def run_scenario(kazoo: Target, pytestconfig: pytest.Config) -> Callable[..., Sc
 
 
 @pytest.fixture
+def load_run(kazoo: Target, pytestconfig: pytest.Config) -> Callable[..., LoadResult]:
+    """``load_run(scenario, workers=1, check=True, **overrides)``: a scenario at rate on Locust against
+    the target (harness.load.pytest_load.load_runner; docs/load.md)."""
+    return load_runner(kazoo, pytestconfig.stash[SEED_KEY])
+
+
+@pytest.fixture
 def sip_logs(kazoo: Target) -> Callable[[], Any]:
     """A factory of log hubs over the target's log sources: ``async with sip_logs() as hub: ...``."""
     from harness.logs.hub import LogHub
@@ -259,7 +276,9 @@ def pytest_collect_file(parent: pytest.Collector, file_path: Path) -> pytest.Col
 
 class ScenarioFile(pytest.File):
     def collect(self) -> Iterator[pytest.Item]:
-        for case in load_cases(self.path, self.config.stash[CONTEXT_KEY]):
+        cases = load_cases(self.path, self.config.stash[CONTEXT_KEY])
+        yield from load_items(self, cases, self.config.stash[SEED_KEY])
+        for case in cases:
             item = ScenarioItem.from_parent(self, name=case.test_id, case=case, callobj=_scenario_test)
             for marker in (case.cause, "scenario", *case.markers):
                 item.add_marker(marker)

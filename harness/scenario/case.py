@@ -26,6 +26,7 @@ class ScenarioCase:
     send: dict[str, Any] = field(default_factory=dict)
     expect: dict[str, Any] = field(default_factory=dict)
     setup: dict[str, Any] = field(default_factory=dict)
+    load: dict[str, Any] = field(default_factory=dict)  # the `load:` block (harness/load); {} = none
     releases: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     markers: tuple[str, ...] = ()
@@ -81,6 +82,7 @@ def expand(data: dict[str, Any], path: Path, line: int) -> list[ScenarioCase]:
                 send=merged.get("send") or {},
                 expect=merged.get("expect") or {},
                 setup=merged.get("setup") or {},
+                load=merged.get("load") or {},
                 releases=tuple(data.get("releases") or ()),
                 targets=tuple(data.get("targets") or ()),
                 markers=tuple(data.get("markers") or ()),

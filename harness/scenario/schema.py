@@ -130,6 +130,33 @@ SEND = m(
     ("cancel_after_provisional", BOOL, False),
     ("raw", STR, False),
 )
+# load: the scenario at rate (harness/load, docs/load.md)
+SHARE = m(("min", NUM, False), ("max", NUM, False))
+PERCENTILES = m(("p50", NUM, False), ("p90", NUM, False), ("p95", NUM, False), ("p99", NUM, False),
+                ("max", NUM, False))  # fmt: skip
+AT_MOST = m(("max", INT, False))
+LOAD_EXPECT = m(
+    ("outcomes", m(free=SHARE), False),
+    ("latency", m(("final", PERCENTILES, False), ("first_provisional", PERCENTILES, False)), False),
+    ("retransmissions", AT_MOST, False),
+    ("timeouts", AT_MOST, False),
+    ("send_errors", AT_MOST, False),
+    ("logs", LOGS, False),
+)
+LOAD = m(
+    ("shape", enum("constant", "ramp", "burst"), False),
+    ("rate", NUM, False),
+    ("start_rate", NUM, False),
+    ("duration", NUM, False),
+    ("calls", INT, False),
+    ("within_ms", NUM, False),
+    ("concurrency", INT, False),
+    ("sources", INT, False),
+    ("source_addresses", lst(STR), False),
+    ("timeout", NUM, False),
+    ("workers", INT, False),
+    ("expect", LOAD_EXPECT, False),
+)
 SETUP = m(
     ("system_config", m(free=m(free=ANY)), False),
     ("media", enum("up", "down"), False),
@@ -142,6 +169,7 @@ PARAM = m(
     ("send", SEND, False),
     ("expect", EXPECT, False),
     ("setup", SETUP, False),
+    ("load", LOAD, False),
 )
 SCENARIO = m(
     ("name", STR, True),
@@ -152,6 +180,7 @@ SCENARIO = m(
     ("expect", EXPECT, True),
     ("setup", SETUP, False),
     ("params", lst(PARAM), False),
+    ("load", LOAD, False),
     ("releases", lst(enum(*RELEASE_NAMES)), False),
     ("targets", lst(STR), False),
     ("markers", lst(STR), False),

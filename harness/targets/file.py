@@ -27,6 +27,8 @@ from harness.targets.target import Address, LogFactory, SafetyPolicy, Target, Ta
 TRANSPORTS = ("udp", "tcp", "tls")
 LOG_KINDS = ("file", "docker", "command", "esl")
 DEFAULT_RATE_LIMIT = 10.0  # messages per second on a real stack unless the file says otherwise
+DEFAULT_LOAD_RATE = 10.0  # calls per second a load run may peak at unless the file says otherwise
+DEFAULT_LOAD_DURATION = 60.0  # seconds a load run may last unless the file says otherwise
 
 
 class TargetFileError(TargetError):
@@ -92,6 +94,9 @@ class Safety:
     allow_provisioning: bool = False
     rate_limit: float | None = DEFAULT_RATE_LIMIT  # messages per second; None = no cap
     allowed_destinations: tuple[str, ...] = ()  # extra hosts beyond those the file names
+    allow_load: bool = False  # load runs (harness/load): off unless the file says so
+    max_rate: float = DEFAULT_LOAD_RATE  # calls per second at the peak of a load shape
+    max_duration: float = DEFAULT_LOAD_DURATION  # seconds a load run may last
 
 
 @dataclass
@@ -166,6 +171,9 @@ class TargetFile:
                 allow_malformed=self.safety.allow_malformed,
                 allow_provisioning=self.safety.allow_provisioning,
                 rate_limit=self.safety.rate_limit,
+                allow_load=self.safety.allow_load,
+                max_load_rate=self.safety.max_rate,
+                max_load_duration=self.safety.max_duration,
                 origin=f"{self.path} [safety]",
             ),
             route_timeout=self.route_timeout,
@@ -442,10 +450,18 @@ def parse_target_file(path: Path, data: Mapping[str, Any]) -> TargetFile:
     safety = Safety()
     if "safety" in data:
         s = top.sub("safety")
-        s.unknown({"allow_malformed", "allow_provisioning", "rate_limit", "allowed_destinations"})
+        s.unknown(
+            {"allow_malformed", "allow_provisioning", "rate_limit", "allowed_destinations"}
+            | {"allow_load", "max_rate", "max_duration"}
+        )
         rate = s.get("rate_limit", float, DEFAULT_RATE_LIMIT)
         if rate < 0:
             raise s.error("rate_limit", "must be >= 0 (messages per second; 0 = no cap)")
+        max_rate = s.get("max_rate", float, DEFAULT_LOAD_RATE)
+        max_duration = s.get("max_duration", float, DEFAULT_LOAD_DURATION)
+        for key, value in (("max_rate", max_rate), ("max_duration", max_duration)):
+            if value <= 0:
+                raise s.error(key, "must be > 0 (a load run is always bounded)")
         safety = Safety(
             allow_malformed=s.get("allow_malformed", bool, False),
             allow_provisioning=s.get("allow_provisioning", bool, False),
@@ -453,6 +469,9 @@ def parse_target_file(path: Path, data: Mapping[str, Any]) -> TargetFile:
             allowed_destinations=tuple(
                 _ip(s, "allowed_destinations", h) for h in s.get("allowed_destinations", list, [])
             ),
+            allow_load=s.get("allow_load", bool, False),
+            max_rate=max_rate,
+            max_duration=max_duration,
         )
     kazoo = top.sub("kazoo") if "kazoo" in data else _Reader(path, {}, "kazoo.")
     kazoo.unknown({"node", "route_timeout", "silence_window"})

@@ -7,6 +7,10 @@ passes here. It decides on what is actually sent, never on a scenario's label:
 - malformed bytes — mutated by the sender, or found defective by harness.sip.wellformed — need
   ``allow_malformed``;
 - the target's rate cap paces the sends (shared by every event loop and thread of the process).
+A load run (harness.load) writes straight to its own sockets, so it passes here once, before its first
+call (:meth:`SendGate.admit_load`): ``allow_load``, the shape's peak under ``max_load_rate``, its span
+under ``max_load_duration``, and each source address's rendered INVITE through the same destination and
+malformed rules; the run paces itself to its shape, which replaces the per-message rate cap.
 A refusal names the rule and where it is set, and nothing is sent.
 """
 
@@ -16,6 +20,7 @@ import asyncio
 import ipaddress
 import threading
 import time
+from collections.abc import Sequence
 
 from harness.net.gate import Address, Outgoing, SendRefused
 from harness.sip.wellformed import defects
@@ -112,6 +117,40 @@ class SendGate:
         cap = rate_cap(self.target_name, self.policy.rate_limit)
         if cap is not None:
             await cap.acquire()
+
+    def load_refusal(self, peak_rate: float, lasts: float) -> str | None:
+        """Why a load run peaking at ``peak_rate`` calls/s and lasting ``lasts`` seconds (its last call's
+        timeout included) may not run here (None when it may)."""
+        policy, where = self.policy, self.policy.origin
+        if not policy.allow_load:
+            return (
+                f"refusing load on target {self.target_name!r}: it does not set allow_load = true "
+                f"({where}; rule allow_load)"
+            )
+        if policy.max_load_rate is not None and peak_rate > policy.max_load_rate:
+            unbounded = peak_rate == float("inf")
+            peak = "unbounded (a burst within 0 ms)" if unbounded else f"{peak_rate:g} calls/s"
+            return (
+                f"refusing load on target {self.target_name!r}: the shape peaks at {peak}, above its "
+                f"max_rate = {policy.max_load_rate:g} ({where}; rule max_rate)"
+            )
+        if policy.max_load_duration is not None and lasts > policy.max_load_duration:
+            return (
+                f"refusing load on target {self.target_name!r}: the run lasts up to {lasts:.1f} s, above "
+                f"its max_duration = {policy.max_load_duration:g} s ({where}; rule max_duration)"
+            )
+        return None
+
+    def admit_load(self, invites: Sequence[Outgoing], *, peak_rate: float, lasts: float) -> None:
+        """Admit a load run before its first call: its shape, then the INVITE each source address will
+        send (rendered once: every call of a source differs only in its ids); raise SendRefused."""
+        reason = self.load_refusal(peak_rate, lasts)
+        for outgoing in invites:
+            if reason is not None:
+                break
+            reason = self.refusal(outgoing)
+        if reason is not None:
+            raise SendRefused(reason)
 
 
 def own_stack_gate(name: str) -> SendGate:

@@ -49,6 +49,11 @@ class SafetyPolicy:
     allow_malformed: bool = True  # malformed, oversized or mutated bytes
     allow_provisioning: bool = True  # temporary documents through CouchDB
     rate_limit: float | None = None  # requests per second to the stack; None: no cap
+    # load runs (harness/load; the gate's admit_load): allowed at all, peak calls/s and seconds (None: no
+    # cap); a load run paces itself, so these replace rate_limit there
+    allow_load: bool = True
+    max_load_rate: float | None = None
+    max_load_duration: float | None = None
     origin: str = "the built-in target"  # where the rules come from, for refusals ("strict.toml [safety]")
 
 

@@ -35,13 +35,18 @@ def test_catalog_passes_against_the_lab_target(profile: str) -> None:
         "--kazoo-profile",
         profile,
         "-q",
+        "-rs",
         "-p",
         "no:cacheprovider",
     ]
     done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900, check=False)
-    tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-30:])
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    tail = "\n".join(lines[-30:])
     assert done.returncode == 0, f"{' '.join(command[2:])} exited {done.returncode}:\n{tail}"
-    assert " passed" in tail and "skipped" not in tail, tail
+    assert " passed" in tail, tail
+    # a scenario written for one release only is skipped on the other; nothing else may be
+    skips = [line for line in lines if line.startswith("SKIPPED")]
+    assert all(" only" in line and "applies to kazoo-" in line for line in skips), "\n".join(skips)
 
 
 @pytest.mark.parametrize("profile", PROFILES)

@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "interop": {"kazoo", "lab", "logs", "model", "net", "sip", "targets"},
     "report": {"net", "sip"},
     "probes": {"kazoo", "logs", "net", "replay", "report", "scenario", "sip", "targets", "yaml_schema"},
+    "load": {"kazoo", "logs", "net", "scenario", "sip", "targets", "yaml_schema"},
 }
 FACES = {"commands", "pytest_plugin", "cli"}  # the top: they may use anything below
 

@@ -1,0 +1,199 @@
+"""Benchmark: the harness's load path (on Locust) beside SIPp's UAC, on INVITE -> 604 -> ACK.
+
+Run: .venv/bin/python tests/perf/bench_load.py [--calls N] [--rate R1,R2] [--scale-rate R]
+
+One target for every run: a SIPp UAS answering each INVITE with 604 at once and waiting for the ACK
+(harness/interop/scenarios/uas_604.xml, -buff_size 4194304 so bursts are not dropped by its socket).
+Clients, at the same offered rate and call count:
+
+- SIPp's UAC (harness/interop/scenarios/uac_604.xml: INVITE, 604, ACK; no SDP);
+- the harness's load path: `kazoo-harness load`'s machinery (Locust master + workers, the hot loop of
+  harness/load/engine.py), the same flow (send.sdp: false), 1 worker.
+
+Client CPU: for SIPp, getrusage(RUSAGE_CHILDREN) around its run (the UAS is a child too but is reaped
+only at the end). For the harness, two figures: the senders' own process CPU while they ran (each
+worker process measures itself: steady state, heartbeats and stats reports included), and every
+Locust process from exec to exit (getrusage again: the master reaps its forked workers, we reap the
+master), which adds Python's and Locust's start-up. Then the achieved rate of 1 worker and 2 workers
+offered more than they can place. Prints figures; asserts nothing. The machine is shared: figures are
+provisional, and the load average is printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import time
+from dataclasses import dataclass
+
+from harness.interop.sipp import UAS_BUFFER, Sipp, SippOptions, scenario_path, sipp_available, sipp_version
+from harness.kazoo.profile import load_profile
+from harness.load.launch import LocustOptions, free_tcp_port
+from harness.load.pytest_load import scenario_case
+from harness.load.run import LoadResult, run_load
+from harness.load.spec import load_spec
+from harness.targets.target import Target
+
+NUMBER = "+14155550199"
+
+
+@dataclass
+class Figures:
+    client: str
+    calls: int
+    failed: int
+    wall: float
+    cpu: float  # the headline client CPU
+    cpu_total: float | None = None  # with start-up (harness only)
+
+    @property
+    def per_cpu_second(self) -> float:
+        return self.calls / self.cpu if self.cpu > 0 else 0.0
+
+    def line(self) -> str:
+        total = ""
+        if self.cpu_total is not None:
+            total = f"  (all Locust processes exec to exit: {self.cpu_total:.2f} CPU-s, "
+            total += f"{self.calls / self.cpu_total:,.0f} calls/CPU-s)"
+        return (
+            f"  {self.client:<22} {self.calls:7d} calls {self.failed:5d} failed"
+            f"  {self.calls / self.wall:8,.0f}/s"
+            f"  {self.cpu:6.2f} CPU-s  {self.per_cpu_second:9,.0f} calls per client CPU-second{total}"
+        )
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sipp_uac(uas: Sipp, calls: int, rate: float) -> Figures:
+    options = SippOptions(
+        scenario_path("uac_604.xml"),
+        "127.0.0.10",
+        remote=uas.address,
+        service=NUMBER,
+        calls=calls,
+        rate=rate,
+        max_concurrent=max(2000, int(rate)),
+        run_timeout=calls / rate * 4 + 30,
+        recv_timeout=5.0,
+        buff_size=UAS_BUFFER,
+    )
+    before, started = _children_cpu(), time.monotonic()
+    result = Sipp(options).start().wait()
+    wall, cpu = time.monotonic() - started, _children_cpu() - before
+    stats = result.stats
+    if stats is None:
+        raise RuntimeError(result.describe())
+    return Figures("SIPp UAC", stats.successful, stats.failed, stats.elapsed or wall, cpu)
+
+
+def uas_target(uas: Sipp) -> Target:
+    return Target(
+        name="sipp-uas",
+        kind="address",
+        sbc=uas.address,
+        profile=load_profile(),
+        carriers={"listed": ("127.0.0.11", None)},
+        numbers={},
+        route_timeout=2.0,
+    )
+
+
+def harness_run(uas: Sipp, calls: int, rate: float, workers: int) -> tuple[Figures, LoadResult]:
+    case = scenario_case(
+        {
+            "name": "INVITE 604 ACK",
+            "cause": "number_mapping",
+            "carrier": {"role": "listed"},
+            "send": {"number": NUMBER, "sdp": False},
+            "expect": {"final": {"code": 604}},
+        }
+    )
+    spec = load_spec(case, {"calls": calls, "rate": rate, "concurrency": 4000, "timeout": 5.0})
+    mode = "processes" if workers else "local"
+    options = LocustOptions(mode=mode, workers=workers, master_port=free_tcp_port())
+    before = _children_cpu()
+    result = run_load(case, uas_target(uas), spec, options, on_line=lambda line: None)
+    total = _children_cpu() - before
+    s = result.summary
+    figures = Figures(
+        f"harness, {workers} worker{'s' if workers != 1 else ''}",
+        s.calls - s.failures,
+        s.failures,
+        s.active,
+        float(s.counters.get("cpu_seconds", 0.0)),
+        total,
+    )
+    return figures, result
+
+
+def _limits(result: LoadResult) -> str:
+    """What held a run back: the concurrency cap, the schedule it fell behind, its CPU share."""
+    c = result.summary.counters
+    share = c.get("cpu_seconds", 0.0) / max(c.get("active_seconds", 0.0), 1e-9)
+    return (
+        f"    calls held by the concurrency cap: {int(c.get('capped', 0))}, latest send "
+        f"{c.get('max_lag', 0.0) * 1000:.0f} ms behind schedule, senders' CPU {share:.0%} of their wall time"
+        f", p50 to final {result.summary.final_ms.get('p50', 0):g} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--calls", type=int, default=40_000, help="calls per client run")
+    parser.add_argument(
+        "--rate",
+        default="2000,8000",
+        help="offered calls/s for the CPU comparison (comma-separated: one run each)",
+    )
+    parser.add_argument("--scale-calls", type=int, default=60_000, help="calls for the 1 vs 2 worker runs")
+    parser.add_argument("--scale-rate", type=float, default=30_000, help="offered calls/s, 1 vs 2 workers")
+    args = parser.parse_args()
+    reason = sipp_available()
+    if reason:
+        print(f"skipped: {reason}")
+        return
+    print(f"INVITE -> 604 -> ACK against a SIPp {sipp_version()} UAS (-buff_size {UAS_BUFFER}) on loopback")
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} ({os.cpu_count()} cores)")
+    uas = Sipp(
+        SippOptions(
+            scenario_path("uas_604.xml"),
+            "127.0.0.1",
+            calls=10**8,
+            rate=1,
+            run_timeout=3600,
+            recv_timeout=None,
+            buff_size=UAS_BUFFER,
+        )
+    ).start()
+    try:
+        uas.wait_listening()
+        for rate in (float(r) for r in args.rate.split(",")):
+            print(f"\nsame offered rate: {rate:,.0f} calls/s, {args.calls:,} calls each")
+            sipp = sipp_uac(uas, args.calls, rate)
+            print(sipp.line(), flush=True)
+            harness, _ = harness_run(uas, args.calls, rate, workers=1)
+            print(harness.line(), flush=True)
+            ratio = harness.per_cpu_second / sipp.per_cpu_second if sipp.per_cpu_second else 0.0
+            print(
+                f"  ratio harness / SIPp, calls per client CPU-second: {ratio:.2f} (goal >= 0.6; 1.0 later)"
+            )
+        print(f"\nscaling: {args.scale_calls:,} calls offered at {args.scale_rate:,.0f} calls/s")
+        one, run = harness_run(uas, args.scale_calls, args.scale_rate, workers=1)
+        print(one.line(), flush=True)
+        print(_limits(run), flush=True)
+        two, run = harness_run(uas, args.scale_calls, args.scale_rate, workers=2)
+        print(two.line(), flush=True)
+        print(_limits(run), flush=True)
+        gain = (two.calls / two.wall) / (one.calls / one.wall) if one.wall and two.wall else 0.0
+        print(f"  2 workers / 1 worker, achieved rate: {gain:.2f}x (goal >= 1.7x)")
+        print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    finally:
+        uas.stop()
+
+
+if __name__ == "__main__":
+    main()

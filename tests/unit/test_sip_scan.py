@@ -1,0 +1,39 @@
+"""The byte scanners the load path reads responses with."""
+
+from __future__ import annotations
+
+from harness.sip import scan
+
+RESPONSE = (
+    b"SIP/2.0 604 Nope Nope Nope\r\n"
+    b"v: SIP/2.0/UDP 127.0.0.10:5060;rport=5060;branch=z9hG4bKabc123;received=127.0.0.10\r\n"
+    b"Via: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKother\r\n"
+    b"From: <sip:+14155550000@127.0.0.10>;tag=f1\r\n"
+    b"t: <sip:+14155550199@127.0.0.1>;tag=sbc\r\n"
+    b"CALL-ID: x@127.0.0.10\r\n"
+    b"CSeq: 1 INVITE\r\n"
+    b"Content-Length: 0\r\n\r\n"
+)
+
+
+def test_status_line() -> None:
+    assert scan.status(RESPONSE) == (604, b"SIP/2.0 604 Nope Nope Nope")
+    assert scan.status(b"INVITE sip:x SIP/2.0\r\n\r\n") is None
+    assert scan.status(b"\xff\xfe garbage") is None
+
+
+def test_headers_by_full_or_compact_name_any_case() -> None:
+    assert scan.header(RESPONSE, "to") == b"<sip:+14155550199@127.0.0.1>;tag=sbc"
+    assert scan.header(RESPONSE, "call-id") == b"x@127.0.0.10"
+    assert scan.header(RESPONSE, "cseq") == b"1 INVITE"
+    assert scan.header(RESPONSE, "contact") is None
+
+
+def test_the_branch_is_the_top_vias() -> None:
+    assert scan.top_via_branch(RESPONSE) == b"z9hG4bKabc123"
+    assert scan.top_via_branch(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\n\r\n") is None
+
+
+def test_a_body_is_not_searched_for_headers() -> None:
+    data = b"SIP/2.0 200 OK\r\nContent-Length: 9\r\n\r\n\nTo: body"
+    assert scan.header(data, "to") is None
