@@ -37,6 +37,8 @@ def scenario_record(
             "placeholders": result.placeholders,
         }
     )
+    if result.skipped is not None:
+        record["skipped"] = result.skipped
     if ex is not None:
         record["outcome"] = ex.outcome
         record["codes"] = {"final": ex.final_code, "provisional": ex.provisional_codes}
