@@ -169,6 +169,7 @@ def load(
     from harness.load.run import LoadRunError, dumps, run_load
     from harness.load.spec import load_spec
     from harness.net.gate import SendRefused
+    from harness.scenario.plan import skip_reason
     from harness.scenario.setup import applied
     from harness.targets.kinds import choose_profile, resolve
     from harness.targets.target import SetupUnsupported, TargetError
@@ -198,6 +199,9 @@ def load(
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
     with opened(target, profile) as stack:
+        skip = skip_reason(case, stack)
+        if skip is not None:
+            raise _fail(f"{case.path}:{case.line}: {skip}")
         try:
             with applied(stack, case.setup) as effective:
                 result = run_load(case, effective, spec, options, session_seed=seed or 0)

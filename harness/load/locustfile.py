@@ -28,6 +28,7 @@ from typing import Any
 import gevent
 import gevent.select
 import locust.runners
+import psutil
 from locust import User, events, task
 from locust.env import Environment
 from locust.exception import StopUser
@@ -97,15 +98,28 @@ def _init(environment: Environment, **_: Any) -> None:
         environment.events.worker_report.add_listener(_on_worker_report)
         environment.events.test_start.add_listener(_on_test_start)
         environment.events.quitting.add_listener(_on_quitting)
-        if os.environ.get(PARENT_ENV, "").isdigit():
-            gevent.spawn(_watch_parent, environment, int(os.environ[PARENT_ENV]))
+    if os.environ.get(PARENT_ENV, "").isdigit():  # every process of the run, forked workers too
+        gevent.spawn(_watch_parent, environment, int(os.environ[PARENT_ENV]))
     if not isinstance(runner, MasterRunner):
         environment.events.report_to_master.add_listener(_on_report_to_master)
 
 
+def _harness_alive(harness: psutil.Process) -> bool:
+    try:
+        return harness.is_running() and harness.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _watch_parent(environment: Environment, parent: int) -> None:
-    """End the run when the harness that started it is gone (killed without a chance to stop us)."""
-    while os.getppid() == parent:
+    """End this process's part of the run when the harness that started it is gone (killed without a
+    chance to stop us). Each process watches for itself: a worker forked by the master still writes to the
+    harness's pipe, and the master's quit would wait on a worker stuck on that broken pipe."""
+    try:
+        harness: psutil.Process | None = psutil.Process(parent)  # with its start time: PIDs are reused
+    except psutil.NoSuchProcess:
+        harness = None
+    while harness is not None and _harness_alive(harness):
         gevent.sleep(PARENT_POLL)
     # Our output went to the harness: with it gone every write would fail, and Locust's shutdown with it.
     devnull = os.open(os.devnull, os.O_WRONLY)

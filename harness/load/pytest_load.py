@@ -28,6 +28,7 @@ from harness.load.run import LoadResult, run_load
 from harness.load.spec import load_spec
 from harness.net.gate import SendRefused
 from harness.scenario.case import ScenarioCase, expand, load_cases
+from harness.scenario.plan import skip_reason
 from harness.scenario.schema import check_scenario
 from harness.scenario.setup import applied
 from harness.targets.target import SetupUnsupported, Target
@@ -59,6 +60,9 @@ def execute(
     """The case at rate on ``target`` (its setup applied for the run); pytest.skip where the case does not
     run there (other releases, a setup the target cannot apply, a load its gate refuses), as a scenario
     item skips."""
+    skip = skip_reason(case, target)  # before the setup starts a twin for nothing
+    if skip is not None:
+        pytest.skip(skip)
     spec = load_spec(case, overrides)
     count = spec.workers if workers is None else workers
     options = LocustOptions(

@@ -100,15 +100,21 @@ def _user(target: Target, value: Any, fmt: str) -> str | None:
     return dialed_form(target.number(text), fmt) if target.has_number_role(text) else text
 
 
+def skip_reason(case: ScenarioCase, target: Target) -> str | None:
+    """Why ``case`` does not run on ``target`` at all (its releases or target kinds), None when it does:
+    known before any setup is applied."""
+    if case.releases and target.release.name not in case.releases:
+        return f"scenario applies to {', '.join(case.releases)} only"
+    if case.targets and target.kind not in case.targets:
+        return f"scenario runs on {', '.join(case.targets)} targets only, not {target.kind}"
+    return None
+
+
 def plan(case: ScenarioCase, target: Target, config: InboundConfig, *, session_seed: int = 0) -> Plan:
     """The plan of ``case`` on ``target`` (PlanError: it cannot be judged there as written)."""
     seed = case_seed(case, session_seed)
     expectation = resolve(case.expect, target.profile, case.via)
-    skip = None
-    if case.releases and target.release.name not in case.releases:
-        skip = f"scenario applies to {', '.join(case.releases)} only"
-    elif case.targets and target.kind not in case.targets:
-        skip = f"scenario runs on {', '.join(case.targets)} targets only, not {target.kind}"
+    skip = skip_reason(case, target)
     missing = sorted(expectation.log_sources - set(target.logs))
     if missing and skip is None:
         raise PlanError(

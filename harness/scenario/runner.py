@@ -18,7 +18,7 @@ from harness.net.carrier import CarrierUA
 from harness.net.exchange import Exchange
 from harness.scenario.case import ScenarioCase
 from harness.scenario.expectation import Expectation
-from harness.scenario.plan import Plan, PlanError, Rendered, case_seed, plan, render
+from harness.scenario.plan import Plan, PlanError, Rendered, case_seed, plan, render, skip_reason
 from harness.scenario.setup import applied
 from harness.scenario.verdict import judge
 from harness.sip.transaction import Timers
@@ -165,6 +165,9 @@ def run_case_sync(
     """Apply the case's setup, run it on a fresh event loop, undo the setup. A setup the target cannot
     apply skips the case with the reason; a refused send raises SendRefused (harness.net.gate).
     ``timeout``: a deadline for the run (the probes' own): past it the run is cancelled, TimeoutError."""
+    skip = skip_reason(case, target)  # before a setup starts anything for a case that does not run here
+    if skip is not None:
+        return ScenarioResult(case, None, None, seed=case_seed(case, session_seed), skipped=skip)
     try:
         with applied(target, case.setup) as effective:
             running = run_case(case, effective, session_seed=session_seed)
