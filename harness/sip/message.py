@@ -46,7 +46,11 @@ _KEYS = {name: canonical_name(name) for name in (
     "Via", "v", "From", "f", "To", "t", "Call-ID", "i", "CSeq", "Contact", "m", "Max-Forwards",
     "Content-Type", "c", "Content-Length", "l", "User-Agent", "Record-Route", "Route", "Allow",
     "Supported", "k", "Server", "X-AUTH-IP", "X-AUTH-PORT")}  # fmt: skip
-_PLAIN_HEADER = re.compile(rb"(" + _TOKEN + rb")[ \t]*:([^\r\n]*)\r\n")  # a header line, CRLF only
+_PLAIN_NAME = re.compile(rb"(" + _TOKEN + rb")[ \t]*\Z")  # what stands before a plain line's colon
+_PLAIN_NAMES: dict[bytes, tuple[str, str]] = {}  # name as written -> (name, canonical key)
+_PLAIN_NAMES_MAX = 512
+# start line as written -> its message constructor (a partial holding only immutable fields)
+_PLAIN_STARTS: dict[bytes, Callable[..., Request | Response]] = {}
 _VERSION = re.compile(rb"^SIP/[0-9]+\.[0-9]+$")
 
 
@@ -418,35 +422,53 @@ def _parse_lines(data: bytes) -> Request | Response:
 
 def _parse_plain(data: bytes) -> Request | Response | None:
     """The common case in one pass: CRLF line ends only, no folded header, every header line well formed.
-    None sends anything else (and every error, to be reported with its line) to the general parser."""
+    None sends anything else (and every error, to be reported with its line) to the general parser.
+
+    The header block is split on CRLF once and each line on its first colon (a token holds none): no
+    regex per line. Names are checked against the token grammar the first time they are seen, then
+    remembered (a bounded cache: a message's names are a handful of the same few)."""
     head_end = data.find(b"\r\n\r\n")
     first_end = data.find(b"\r\n")
     if head_end < 0 or data.find(b"\n", 0, first_end) >= 0:
         return None
     start_line = data[:first_end]
-    try:
-        make = _parse_start_line(start_line)
-    except SipParseError:
+    make = _PLAIN_STARTS.get(start_line)
+    if make is None:
+        try:
+            make = _parse_start_line(start_line)
+        except SipParseError:
+            return None
+        if len(_PLAIN_STARTS) < _PLAIN_NAMES_MAX:  # status lines and a run's R-URIs recur
+            _PLAIN_STARTS[start_line] = make
+    block = data[first_end + 2 : head_end]
+    lines = block.split(b"\r\n") if head_end > first_end else []
+    breaks = len(lines) - 1 if lines else 0
+    if block.count(b"\n") != breaks or block.count(b"\r") != breaks:  # a bare LF or CR: not plain
         return None
     headers: list[Header] = []
     index: dict[str, list[Header]] = {}  # the message's _by_key, built on the way
-    append, match, new, keys = headers.append, _PLAIN_HEADER.match, tuple.__new__, _KEYS
-    pos, end = first_end + 2, head_end + 2
-    while pos < end:  # one regex per header line: name, value, and the line with its CRLF
-        m = match(data, pos)
-        if m is None:  # a bare LF or CR, a folded line, a bad name: the general parser decides
+    append, new, names = headers.append, tuple.__new__, _PLAIN_NAMES
+    for line in lines:
+        name_part, colon, value = line.partition(b":")
+        if not colon:  # not a header line: the general parser says so with its line
             return None
-        raw, name_bytes, value = m.group(0, 1, 2)
-        name = name_bytes.decode("ascii")
-        header = new(Header, (raw, name, value.decode("utf-8", "surrogateescape").strip(" \t")))
+        known = names.get(name_part)
+        if known is None:
+            m = _PLAIN_NAME.match(name_part)
+            if m is None:  # a folded line, a bad name: the general parser decides
+                return None
+            name = m.group(1).decode("ascii")
+            known = (name, _KEYS.get(name) or canonical_name(name))
+            if len(names) < _PLAIN_NAMES_MAX:
+                names[name_part] = known
+        name, key = known
+        header = new(Header, (line + b"\r\n", name, value.decode("utf-8", "surrogateescape").strip(" \t")))
         append(header)  # (Header(...) without NamedTuple's Python-level __new__)
-        key = keys.get(name) or canonical_name(name)
         same = index.get(key)
         if same is None:
             index[key] = [header]
         else:
             same.append(header)
-        pos = m.end()
     message = make(
         start_line=start_line,
         start_end=b"\r\n",

@@ -51,6 +51,24 @@ INVITE = (
 )
 
 
+@pytest.mark.parametrize(
+    "data", [b"SIP/2.0 200 OK\r\n\r\n", INVITE.replace(b"CSeq: 1 INVITE", b"CSeq :1 INVITE:x")]
+)
+def test_the_plain_path_takes_no_headers_and_odd_colons(data: bytes) -> None:
+    plain = _parse_plain(data)
+    assert plain is not None
+    same(plain, _parse_lines(data))
+
+
+def test_a_remembered_name_without_its_colon_is_not_a_header() -> None:
+    """The plain path remembers the names it has checked; a line holding only such a name is still no
+    header line (the general parser refuses it)."""
+    assert _parse_plain(b"SIP/2.0 200 OK\r\nX-Seen: 1\r\n\r\n") is not None
+    refused = b"SIP/2.0 200 OK\r\nX-Seen\r\n\r\n"
+    assert _parse_plain(refused) is None
+    check(refused)
+
+
 def test_the_plain_path_takes_a_plain_invite() -> None:
     plain = _parse_plain(INVITE)
     assert plain is not None
@@ -67,6 +85,8 @@ def test_the_plain_path_takes_a_plain_invite() -> None:
         INVITE.replace(b"Call-ID: c@h", b"Call-ID c@h"),  # no colon: an error, for the general parser
         INVITE.replace(b"\r\n\r\n", b"\r\n"),  # headers never ended
         b"\r\n\r\n",
+        INVITE.replace(b"Call-ID: c@h", b"Call-ID: c@\rh"),  # a bare CR inside a line
+        INVITE.replace(b"Call-ID: c@h", b"Call-ID: c@\nh"),  # a bare LF inside a line
     ],
 )
 def test_the_plain_path_steps_aside(data: bytes) -> None:
