@@ -300,6 +300,7 @@ def reproduce_command(case: ScenarioCase, config: pytest.Config) -> str:
 
 def format_failure(result: ScenarioResult, config: pytest.Config) -> str:
     from harness.report.ladder import text_ladder
+    from harness.report.stack_ladder import stack_ladder
 
     case = result.case
     exp = result.expectation
@@ -320,6 +321,8 @@ def format_failure(result: ScenarioResult, config: pytest.Config) -> str:
     ]
     if result.exchange is not None:
         lines += ["", "ladder:", text_ladder(result.exchange)]
+    if result.exchange is not None and result.capture is not None and result.capture.roles is not None:
+        lines += ["", stack_ladder(result.exchange, result.capture.legs, result.capture.roles)]
     lines += ["", f"reproduce: {reproduce_command(case, config)}"]
     return "\n".join(lines)
 
@@ -353,10 +356,14 @@ def _attach_html(report: pytest.TestReport, result: ScenarioResult) -> None:
     from html import escape
 
     from harness.report.ladder import svg_ladder
+    from harness.report.stack_ladder import stack_ladder
 
     assert result.exchange is not None
     log_lines = result.logs.explain() if result.logs is not None else "(no log expectations)"
     html = f"<div>{svg_ladder(result.exchange)}</div><pre>{escape(log_lines)}</pre>"
+    if result.capture is not None and result.capture.roles is not None:
+        legs = stack_ladder(result.exchange, result.capture.legs, result.capture.roles)
+        html += f"<pre>{escape(legs)}\n\n{escape(result.capture.explain())}</pre>"
     report.extras = [*getattr(report, "extras", []), extras.html(html)]  # type: ignore[attr-defined]
 
 

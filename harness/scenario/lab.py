@@ -5,28 +5,35 @@ own SBC role disagree, the model (or the behaviour doc) is wrong."""
 from __future__ import annotations
 
 from harness.kazoo.profiles import Profile
-from harness.lab.kamailio import KamailioError, LabKamailio, kamailio_available
+from harness.lab.kamailio import HepExport, KamailioError, LabKamailio, kamailio_available
 from harness.scenario.embedded import CATALOG_ROUTE_TIMEOUT, start_embedded
+from harness.scenario.hep_capture import SBC_CAPTURE, loopback_capture
 from harness.scenario.target import Target
 from harness.scenario.targets import TargetStartError
 
 
 def start_lab(profile: Profile, *, route_timeout: float = CATALOG_ROUTE_TIMEOUT) -> Target:
-    reason = kamailio_available()
+    reason = kamailio_available("siptrace")
     if reason is not None:
         raise TargetStartError(f"the lab target needs Kamailio: {reason}")
     target = start_embedded(profile, route_timeout=route_timeout)
     model = target.model
     assert model is not None and target.media is not None
-    lab = LabKamailio("127.0.0.1", 0, media=target.media, profile=profile.release)
+    # the SBC's own view of every call: Kamailio mirrors each message it reads and writes as HEP
+    capture = loopback_capture(SBC_CAPTURE, complete=True)
+    lab = LabKamailio(
+        "127.0.0.1", 0, media=target.media, profile=profile.release, hep=HepExport(capture.receiver.address())
+    )
     try:
         lab.start()
     except (KamailioError, OSError) as exc:
+        capture.close()
         model.stop()
         raise TargetStartError(f"the lab Kamailio did not start: {exc}") from exc
 
     def close() -> None:
         lab.stop()
+        capture.close()
         model.stop()
 
     target.name = "lab"
@@ -34,5 +41,6 @@ def start_lab(profile: Profile, *, route_timeout: float = CATALOG_ROUTE_TIMEOUT)
     target.sbc = lab.address
     target.carriers["sbc_self"] = (lab.address[0], None)
     target.log_files = {**target.log_files, "kamailio": lab.log_path}
+    target.log_sources = {**target.log_sources, capture.name: capture}
     target.close = close
     return target

@@ -14,12 +14,14 @@ from harness.kazoo import numbers as kazoo_numbers
 from harness.logs.assertions import LogExpectation, LogVerdict, check, wait_for_drop
 from harness.logs.file_source import FileSource
 from harness.logs.hub import LogHub
+from harness.logs.legs import LegVerdict
 from harness.logs.source import LogSource
 from harness.net.carrier import CarrierUA
 from harness.net.exchange import Exchange
 from harness.replay.template import raw_request
 from harness.scenario.case import ScenarioCase
 from harness.scenario.expectation import Expectation, LogPattern, resolve
+from harness.scenario.hep_capture import capture_failure, capture_unavailable, judge_capture
 from harness.scenario.numbers import dialed_form
 from harness.scenario.safety import before_send
 from harness.scenario.setup import SetupUnsupported, applied
@@ -48,6 +50,7 @@ class ScenarioResult:
     exchange: Exchange | None
     failures: list[str] = field(default_factory=list)
     logs: LogVerdict | None = None
+    capture: LegVerdict | None = None  # the stack's captured legs (HEP), where the target has a capture
     placeholders: dict[str, str] = field(default_factory=dict)
     seed: int = 0
     duration: float = 0.0
@@ -139,6 +142,9 @@ async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0)
     result = ScenarioResult(case, expectation, None, seed=seed)
     if target.profile.release not in case.releases and case.releases:
         result.skipped = f"scenario applies to {', '.join(case.releases)} only"
+        return result
+    if (no_capture := capture_unavailable(case, target)) is not None:
+        result.skipped = no_capture
         return result
 
     send = case.send
@@ -245,10 +251,16 @@ async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0)
                     await asyncio.gather(watcher, return_exceptions=True)
             exchange.seed = seed
             result.exchange = exchange
-            if present or absent:
-                result.logs = await _check_logs(
-                    hub, exchange, present, absent, since, placeholders, expectation
-                )
+            # the captured legs are judged beside the log lines: both follow the same hub
+            capture = asyncio.ensure_future(judge_capture(hub, exchange, case, target, since, placeholders))
+            try:
+                if present or absent:
+                    result.logs = await _check_logs(
+                        hub, exchange, present, absent, since, placeholders, expectation
+                    )
+                result.capture = await capture
+            finally:
+                capture.cancel()
     finally:
         ua.close()
     min_delay = expectation.min_delay
@@ -256,6 +268,8 @@ async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0)
     result.failures = judge(
         expectation, exchange, result.logs, min_delay=float(min_seconds) if min_seconds is not None else None
     )
+    if (capture_failed := capture_failure(result.capture)) is not None:
+        result.failures.append(capture_failed)
     result.duration = time.monotonic() - started
     return result
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import yaml
 
+from harness.logs.legs import ROLES
+
 CAUSES = ("acl", "number_format", "number_mapping", "malformed", "call_flow")
 TRANSPORTS = ("udp", "tcp", "tls")
 NUMBER_FORMATS = (
@@ -72,6 +74,17 @@ STR_OR_INT = Spec("str_or_int")
 LOG_PATTERN = m(("pattern", STR, True), ("source", STR, False), ("count", INT, False))
 LOGS = m(("present", lst(LOG_PATTERN), False), ("absent", lst(LOG_PATTERN), False), ("ordered", BOOL, False))
 FINAL = m(("code", Spec("code_or_codes"), True), ("reason", STR, False))
+# captured legs (HEP, docs/hep.md)
+LEG = m(
+    ("from", enum(*ROLES), False),
+    ("to", enum(*ROLES), False),
+    ("message", STR_OR_INT, False),
+    ("headers", m(free=STR), False),
+    ("count", INT, False),
+    ("source", STR, False),
+    ("capture_id", INT, False),
+)
+CAPTURE = m(("present", lst(LEG), False), ("absent", lst(LEG), False))
 EXPECT = m(
     ("outcome", STR, False),
     ("final", FINAL, False),
@@ -82,6 +95,7 @@ EXPECT = m(
     ("absent_headers", lst(STR), False),
     ("min_delay", NUM, False),
     ("logs", LOGS, False),
+    ("capture", CAPTURE, False),
     ("never", lst(enum("voicemail", "ivr", "ringing_without_audio", "answered")), False),
     ("timeout", NUM, False),
 )
