@@ -12,7 +12,7 @@ which the capture cannot hold and the record names.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from harness.kazoo.siptrace import unmirrored_reason
@@ -28,13 +28,26 @@ SBC_CAPTURE = "sbc-capture"  # the lab's HEP source: its Kamailio's siptrace
 CAPTURE_GRACE = 1.0  # seconds after the exchange for captured legs to arrive (as the runner's LOG_GRACE)
 
 
-def loopback_capture(name: str, *, complete: bool) -> HepCapture:
-    """A started receiver on a free UDP port of 127.0.0.1, as a target's capture point."""
-    return HepCapture(HepReceiver(["udp:127.0.0.1:0"], name).start(), complete=complete)
+def loopback_capture(name: str, *, complete: bool, transport: str = "udp") -> HepCapture:
+    """A started receiver on a free port of 127.0.0.1 (``udp`` or ``tcp``), as a target's capture point."""
+    return HepCapture(HepReceiver([f"{transport}:127.0.0.1:0"], name).start(), complete=complete)
 
 
 def captures(target: Target) -> list[HepCapture]:
     return [factory for factory in target.log_sources.values() if isinstance(factory, HepCapture)]
+
+
+def close_captures(sources: Mapping[str, object]) -> Callable[[], None] | None:
+    """A target's close: stop the HEP receivers among its log sources (None when it has none)."""
+    found = [factory for factory in sources.values() if isinstance(factory, HepCapture)]
+    if not found:
+        return None
+
+    def close() -> None:
+        for capture in found:
+            capture.close()
+
+    return close
 
 
 def roles(target: Target, exchange: Exchange) -> Roles:

@@ -12,7 +12,13 @@ from harness.scenario.target import Target
 from harness.scenario.targets import TargetStartError
 
 
-def start_lab(profile: Profile, *, route_timeout: float = CATALOG_ROUTE_TIMEOUT) -> Target:
+def start_lab(
+    profile: Profile,
+    *,
+    route_timeout: float = CATALOG_ROUTE_TIMEOUT,
+    hep_transport: str = "udp",
+    hep_version: int = 3,
+) -> Target:
     reason = kamailio_available("siptrace")
     if reason is not None:
         raise TargetStartError(f"the lab target needs Kamailio: {reason}")
@@ -20,10 +26,9 @@ def start_lab(profile: Profile, *, route_timeout: float = CATALOG_ROUTE_TIMEOUT)
     model = target.model
     assert model is not None and target.media is not None
     # the SBC's own view of every call: Kamailio mirrors each message it reads and writes as HEP
-    capture = loopback_capture(SBC_CAPTURE, complete=True)
-    lab = LabKamailio(
-        "127.0.0.1", 0, media=target.media, profile=profile.release, hep=HepExport(capture.receiver.address())
-    )
+    capture = loopback_capture(SBC_CAPTURE, complete=True, transport=hep_transport)
+    export = HepExport(capture.receiver.address(hep_transport), hep_transport, hep_version)
+    lab = LabKamailio("127.0.0.1", 0, media=target.media, profile=profile.release, hep=export)
     try:
         lab.start()
     except (KamailioError, OSError) as exc:

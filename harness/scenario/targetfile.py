@@ -19,10 +19,11 @@ from typing import Any
 
 from harness.kazoo.profiles import Profile
 from harness.logs.source import LogSource
+from harness.scenario.hep_capture import close_captures
 from harness.scenario.target import Address, StackAccess, Target, TargetError
 
 TRANSPORTS = ("udp", "tcp", "tls")
-LOG_KINDS = ("file", "docker", "command", "esl")
+LOG_KINDS = ("file", "docker", "command", "esl", "hep")
 DEFAULT_RATE_LIMIT = 10.0  # messages per second on a real stack unless the file says otherwise
 
 
@@ -66,6 +67,8 @@ class LogSpec:
     container: str | None = None
     command: tuple[str, ...] = ()
     esl: str | None = None  # name of an [[esl]] endpoint
+    listen: tuple[str, ...] = ()  # hep: "udp:IP:PORT" / "tcp:IP:PORT" the capture agents send to
+    complete: bool = False  # hep: the agent mirrors every message the SBC reads and writes (docs/hep.md)
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class TargetFile:
     def to_target(self, profile: Profile, sbc_node: str | None = None) -> Target:
         node = self.sbc_node(sbc_node)
         esl = self.esl[0] if self.esl else None
+        sources = self.stream_sources()
         return Target(
             name=str(self.path) + (f"#{node.name}" if sbc_node else ""),
             kind="file",
@@ -153,7 +157,7 @@ class TargetFile:
             carriers=dict(self.carriers),
             numbers=dict(self.numbers),
             log_files={s.name: Path(s.path) for s in self.logs if s.kind == "file" and s.path},
-            log_sources=self.stream_sources(),
+            log_sources=sources,
             esl=(esl.host, esl.port, esl_password(esl.password_env)) if esl else None,
             route_timeout=self.route_timeout,
             silence_window=self.silence_window,
@@ -165,13 +169,16 @@ class TargetFile:
             stack=self.stack_access(),
             secrets=self.secrets(),
             source_file=self,
+            close=close_captures(sources),
         )
 
     def stream_sources(self) -> dict[str, Callable[[], LogSource]]:
-        """Factories of the event-socket, docker and command log sources (a fresh one per scenario)."""
+        """Factories of the event-socket, docker, command and HEP log sources (a fresh one per scenario;
+        a HEP capture's receiver lives as long as the target)."""
         from harness.logs.command_source import CommandSource
         from harness.logs.docker_source import DockerSource
         from harness.logs.esl_source import EslSource
+        from harness.logs.hep_source import HepCapture, HepReceiver
 
         endpoints = {e.name: e for e in self.esl}
         out: dict[str, Callable[[], LogSource]] = {}
@@ -183,6 +190,8 @@ class TargetFile:
                 out[log.name] = partial(DockerSource, log.container, log.name)
             elif log.kind == "command" and log.command:
                 out[log.name] = partial(CommandSource, list(log.command), log.name)
+            elif log.kind == "hep" and log.listen:
+                out[log.name] = HepCapture(HepReceiver(log.listen, log.name), complete=log.complete)
         return out
 
     def stack_access(self) -> StackAccess:
@@ -337,11 +346,25 @@ def _sbc(reader: _Reader) -> list[SbcNode]:
     return nodes
 
 
+def _listen(reader: _Reader) -> tuple[str, ...]:
+    """``listen`` of a hep source: one "udp:IP:PORT" / "tcp:IP:PORT" or a list of them."""
+    from harness.logs.hep_source import Listen
+
+    value = reader.get("listen", (str, list), [])
+    texts = [value] if isinstance(value, str) else value
+    for text in texts:
+        try:
+            Listen.parse(str(text))
+        except ValueError as exc:
+            raise reader.error("listen", str(exc)) from exc
+    return tuple(str(t) for t in texts)
+
+
 def _logs(reader: _Reader, esl_names: set[str]) -> list[LogSpec]:
     specs = []
     for index, _ in enumerate(reader.get("logs", list, [])):
         r = reader.sub("logs", index)
-        r.unknown({"name", "kind", "path", "container", "command", "esl"})
+        r.unknown({"name", "kind", "path", "container", "command", "esl", "listen", "complete"})
         kind = r.get("kind", str, required=True)
         if kind not in LOG_KINDS:
             raise r.error("kind", f"one of {', '.join(LOG_KINDS)}, not {kind!r}")
@@ -352,10 +375,19 @@ def _logs(reader: _Reader, esl_names: set[str]) -> list[LogSpec]:
             container=r.get("container", str),
             command=tuple(str(a) for a in r.get("command", list, [])),
             esl=r.get("esl", str),
+            listen=_listen(r),
+            complete=r.get("complete", bool, False),
         )
-        needed = {"file": spec.path, "docker": spec.container, "command": spec.command, "esl": spec.esl}[kind]
+        needed = {"file": spec.path, "docker": spec.container, "command": spec.command, "esl": spec.esl,
+                  "hep": spec.listen}[kind]  # fmt: skip
         if not needed:
-            key = {"file": "path", "docker": "container", "command": "command", "esl": "esl"}[kind]
+            key = {
+                "file": "path",
+                "docker": "container",
+                "command": "command",
+                "esl": "esl",
+                "hep": "listen",
+            }[kind]
             raise r.error(key, f"a {kind} log source needs {key}")
         if kind == "esl" and spec.esl not in esl_names:
             raise r.error("esl", f"no [[esl]] endpoint named {spec.esl!r}")
