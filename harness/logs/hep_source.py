@@ -264,8 +264,8 @@ class HepReceiver:
         return unsubscribe
 
     def source(self) -> HepSource:
-        """A fresh log source over this receiver (one per scenario); starts the receiver if needed."""
-        self.start()
+        """A fresh log source over this receiver (one per scenario); entering it starts the receiver
+        when it is not running yet (a bind error then lands in the hub's errors, like any source's)."""
         return HepSource(self)
 
 
@@ -287,6 +287,7 @@ class HepSource:
         self._unsubscribe: Callable[[], None] | None = None
 
     async def __aenter__(self) -> HepSource:
+        self.receiver.start()
         loop = asyncio.get_running_loop()
 
         def deliver(line: HepLine) -> None:

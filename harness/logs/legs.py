@@ -226,6 +226,7 @@ class LegVerdict:
     sources: tuple[str, ...] = ()
     decided_early: bool = False
     roles: Roles | None = None
+    errors: dict[str, str] = field(default_factory=dict)  # a HEP source that failed (a port taken, ...)
 
     def explain(self) -> str:
         out = [
@@ -238,6 +239,7 @@ class LegVerdict:
         out += [f"  FORBIDDEN {e.describe()}  <- {leg.describe()}" for e, leg in self.unexpected]
         if self.parity is not None:
             out.append(f"  parity with the carrier's view: {self.parity.summary()}")
+        out += [f"  source {name} failed: {error}" for name, error in self.errors.items()]
         out.append(f"  legs tied to this call ({len(self.legs)}):")
         out += [f"    {leg.describe()}" for leg in self.legs]
         return "\n".join(out)
@@ -322,8 +324,10 @@ async def check_legs(
             verdict.wrong_count.append((e, len(t.hits)))
     if parity_check:
         verdict.parity = parity(exchange, legs, roles, unmirrored)
+    verdict.errors = {name: repr(error) for name, error in hub.errors.items() if name in names}
     verdict.ok = not (
-        verdict.missing
+        verdict.errors
+        or verdict.missing
         or verdict.unexpected
         or verdict.wrong_count
         or (verdict.parity is not None and not verdict.parity.ok)

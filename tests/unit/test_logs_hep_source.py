@@ -141,7 +141,36 @@ def test_a_capture_is_the_sources_factory() -> None:
     receiver = HepReceiver(["udp:127.0.0.1:0"], name="fs-capture")
     capture = HepCapture(receiver, complete=False)
     try:
-        source = capture()  # starts the receiver on first use
-        assert source.name == capture.name == "fs-capture" and receiver.addresses
+        source = capture()
+
+        async def enter() -> None:
+            async with source:  # entering the first source starts the receiver
+                assert receiver.addresses
+
+        asyncio.run(enter())
+        assert source.name == capture.name == "fs-capture"
     finally:
         capture.close()
+
+
+def test_a_receiver_that_cannot_bind_is_a_source_error_and_fails_the_legs() -> None:
+    from harness.logs.legs import LegExpectation, Roles, check_legs
+    from harness.net.exchange import Exchange
+
+    taken = HepReceiver(["udp:127.0.0.1:0"]).start()
+    try:
+        blocked = HepCapture(HepReceiver([f"udp:127.0.0.1:{taken.address()[1]}"], "sbc-capture"))
+
+        async def run() -> str:
+            async with LogHub([blocked()]) as hub:
+                assert "sbc-capture" in hub.errors
+                ex = Exchange("c@x", "INVITE", "udp", ("127.0.0.10", 5070), ("127.0.0.1", 5060), time.time())
+                roles = Roles(ex.local, frozenset({ex.remote}))
+                verdict = await check_legs(hub, ex, roles, [LegExpectation(present=False)], since=0.0,
+                                           deadline=time.time() + 0.1, sources=["sbc-capture"])  # fmt: skip
+                assert not verdict.ok
+                return verdict.explain()
+
+        assert "source sbc-capture failed: OSError" in asyncio.run(run())
+    finally:
+        taken.stop()

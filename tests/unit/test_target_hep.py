@@ -39,7 +39,7 @@ def test_a_hep_source_becomes_a_capture_that_closes_with_the_target() -> None:
     target = spec.to_target(load_profile("kazoo-4.3"))
     capture = target.log_sources["sbc-hep"]
     assert isinstance(capture, HepCapture) and capture.complete
-    capture()  # the first scenario's source starts the receiver
+    capture.receiver.start()  # as entering the first scenario's source does
     host, port = capture.receiver.address("udp")
     assert target.close is not None
     target.close()
