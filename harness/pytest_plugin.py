@@ -345,6 +345,12 @@ def pytest_runtest_makereport(
 
             Path(pcap_dir).mkdir(parents=True, exist_ok=True)
             write_pcap([result.exchange], Path(pcap_dir) / f"{item.case.cause}-{item.case.test_id}.pcap")
+            if result.capture is not None and result.capture.legs:  # the stack's own view, as HEP
+                from harness.report.hep_pcap import write_hep_pcap
+
+                write_hep_pcap(
+                    result.capture.legs, Path(pcap_dir) / f"{item.case.cause}-{item.case.test_id}.hep.pcap"
+                )
     return report
 
 

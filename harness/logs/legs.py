@@ -5,7 +5,7 @@ address), ``sbc`` (the target's SBC nodes), ``media`` (its media role), ``other`
 INVITE" is a carrier→sbc INVITE, "relayed to media" an sbc→media one, "FreeSWITCH answered 407" a
 media→sbc 407. A message belongs to the call by its Call-ID, by X-AUTH-IP/X-AUTH-PORT naming the
 carrier (the SBC's relayed copy: the call a media server renames is still found through it, then its
-Call-ID ties the rest), or by the carrier's address as one end (a message without a usable Call-ID).
+Call-ID ties the rest), or, for a message without a Call-ID, by the carrier's address as one end.
 
 ``check_legs`` decides :class:`LegExpectation` s as early as the evidence allows, like
 ``harness.logs.assertions.check``; ``parity`` compares what the carrier put on the wire with what the
@@ -143,8 +143,8 @@ def legs_of(lines: Iterable[HepLine], exchange: Exchange, roles: Roles) -> list[
             reason = "call-id"
         elif cid is not None and cid in renamed:
             reason = "x-auth-ip"
-        elif roles.carrier in (packet.src, packet.dst):
-            reason = "carrier address"
+        elif cid is None and roles.carrier in (packet.src, packet.dst):
+            reason = "carrier address"  # another call from the same address has its own Call-ID
         else:
             continue
         out.append(Leg(ln, roles.of(packet.src), roles.of(packet.dst), reason))

@@ -83,3 +83,30 @@ def _packets(chunk: bytes) -> list:  # type: ignore[type-arg]
     from harness.hep import HepStreamDecoder
 
     return HepStreamDecoder().feed(chunk)
+
+
+def test_the_stacks_legs_written_as_a_hep_pcap_read_back_and_replayable(tmp_path: Path) -> None:
+    from scapy.layers.inet import UDP
+    from scapy.utils import rdpcap
+
+    from harness.logs.hep_source import hep_line
+    from harness.logs.legs import Roles, legs_of
+    from harness.net.exchange import Exchange
+    from harness.report.hep_pcap import write_hep_pcap
+
+    packets = [decode_packet(d) for d in kamailio.HEP3_UDP]
+    invite = packets[2]
+    assert invite.src is not None and invite.dst is not None
+    call_id = invite.payload.split(b"Call-ID: ")[1].split(b"\r\n")[0].decode()
+    lines = [hep_line("sbc-capture", p, ("127.0.0.1", 40000), p.timestamp or 0.0) for p in packets]
+    exchange = Exchange(call_id, "INVITE", "udp", invite.src, invite.dst, invite.timestamp or 0.0)
+    legs = legs_of(lines, exchange, Roles(invite.src, frozenset({invite.dst})))
+    path = tmp_path / "call.hep.pcap"
+    assert (
+        write_hep_pcap(legs, path) == len(legs) == 5
+    )  # the call's packets, not the OPTIONS or the other call
+    datagrams = [bytes(p[UDP].payload) for p in rdpcap(str(path))]
+    assert datagrams == [
+        d for d in kamailio.HEP3_UDP if decode_packet(d) in [leg.line.packet for leg in legs]
+    ]
+    assert pick_invite(load_source(str(path))).data == invite.payload
