@@ -328,6 +328,7 @@ def reproduce_command(case: ScenarioCase, config: pytest.Config) -> str:
 
 def format_failure(result: ScenarioResult, config: pytest.Config, target: Target | None = None) -> str:
     from harness.report.ladder import text_ladder
+    from harness.report.stack_ladder import stack_ladder
 
     case = result.case
     exp = result.expectation
@@ -339,6 +340,8 @@ def format_failure(result: ScenarioResult, config: pytest.Config, target: Target
     lines += [f"got:      {result.got}", "", "failures:", *[f"  - {f}" for f in result.failures]]
     if result.exchange is not None:
         lines += ["", "ladder:", text_ladder(result.exchange)]
+    if result.exchange is not None and result.capture is not None and result.capture.roles is not None:
+        lines += ["", stack_ladder(result.exchange, result.capture.legs, result.capture.roles)]
     lines += ["", f"reproduce: {reproduce_command(case, config)}"]
     return "\n".join(lines)
 
@@ -361,6 +364,12 @@ def pytest_runtest_makereport(
 
             Path(pcap_dir).mkdir(parents=True, exist_ok=True)
             write_pcap([result.exchange], Path(pcap_dir) / f"{item.case.cause}-{item.case.test_id}.pcap")
+            if result.capture is not None and result.capture.legs:  # the stack's own view, as HEP
+                from harness.report.hep_pcap import write_hep_pcap
+
+                write_hep_pcap(
+                    result.capture.legs, Path(pcap_dir) / f"{item.case.cause}-{item.case.test_id}.hep.pcap"
+                )
     return report
 
 
@@ -372,10 +381,14 @@ def _attach_html(report: pytest.TestReport, result: ScenarioResult) -> None:
     from html import escape
 
     from harness.report.ladder import svg_ladder
+    from harness.report.stack_ladder import stack_ladder
 
     assert result.exchange is not None
     log_lines = result.logs.explain() if result.logs is not None else "(no log expectations)"
     html = f"<div>{svg_ladder(result.exchange)}</div><pre>{escape(log_lines)}</pre>"
+    if result.capture is not None and result.capture.roles is not None:
+        legs = stack_ladder(result.exchange, result.capture.legs, result.capture.roles)
+        html += f"<pre>{escape(legs)}\n\n{escape(result.capture.explain())}</pre>"
     report.extras = [*getattr(report, "extras", []), extras.html(html)]  # type: ignore[attr-defined]
 
 

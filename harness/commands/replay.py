@@ -1,8 +1,10 @@
 """`kazoo-harness replay`: send a customer's captured INVITE at a stack again and name the cause.
 
-SOURCE is a pcap/pcapng file, a FreeSWITCH sip-trace log, or a file (``-`` = stdin) holding one SIP
-message. Exit codes: 0 the replay ran (whatever the response), 2 bad input or a refused INVITE
-(non-loopback addresses without --refresh), 3 the target could not be used.
+SOURCE is a pcap/pcapng file (HEP packets in it too), a FreeSWITCH sip-trace log, a file (``-`` =
+stdin) holding one SIP message, or ``homer+https://HOST`` with ``--call-id`` (harness.replay.homer).
+Exit codes: 0 the replay ran (whatever the response), 2 bad input (a Homer that cannot be read
+included) or a refused INVITE (non-loopback addresses without --refresh), 3 the target could not be
+used.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import typer
 from harness.commands.common import EXIT_INFRA, fail, opened
 from harness.net.gate import SendRefused
 from harness.replay.capture import CapturedMessage
+from harness.replay.homer import homer_capture, is_homer
 from harness.replay.rewrite import is_local, rewrite_foreign
 from harness.replay.scenario_file import scenario_yaml
 from harness.replay.session import ReplayRefused, ReplayResult, replay_invite
@@ -124,7 +127,10 @@ def render(result: ReplayResult, source: str, kind: str, stack: Target) -> str:
 def replay(
     source: Annotated[
         str,
-        typer.Argument(help="pcap/pcapng file, FreeSWITCH sip-trace log, or one SIP message (file or -)."),
+        typer.Argument(
+            help="pcap/pcapng file (also of HEP), FreeSWITCH sip-trace log, one SIP message (file or -), "
+            "or homer+https://HOST (credentials: HOMER_TOKEN, or HOMER_USER and HOMER_PASSWORD)."
+        ),
     ],
     call_id: Annotated[
         str | None, typer.Option(help="The call to replay when the source holds several.")
@@ -156,12 +162,21 @@ def replay(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a final response.")] = 5.0,
     seed: Annotated[int | None, typer.Option(help="Seed for the identifiers --refresh draws.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--from", help="Homer: search from (epoch or ISO 8601; default --to - 24 h)."),
+    ] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Homer: search until (default: now).")] = None,
 ) -> None:
     """Send a captured INVITE at a stack again; show the exchange, the stack's log lines and the cause."""
     if timeout <= 0:
         fail("--timeout must be positive")
     try:
-        capture = load_source(source, sys.stdin.buffer.read() if source == "-" else None)
+        source_notes: list[str] = []
+        if is_homer(source):
+            capture, source_notes = homer_capture(source, call_id, since, until)
+        else:
+            capture = load_source(source, sys.stdin.buffer.read() if source == "-" else None)
         invite = pick_invite(capture, call_id)
     except (SourceError, ValueError) as exc:
         fail(str(exc))
@@ -184,8 +199,7 @@ def replay(
             )
         except (ReplayRefused, SendRefused) as exc:
             fail(str(exc))
-        if note:
-            result.notes.insert(0, note)
+        result.notes[:0] = [*source_notes, *([note] if note else [])]
         if to_scenario is not None:
             _write_scenario(to_scenario, result, source, stack, source_ip, port)
         typer.echo(json.dumps(result.to_json()) if as_json else render(result, source, capture.kind, stack))

@@ -6,6 +6,7 @@ from typing import Any
 
 from harness.logs.assertions import LogVerdict
 from harness.scenario.case import ScenarioCase
+from harness.scenario.hep_capture import capture_record
 from harness.scenario.runner import ScenarioResult
 
 
@@ -46,6 +47,8 @@ def scenario_record(
         record["exchange"] = ex.to_json()
     if result.logs is not None:
         record["logs"] = logs_record(result.logs)
+    if result.capture is not None and ex is not None:
+        record["capture"] = capture_record(result.capture, ex)
     return record
 
 

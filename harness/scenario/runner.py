@@ -38,6 +38,7 @@ class ScenarioResult:
     exchange: Exchange | None
     failures: list[str] = field(default_factory=list)
     logs: LogVerdict | None = None
+    capture: LegVerdict | None = None  # the stack's captured legs (HEP), where the target has a capture
     placeholders: dict[str, str] = field(default_factory=dict)
     seed: int = 0
     duration: float = 0.0
