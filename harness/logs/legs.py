@@ -21,13 +21,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from harness.kazoo.profile import LEG_ROLES as ROLES  # the one spelling of the roles (a profile's `capture`)
 from harness.logs.hep_source import HepLine, first_line
 from harness.logs.hub import LogHub
 from harness.net.exchange import Address, Exchange, WireEvent
 from harness.sip.errors import SipParseError
 from harness.sip.message import Request, Response, parse_message
 
-ROLES = ("carrier", "sbc", "media", "other")
 Unmirrored = Callable[[bytes, str], "str | None"]  # (data, transport) -> why a capture cannot hold it
 _STATUS = re.compile(r"^SIP/\d+\.\d+ (\d{3})")
 _METHOD = re.compile(r"^([A-Za-z]+) \S+ SIP/")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.logs.assertions import LogVerdict
+from harness.scenario.capture import capture_record
 from harness.scenario.case import ScenarioCase
-from harness.scenario.hep_capture import capture_record
 from harness.scenario.runner import ScenarioResult
 
 

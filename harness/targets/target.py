@@ -18,6 +18,7 @@ from harness.kazoo.profile import Profile
 from harness.kazoo.provision import Provisioner
 from harness.kazoo.release import DEFAULTS, KazooRelease
 from harness.logs.file_source import FileSource
+from harness.logs.hep_source import HepCapture
 from harness.logs.source import LogSource
 
 Address = tuple[str, int]
@@ -122,6 +123,11 @@ class Target:
 
     def has_number_role(self, ref: str) -> bool:
         return ref in self.numbers
+
+    @property
+    def captures(self) -> list[HepCapture]:
+        """The log sources that are HEP captures: the stack's own view of each call (docs/hep.md)."""
+        return [factory for factory in self.logs.values() if isinstance(factory, HepCapture)]
 
     def log_sources(self) -> list[LogSource]:
         """A fresh source per log of the target (each scenario follows its own)."""
