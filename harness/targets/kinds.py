@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.kazoo.profile import Profile, ProfileError, load_profile
+from harness.targets.capture import SBC_CAPTURE
 from harness.targets.target import Address, Target, TargetError, TargetStartError
 
 Opener = Callable[["TargetRef", Profile], AbstractContextManager[Target]]
@@ -134,6 +135,7 @@ def open_target(text: str, profile: str | Profile | None = None, *, reach: bool 
 # -- the kinds --------------------------------------------------------------------------------------
 
 MODEL_LOGS = ("freeswitch", "kamailio", "kazoo")
+CAPTURED_LOGS = (*MODEL_LOGS, SBC_CAPTURE)  # a kind whose SBC sends HEP to the harness
 
 
 def _open_embedded(ref: TargetRef, profile: Profile) -> AbstractContextManager[Target]:
@@ -176,6 +178,7 @@ def _open_address(ref: TargetRef, profile: Profile) -> AbstractContextManager[Ta
 @contextmanager
 def _open_file(ref: TargetRef, profile: Profile) -> Iterator[Target]:
     from harness.net.gate import SendRefused
+    from harness.targets.capture import closing_captures
     from harness.targets.file import load_target_file
     from harness.targets.reach import sbc_unreachable
 
@@ -189,13 +192,14 @@ def _open_file(ref: TargetRef, profile: Profile) -> Iterator[Target]:
     problem = sbc_unreachable(target.sbc, source[0], target.gate) if ref.reach else None
     if problem:  # an infrastructure error
         raise TargetStartError(f"SBC unreachable, {problem}; target {target.name}")
-    yield target
+    with closing_captures(target):  # its HEP receivers (kind = "hep") live as long as the target
+        yield target
 
 
 register(
     Kind("embedded", "the Kazoo model, started in-process on free loopback ports", MODEL_LOGS, _open_embedded)
 )
-register(Kind("lab", "a real Kamailio with our Kazoo-like configuration in front of the model", MODEL_LOGS,
+register(Kind("lab", "a real Kamailio with our Kazoo-like configuration in front of the model", CAPTURED_LOGS,
               _open_lab))  # fmt: skip
 register(Kind("docker", "the lab stack in containers on a Docker engine", MODEL_LOGS, _open_docker))
 register(Kind("kazoo-sbc", "Kazoo's own Kamailio configuration in front of the model", MODEL_LOGS,

@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from harness.kazoo.profiles import load_profile
+from harness.kazoo.profile import load_profile
 from harness.lab.kamailio import kamailio_available
 from harness.logs.legs import Leg
 from harness.scenario.case import ScenarioCase, expand
-from harness.scenario.lab import start_lab
 from harness.scenario.runner import ScenarioResult, run_case_sync
-from harness.scenario.target import Target
+from harness.targets.lab import open_lab
+from harness.targets.target import Target
 
 MISSING = kamailio_available("siptrace")
 pytestmark = [
@@ -33,10 +33,8 @@ pytestmark = [
 )
 def lab(request: pytest.FixtureRequest) -> Iterator[Target]:
     transport, version = request.param
-    target = start_lab(load_profile("kazoo-4.3"), hep_transport=transport, hep_version=version)
-    yield target
-    assert target.close is not None
-    target.close()
+    with open_lab(load_profile("kazoo-4.3"), hep_transport=transport, hep_version=version) as target:
+        yield target
 
 
 _CALLS = itertools.count()

@@ -61,9 +61,7 @@ def test_every_scenario_s_sbc_legs_on_the_lab(tmp_path: Path) -> None:
         name = record["id"]
         capture = record.get("capture")
         assert record["verdict"] == "passed", name
-        if cases[name].setup.get("media") == "down":  # runs on a second, media-less model, not the lab
-            assert capture is None, name
-            continue
+        # every scenario, `media: down` ones too (a second, media-less Kamailio sends to the same capture)
         assert capture is not None, name
         legs += len(capture["legs"])
         if cases[name].via == "media":

@@ -22,12 +22,13 @@ from typer.testing import CliRunner
 
 from harness.cli import app
 from harness.hep import decode_packet
-from harness.kazoo.profiles import load_profile
+from harness.kazoo.causes import Cause
+from harness.kazoo.profile import load_profile
 from harness.lab.kamailio import kamailio_available
 from harness.replay.homer import HomerClient, HomerError, fetch_call, time_window
 from harness.scenario.case import expand
-from harness.scenario.lab import start_lab
 from harness.scenario.runner import run_case_sync
+from harness.targets.lab import open_lab
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
 import hep_samples as kamailio  # type: ignore[import-not-found]
@@ -143,7 +144,7 @@ def test_replay_from_homer_names_the_cause(homer: HomerStandIn, monkeypatch: pyt
     start, end = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t)) for t in WHOLE_DAY)
     out = replay(homer, INSANE_CALL, monkeypatch, "--from", start, "--to", end)
     assert out["as_captured"] and out["invite"]["src"].startswith(kamailio.CARRIER)
-    assert out["cause"] == "malformed_invite" and out["exchange"]["outcome"] == "silence"
+    assert out["cause"] == Cause.MALFORMED and out["exchange"]["outcome"] == "silence"
     assert any(n.startswith(f"from Homer {homer.url}") for n in out["notes"])
 
 
@@ -163,16 +164,12 @@ LAB_MISSING = kamailio_available("siptrace")
 def test_a_lab_call_exported_by_homer_replays_to_the_acl_cause(
     homer: HomerStandIn, monkeypatch: pytest.MonkeyPatch, transport: str
 ) -> None:
-    lab = start_lab(load_profile("kazoo-4.3"))
-    try:
+    with open_lab(load_profile("kazoo-4.3")) as lab:
         scenario = {"name": f"homer {transport}", "cause": "acl", "description": "d",
                     "carrier": {"role": "unlisted", "transport": transport}, "send": {"number": "routed"},
                     "expect": {"outcome": "acl_rejected"}}  # fmt: skip
         [case] = expand(scenario, Path("<homer>"), 1)
         result = run_case_sync(case, lab)
-    finally:
-        assert lab.close is not None
-        lab.close()
     assert result.ok, result.failures
     assert result.capture is not None and result.exchange is not None
     homer.rows.clear()
@@ -182,6 +179,6 @@ def test_a_lab_call_exported_by_homer_replays_to_the_acl_cause(
     out = replay(homer, str(result.exchange.call_id), monkeypatch)
     assert out["invite"]["src"].startswith("127.0.0.66:") and out["invite"]["transport"] == transport
     assert out["exchange"]["transport"] == transport
-    assert out["cause"] == "acl" and out["outcome"] == "acl_rejected"
+    assert out["cause"] == Cause.ACL and out["outcome"] == "acl_rejected"
     if transport == "tcp":
         assert any("rebuilds every message as UDP" in n for n in out["notes"]), out["notes"]
