@@ -202,7 +202,7 @@ register(
 register(Kind("lab", "a real Kamailio with our Kazoo-like configuration in front of the model", CAPTURED_LOGS,
               _open_lab))  # fmt: skip
 register(Kind("docker", "the lab stack in containers on a Docker engine", MODEL_LOGS, _open_docker))
-register(Kind("kazoo-sbc", "Kazoo's own Kamailio configuration in front of the model", MODEL_LOGS,
+register(Kind("kazoo-sbc", "Kazoo's own Kamailio configuration in front of the model", CAPTURED_LOGS,
               _open_kazoo_sbc))  # fmt: skip
 register(Kind("model", "`kazoo-harness model` already running at its default addresses", ("freeswitch",),
               _open_model))  # fmt: skip
