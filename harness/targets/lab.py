@@ -20,12 +20,11 @@ from harness.targets.capture import loopback_capture
 from harness.targets.embedded import (
     CATALOG_ROUTE_TIMEOUT,
     ModelSetup,
-    carrier_roles,
     roles_for,
     start_model_for,
     target_for_model,
 )
-from harness.targets.target import Address, Target, TargetStartError, file_logs
+from harness.targets.target import Address, MediaDown, Target, TargetStartError, file_logs
 
 
 @contextmanager
@@ -63,10 +62,10 @@ def _lab_target(model: RunningModel, lab: LabKamailio, profile: Profile, name: s
     )
 
 
-def _without_media(profile: Profile, hep: HepExport):  # type: ignore[no-untyped-def]
+def _without_media(profile: Profile, hep: HepExport) -> MediaDown:
     @contextmanager
     def twin(target: Target) -> Iterator[Target]:
-        # a second Kamailio whose dispatcher has no media server, in front of the same model, mirroring
+        # a second Kamailio whose dispatcher set is empty (every INVITE: 480), beside the first, mirroring
         # to the same capture (its own SBC address tells its legs apart)
         with lab_kamailio(profile, None, hep) as down:
             yield dataclasses.replace(
@@ -100,6 +99,3 @@ def open_lab(
                 yield dataclasses.replace(target, logs={**target.logs, capture.name: capture})
     finally:
         model.stop()
-
-
-__all__ = ["carrier_roles", "lab_kamailio", "open_lab"]
