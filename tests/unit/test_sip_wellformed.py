@@ -24,7 +24,12 @@ def test_what_the_builder_makes_is_well_formed(fields: dict[str, object]) -> Non
 
 def test_options_are_well_formed() -> None:
     spec = builder.InviteSpec(
-        target_host="127.0.0.1", target_port=5060, local_ip="127.0.0.10", local_port=5070, rtp_port=None, seed=3
+        target_host="127.0.0.1",
+        target_port=5060,
+        local_ip="127.0.0.10",
+        local_port=5070,
+        rtp_port=None,
+        seed=3,
     )
     assert defects(builder.build_options(spec).to_bytes()) == ()
 
