@@ -363,17 +363,21 @@ class Parity:
     unseen: tuple[tuple[WireEvent, str], ...] = ()  # sent, but the capture cannot hold it: (event, why)
     duplicated: tuple[tuple[str, int], ...] = ()  # (first line, extra copies) captured more often than sent
     foreign: tuple[Leg, ...] = ()  # captured carrier<->SBC messages the carrier never sent or received
+    # sent by the SBC after the last message the carrier read from it: its UA stops reading at the final
+    # response (a CANCEL's 200 an SBC worker sends after another relayed the 487), reported, not failing
+    late: tuple[Leg, ...] = ()
 
     @property
     def ok(self) -> bool:
         return not self.missing and not self.duplicated and not self.foreign
 
     def summary(self) -> str:
-        unseen = "; ".join(f"{e.first_line!r} not capturable: {why}" for e, why in self.unseen)
+        notes = [f"{e.first_line!r} not capturable: {why}" for e, why in self.unseen]
+        notes += [f"{leg.first_line!r} sent after the carrier stopped reading" for leg in self.late]
         if self.ok:
             text = f"every one of {self.compared} carrier<->SBC messages captured once, byte exact"
-            return f"{text} ({unseen})" if unseen else text
-        parts = [unseen] if unseen else []
+            return f"{text} ({'; '.join(notes)})" if notes else text
+        parts = ["; ".join(notes)] if notes else []
         if self.missing:
             parts.append(
                 "not captured: " + "; ".join(f"{e.direction} {e.first_line!r}" for e in self.missing)
@@ -395,7 +399,8 @@ def parity(
     """Every message between the carrier and the SBC appears in the SBC's capture once, byte exact: each
     one the carrier sent as carrier->sbc, each one it received from the SBC as sbc->carrier.
     ``unmirrored(data, transport)`` names the carrier messages the capture agent never sees (bytes its
-    core cannot read as SIP): they are reported, not required."""
+    core cannot read as SIP): they are reported, not required. What the SBC sent the carrier after the
+    capture of the last message the carrier read from it is ``late``, not foreign."""
     sent = [e for e in exchange.sent if roles.of(e.dst) == "sbc"]
     unseen = [(e, why) for e in sent if unmirrored and (why := unmirrored(e.data, e.transport))]
     out_wire = [e for e in sent if all(e is not u for u, _ in unseen)]
@@ -416,6 +421,12 @@ def parity(
                 duplicated.append((first_line(data), n))
             else:
                 foreign += [leg for leg in captured if leg.data == data]
+    read = [
+        leg.captured for leg in legs if leg.hop == "sbc->carrier" and leg.data in {e.data for e in in_wire}
+    ]
+    late = [leg for leg in foreign if leg.hop == "sbc->carrier" and read and leg.captured > max(read)]
+    foreign = [leg for leg in foreign if all(leg is not x for x in late)]
     return Parity(
-        len(out_wire) + len(in_wire), tuple(missing), tuple(unseen), tuple(duplicated), tuple(foreign)
-    )
+        len(out_wire) + len(in_wire), tuple(missing), tuple(unseen), tuple(duplicated), tuple(foreign),
+        tuple(late),
+    )  # fmt: skip

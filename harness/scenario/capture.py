@@ -87,6 +87,7 @@ def capture_record(verdict: LegVerdict, exchange: Exchange) -> dict[str, Any]:
             "ok": parity.ok,
             "compared": parity.compared,
             "unseen": [{"first_line": e.first_line, "why": why} for e, why in parity.unseen],
+            "late": [leg.first_line for leg in parity.late],
             "summary": parity.summary(),
         },
     }

@@ -204,6 +204,32 @@ def test_parity_missing_duplicated_foreign_and_unseen() -> None:
     assert [e.first_line for e in strict.missing] == ["garbage garbage"]
 
 
+def test_a_reply_the_sbc_sent_after_the_carriers_last_read_is_late_not_foreign() -> None:
+    # seen on the lab under load: one Kamailio worker relays the 487, another then sends the CANCEL's
+    # 200; the carrier's UA ends at the 487 and never reads the 200
+    cancel = sip("CANCEL sip:+14155550100@127.0.0.1 SIP/2.0")
+    ringing, canceling = sip("SIP/2.0 180 Ringing"), sip("SIP/2.0 200 canceling")
+    terminated = sip("SIP/2.0 487 Request Terminated")
+    ex = exchange(("sent", INVITE), ("received", ringing), ("sent", cancel), ("received", terminated))
+    captured = [
+        line(INVITE, CARRIER, SBC, T0),
+        line(ringing, SBC, CARRIER, T0 + 0.001),
+        line(cancel, CARRIER, SBC, T0 + 0.002),
+        line(terminated, SBC, CARRIER, T0 + 0.003),
+        line(canceling, SBC, CARRIER, T0 + 0.004),
+    ]
+    after = parity(ex, legs_of(captured, ex, ROLES), ROLES)
+    assert after.ok and [leg.kind for leg in after.late] == ["200"] and not after.foreign
+    assert "'SIP/2.0 200 canceling' sent after the carrier stopped reading" in after.summary()
+    # the same reply sent before the carrier's last read would have been on its wire: foreign
+    captured[3], captured[4] = (
+        line(canceling, SBC, CARRIER, T0 + 0.003),
+        line(terminated, SBC, CARRIER, T0 + 0.004),
+    )
+    before = parity(ex, legs_of(captured, ex, ROLES), ROLES)
+    assert not before.ok and [leg.kind for leg in before.foreign] == ["200"] and not before.late
+
+
 def test_parity_waits_for_every_carrier_message() -> None:
     ex = exchange(("sent", INVITE), ("received", TRYING))
     verdict, _ = asyncio.run(
