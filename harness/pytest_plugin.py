@@ -333,7 +333,7 @@ def pytest_runtest_makereport(
         return report
     result = item.result
     record = scenario_record(item.case, result, report.outcome, reproduce_command(item.case, item.config))
-    report.user_properties.append(("harness_record", json.dumps(record)))
+    record["run"] = run_context(item.config)
     if result is not None and result.exchange is not None:
         _attach_html(report, result)
         pcap_dir = item.config.getoption("harness_pcap", None)
@@ -341,8 +341,22 @@ def pytest_runtest_makereport(
             from harness.report.pcap import write_pcap
 
             Path(pcap_dir).mkdir(parents=True, exist_ok=True)
-            write_pcap([result.exchange], Path(pcap_dir) / f"{item.case.cause}-{item.case.test_id}.pcap")
+            pcap = Path(pcap_dir).resolve() / f"{item.case.cause}-{item.case.test_id}.pcap"
+            write_pcap([result.exchange], pcap)
+            record["pcap"] = str(pcap)  # absolute: the HTML report links to it relative to itself
+    report.user_properties.append(("harness_record", json.dumps(record)))
     return report
+
+
+def run_context(config: pytest.Config) -> dict[str, Any]:
+    """What every record says about the run it belongs to (the HTML report's header)."""
+    target = config.stash.get(TARGET_KEY, None)
+    return {
+        "target": _option(config, "kazoo_target"),
+        "profile": _option(config, "kazoo_profile"),
+        "release": target.profile.release if target is not None else None,
+        "seed": config.stash[SEED_KEY],
+    }
 
 
 def _attach_html(report: pytest.TestReport, result: ScenarioResult) -> None:

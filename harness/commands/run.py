@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from harness.report.html_report import write_html
 from harness.scenario.targetfile import sbc_refs
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
@@ -114,7 +115,8 @@ def run(
         Path | None, typer.Option("--pcap", help="write one pcap per scenario into this directory")
     ] = None,
     html: Annotated[
-        Path | None, typer.Option("--html", help="write an HTML report (ladders and log lines) here")
+        Path | None,
+        typer.Option("--html", help="write the HTML report (failures first, ladders, log lines) here"),
     ] = None,
     workers: Annotated[
         int, typer.Option("-n", "--workers", help="parallel workers (pytest-xdist); 0 = none")
@@ -147,7 +149,7 @@ def run(
         args += ["-k", keyword]
     # plugins the scenarios do not use cost start-up time (about a second together)
     args += ["-p", "no:hypothesispytest", "-p", "no:benchmark"]
-    args += [] if html else ["-p", "no:html", "-p", "no:metadata"]
+    args += ["-p", "no:html", "-p", "no:metadata"]  # --html is the harness's own report, from the records
     args += ["-n", str(workers)] if workers else ["-p", "no:xdist"]
     refs = sbc_refs(target) if each_sbc else [target]
     # pytest's own terminal output goes to a file: the table below is the readable result
@@ -164,7 +166,7 @@ def run(
         for ref in refs:
             first = len(plugin.records)
             node = ref.rpartition("#")[2] if len(refs) > 1 else None
-            reports = _report_args(junit, html, pcap, node)
+            reports = _report_args(junit, pcap, node)
             node_code = _pytest_quietly([*args, *reports, "--kazoo-target", ref], plugin, log)
             if ref != target:  # a cluster is healthy only when every node is: label records by node
                 for record in plugin.records[first:]:
@@ -175,6 +177,8 @@ def run(
     records = plugin.records
     if json_out:
         json_out.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+    if html:  # every node's records in one page, side by side
+        write_html(records, html)
     if code == pytest.ExitCode.USAGE_ERROR or code == EXIT_INFRA:
         text = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()
         reason = next(
@@ -204,9 +208,9 @@ def run(
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
 
 
-def _report_args(junit: Path | None, html: Path | None, pcap: Path | None, node: str | None) -> list[str]:
+def _report_args(junit: Path | None, pcap: Path | None, node: str | None) -> list[str]:
     """pytest's report options; with several SBC nodes each node gets its own files (`junit-node1.xml`,
-    `report-node1.html`, `pcaps/node1/`) so no node's report overwrites another's."""
+    `pcaps/node1/`) so no node's report overwrites another's."""
 
     def per_node(path: Path) -> Path:
         return path.with_name(f"{path.stem}-{node}{path.suffix}") if node else path
@@ -214,8 +218,6 @@ def _report_args(junit: Path | None, html: Path | None, pcap: Path | None, node:
     args = []
     if junit:
         args += ["--junitxml", str(per_node(junit))]
-    if html:
-        args += ["--html", str(per_node(html)), "--self-contained-html"]
     if pcap:
         args += ["--harness-pcap", str(pcap / node if node else pcap)]
     return args
