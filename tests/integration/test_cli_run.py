@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
-from html import unescape
 from pathlib import Path
 
 import pytest
@@ -151,11 +151,17 @@ def test_pcap_is_dissected_as_sip_by_tshark(tmp_path: Path) -> None:
     assert {row[1] for row in rows} >= {"INVITE", "ACK", "BYE"}
 
 
-def test_html_report_has_ladders_and_log_lines(tmp_path: Path) -> None:
-    _catalog(tmp_path, unlisted=UNLISTED)
-    proc = _run(tmp_path, "scenarios", "--html", "report.html")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    # pytest-html keeps each test's extras HTML-escaped in a JSON blob that its script renders
-    html = unescape((tmp_path / "report.html").read_text(encoding="utf-8"))
-    assert '<svg xmlns=\\"http://www.w3.org/2000/svg\\"' in html and "INVITE sip:+14155550100@" in html
-    assert "SIP auth challenge (INVITE)" in html
+def test_html_report_puts_the_failure_first_with_ladders_and_log_lines(tmp_path: Path) -> None:
+    _catalog(tmp_path, unlisted=UNLISTED, wrong=UNLISTED.replace("acl_rejected", "routed"), routed=ROUTED)
+    proc = _run(tmp_path, "scenarios", "--html", "out/report.html")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    html = (tmp_path / "out/report.html").read_text(encoding="utf-8")
+    sections = re.findall(r'<section class="scenario verdict-(\w+)"', html)
+    assert sections == ["failed", "passed", "passed"]  # the failure is the first scenario on the page
+    first = html[html.index('<section class="scenario') :]
+    first = first[: first.index("</section>")]
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in first and "INVITE sip:+14155550100@" in first
+    assert "SIP auth challenge (INVITE)" in first  # the FreeSWITCH line tied to the call
+    # self-contained: nothing is loaded from anywhere (the SVG namespace is a name, not a request)
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    assert "<script src" not in html and "<link" not in html
