@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from harness.report.html_report import write_html
 from harness.scenario.targetfile import sbc_refs
@@ -63,26 +65,67 @@ class _Progress:
             self.records.append(record)
 
 
+NARROW = 110  # below this many columns the table becomes a list: two lines per scenario, words whole
+VERDICT_TEXT = {"passed": "[green]pass[/]", "failed": "[red]FAIL[/]", "skipped": "[yellow]skip[/]"}
+
+
+def _by_cause(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return sorted(records, key=lambda r: CAUSE_ORDER.index(r["cause"]) if r["cause"] in CAUSE_ORDER else 99)
+
+
+def _name(r: dict[str, Any]) -> str:
+    return str(r.get("name", r["id"])) + (f" [{r['param']}]" if r.get("param") else "")
+
+
+def _ms(r: dict[str, Any]) -> str:
+    ms = r.get("timings", {}).get("duration_ms")
+    return f"{ms:.0f} ms" if ms else ""
+
+
 def _summary(console: Console, records: list[dict[str, Any]]) -> None:
+    if console.width < NARROW:
+        _narrow_summary(console, records)
+        return
     table = Table(title="Scenario results by seed cause", show_lines=False)
     for col in ("cause", "scenario", "expected", "got", "time", "verdict"):
         table.add_column(col, overflow="fold")
-    ordered = sorted(
-        records, key=lambda r: CAUSE_ORDER.index(r["cause"]) if r["cause"] in CAUSE_ORDER else 99
-    )
     last = None
-    for r in ordered:
+    for r in _by_cause(records):
         cause = r["cause"] if r["cause"] != last else ""
         last = r["cause"]
-        verdict = {"passed": "[green]pass[/]", "failed": "[red]FAIL[/]", "skipped": "[yellow]skip[/]"}.get(
-            r["verdict"], r["verdict"]
-        )
-        ms = r.get("timings", {}).get("duration_ms")
-        name = r.get("name", r["id"]) + (f" [{r['param']}]" if r.get("param") else "")
+        verdict = VERDICT_TEXT.get(r["verdict"], r["verdict"])
         # scenario text is data, not rich markup: "[timer]" must show, not vanish as a style tag
-        cells = [escape(str(c)) for c in (cause, name, r.get("expected", ""), r.get("got", ""))]
-        table.add_row(*cells, f"{ms:.0f} ms" if ms else "", verdict)
+        cells = [escape(str(c)) for c in (cause, _name(r), r.get("expected", ""), r.get("got", ""))]
+        table.add_row(*cells, _ms(r), verdict)
     console.print(table)
+
+
+def _narrow_summary(console: Console, records: list[dict[str, Any]]) -> None:
+    """The same results for a narrow terminal: per cause, each scenario's verdict, name and time on one
+    line and `expected ... got ...` under it; the middle column takes all the room and wraps at words."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(no_wrap=True)
+    grid.add_column(ratio=1, overflow="fold")
+    grid.add_column(no_wrap=True, justify="right")
+    last = None
+    for r in _by_cause(records):
+        if r["cause"] != last:
+            grid.add_row("", Text(str(r["cause"]), style="bold underline"), "")
+            last = r["cause"]
+        detail = Text(f"expected {r.get('expected', '') or '-'} · got {r.get('got', '') or '-'}", style="dim")
+        cell = Text(_name(r), style="bold")  # Text, not markup: scenario text is data
+        cell.append("\n").append_text(detail)
+        grid.add_row(VERDICT_TEXT.get(r["verdict"], r["verdict"]), cell, _ms(r))
+    console.print(Text("Scenario results by seed cause", style="italic"))
+    console.print(grid)
+
+
+def terminal_width() -> int | None:
+    """The width to lay the table out for: the terminal's (rich finds it, COLUMNS first), else COLUMNS,
+    else 160 columns for a log file."""
+    if os.isatty(1):
+        return None
+    return shutil.get_terminal_size((160, 24)).columns
 
 
 def run(
@@ -132,7 +175,7 @@ def run(
     unreachable, model failed to start).
     """
     # our own handle on the terminal: pytest's file descriptors are redirected while it runs
-    console = Console(file=os.fdopen(os.dup(1), "w", buffering=1), width=None if os.isatty(1) else 160)
+    console = Console(file=os.fdopen(os.dup(1), "w", buffering=1), width=terminal_width())
     selected = paths or ["scenarios"]
     missing = [p for p in selected if not Path(p.split("::")[0]).exists()]
     if missing:
@@ -188,7 +231,7 @@ def run(
         raise typer.Exit(EXIT_INFRA if code == EXIT_INFRA else EXIT_USAGE)
     if plugin.errors:
         for err in plugin.errors:
-            console.print(f"[red]collection error:[/] {escape(err)}")
+            console.print(f"[red]collection error:[/] {escape(err)}", soft_wrap=True)  # paths stay whole
         raise typer.Exit(EXIT_USAGE)
     _summary(console, records)
     failed = [r for r in records if r["verdict"] == "failed"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -38,13 +39,14 @@ expect: {outcome: dropped_insane}
 """
 
 
-def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
 
 
@@ -94,6 +96,26 @@ def test_failures_exit_1(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stdout.rstrip().splitlines()[-1] == "1 passed, 1 failed"
     assert "reproduce: pytest scenarios/wrong.yaml::" in proc.stdout
+
+
+def test_a_narrow_terminal_gets_a_table_that_fits_with_whole_words(tmp_path: Path) -> None:
+    wrong = UNLISTED.replace("acl_rejected", "routed").replace("is challenged", "is expected to be routed")
+    _catalog(tmp_path, unlisted=UNLISTED, wrong=wrong, routed=ROUTED)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = _run(tmp_path, "scenarios", "-q", env={**env, "COLUMNS": "80"})  # piped: not a tty
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, "\n".join(line for line in lines if len(line) > 80)
+    names = ["unlisted carrier is challenged", "unlisted carrier is expected to be routed",
+             "listed carrier routes"]  # fmt: skip
+    for name in names:  # each scenario on a line of its own, its name whole, with its verdict
+        (row,) = [line for line in lines if name in line]
+        assert row.split()[0] == ("FAIL" if "expected to be" in name else "pass")
+    assert "expected 200 · got 407 Proxy Authentication Required" in proc.stdout
+    assert lines[-1] == "2 passed, 1 failed"
+    # a log file (not a tty, no COLUMNS) keeps the wide table with a column per field
+    wide = _run(tmp_path, "scenarios", "-q", env=env)
+    assert any(line.startswith("┃ cause") for line in wide.stdout.splitlines()), wide.stdout
 
 
 @pytest.mark.parametrize(
