@@ -23,6 +23,7 @@ from harness.kazoo.profiles import DEFAULT_PROFILE, Profile, ProfileError, load_
 from harness.model.demo import demo_roles
 from harness.net.exchange import Address
 from harness.replay.capture import CapturedMessage
+from harness.replay.demo_limits import WHAT_TO_PASS, demo_cannot_judge
 from harness.replay.rewrite import is_local, rewrite_foreign
 from harness.replay.scenario_file import scenario_yaml
 from harness.replay.session import ReplayRefused, ReplayResult, replay_invite
@@ -41,6 +42,7 @@ class Stack:
     sbc: Address
     carriers: dict[str, tuple[str, int | None]]
     log_files: dict[str, Path] = field(default_factory=dict)
+    demo: bool = False  # the embedded model with the demo data: it cannot judge a customer's data
 
 
 def _demo_carriers() -> dict[str, tuple[str, int | None]]:
@@ -48,18 +50,28 @@ def _demo_carriers() -> dict[str, tuple[str, int | None]]:
 
 
 @contextmanager
-def open_stack(spec: str, profile: Profile) -> Iterator[Stack]:
-    """``embedded`` (a model started for this replay), ``HOST:PORT`` (loopback) or a target file."""
+def open_stack(spec: str, profile: Profile, data: Path | None = None) -> Iterator[Stack]:
+    """``embedded`` (a model started for this replay, on ``data`` or the demo data), ``HOST:PORT``
+    (loopback) or a target file."""
+    if data is not None and spec != "embedded":
+        fail("--data loads the embedded model with that data; it does not go with --target")
     if spec == "embedded":
         from harness.scenario.embedded import start_embedded
 
+        if data is not None and not data.is_dir():
+            fail(f"--data {data}: not a directory (a CouchDB dump in the folder shape `model --data` reads)")
         try:
-            target = start_embedded(profile)
+            target = start_embedded(profile, data_dir=data)
         except OSError as exc:
             fail(f"the embedded Kazoo model failed to start: {exc}", EXIT_UNUSABLE_TARGET)
+        loaded = f"the data in {data}" if data is not None else "the demo data"
         try:
             yield Stack(
-                f"embedded Kazoo model ({profile.name})", target.sbc, target.carriers, dict(target.log_files)
+                f"embedded Kazoo model ({profile.name}) with {loaded}",
+                target.sbc,
+                target.carriers,
+                dict(target.log_files),
+                demo=data is None,
             )
         finally:
             target.model.stop()
@@ -131,7 +143,7 @@ def carrier_mapping(source_ip: str, port: int | None, transport: str, stack: Sta
     return mapping
 
 
-def render(result: ReplayResult, source: str, kind: str, stack: Stack) -> str:
+def render(result: ReplayResult, source: str, kind: str, stack: Stack, unjudged: str | None = None) -> str:
     inv = result.invite
     src = f"{inv.src[0]}:{inv.src[1]}" if inv.src[0] else "unknown source"
     lines = [
@@ -157,7 +169,12 @@ def render(result: ReplayResult, source: str, kind: str, stack: Stack) -> str:
         lines.append(f"log lines tied to the call ({len(result.related)}):")
         lines += [f"  {line}" for line in result.related] or ["  (none)"]
     d = result.diagnosis
-    lines.append(f"cause: {d.cause}" + (f" (profile outcome {d.outcome})" if d.outcome else ""))
+    if unjudged is not None:
+        lines.append(f"cause: not judged: {unjudged}")
+        lines.append(f"  (on the demo data it looks like {d.cause}, profile outcome {d.outcome})")
+        lines.append(f"  to judge it: {WHAT_TO_PASS}")
+    else:
+        lines.append(f"cause: {d.cause}" + (f" (profile outcome {d.outcome})" if d.outcome else ""))
     lines += [f"note: {n}" for n in result.notes]
     return "\n".join(lines)
 
@@ -192,6 +209,12 @@ def replay(
     ] = DEFAULT_PROFILE,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a final response.")] = 5.0,
     seed: Annotated[int | None, typer.Option(help="Seed for the identifiers --refresh draws.")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Load the embedded model with this CouchDB data (the customer's) instead of the demo's."
+        ),
+    ] = None,
 ) -> None:
     """Send a captured INVITE at a stack again; show the exchange, the stack's log lines and the cause."""
     if timeout <= 0:
@@ -202,7 +225,7 @@ def replay(
         invite = pick_invite(capture, call_id)
     except (SourceError, ProfileError, ValueError) as exc:
         fail(str(exc))
-    with open_stack(target, loaded) as stack:
+    with open_stack(target, loaded, data) as stack:
         source_ip, port, note = choose_source(invite, source_role, stack)
         try:
             result = asyncio.run(
@@ -223,9 +246,23 @@ def replay(
             fail(str(exc))
         if note:
             result.notes.insert(0, note)
+        unjudged = None
+        if stack.demo:
+            unjudged = demo_cannot_judge(result.diagnosis.cause, result.exchange.dialed, source_ip)
         if to_scenario is not None:
             _write_scenario(to_scenario, result, source, stack, source_ip, port)
-        typer.echo(json.dumps(result.to_json()) if as_json else render(result, source, capture.kind, stack))
+        if as_json:
+            out = result.to_json()
+            if unjudged is not None:  # the cause named on the demo data says nothing about this capture
+                out["demo_cannot_judge"] = {
+                    "looks_like": out["cause"],
+                    "why": unjudged,
+                    "instead": WHAT_TO_PASS,
+                }
+                out["cause"] = "unknown"
+            typer.echo(json.dumps(out))
+        else:
+            typer.echo(render(result, source, capture.kind, stack, unjudged))
     if result.exchange.outcome in ("unreachable", "error"):
         raise typer.Exit(EXIT_UNUSABLE_TARGET)
 
