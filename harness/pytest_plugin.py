@@ -10,6 +10,7 @@ import json
 import os
 import random
 import shlex
+import time
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from harness.kazoo.profiles import DEFAULT_PROFILE, ProfileError, load_profile
 from harness.kazoo.provision_fixture import kazoo_provision  # noqa: F401  (a fixture the plugin offers)
 from harness.net.carrier import CarrierUA
+from harness.progress import step
 from harness.scenario.case import ScenarioCase, expand, load_cases
 from harness.scenario.records import scenario_record
 from harness.scenario.runner import ScenarioResult, ScenarioSetupError, run_case_sync
@@ -129,14 +131,19 @@ def session_target(config: pytest.Config) -> Target:
     """The session's target, started on first use."""
     if TARGET_KEY not in config.stash:
         profile = load_profile(_option(config, "kazoo_profile"))
+        name = _option(config, "kazoo_target")
+        started = time.monotonic()
+        step(f"starting target {name} ({profile.name})")  # a lab or docker start takes a while
         try:
-            config.stash[TARGET_KEY] = open_target(_option(config, "kazoo_target"), profile)
+            config.stash[TARGET_KEY] = open_target(name, profile)
         except TargetError as exc:
             # raised while a test runs, so end the session rather than fail that one test
             pytest.exit(f"kazoo-harness: cannot use target: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
         except TargetStartError as exc:
             # infrastructure, not a scenario failure: a distinct exit status (kazoo-harness run: 3)
             pytest.exit(f"kazoo-harness: infrastructure error: {exc}", returncode=INFRA_EXIT)
+        sbc = config.stash[TARGET_KEY].sbc
+        step(f"target {name} ready in {time.monotonic() - started:.1f} s (SBC {sbc[0]}:{sbc[1]})")
     return config.stash[TARGET_KEY]
 
 

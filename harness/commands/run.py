@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,22 +19,41 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
+from harness.progress import listening
 from harness.report.html_report import write_html
 from harness.scenario.targetfile import sbc_refs
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3
+LABEL_WIDTH = 60  # the progress bar's label: what runs now
 CAUSE_ORDER = ["acl", "number_format", "number_mapping", "malformed", "call_flow"]
 
 
 class _Progress:
-    """A pytest plugin object feeding a rich progress bar (one tick per scenario)."""
+    """A pytest plugin object feeding a rich progress bar: one tick per scenario, and what runs now (the
+    target starting, each of its long steps, the scenario under way) as the bar's label."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, console: Console) -> None:
         self.progress = progress
-        self.task = progress.add_task("scenarios", total=None)
+        self.console = console
+        self.task = progress.add_task("running scenarios", total=None)
         self.total = 0
         self.records: list[dict[str, Any]] = []
         self.errors: list[str] = []
+        self.started = time.monotonic()
+
+    def doing(self, what: str) -> None:
+        label = what if len(what) <= LABEL_WIDTH else what[: LABEL_WIDTH - 3] + "..."
+        self.progress.update(self.task, description=escape(label))
+
+    def step(self, message: str) -> None:
+        """A step of long work (harness.progress): on the bar, and as a line where no bar is drawn."""
+        self.doing(message)
+        if not self.console.is_terminal:  # a CI log: rich draws no live bar there
+            elapsed = time.monotonic() - self.started
+            self.console.print(f"[{elapsed:6.1f} s] {message}", markup=False, highlight=False, soft_wrap=True)
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self.doing(f"running {nodeid.rpartition('::')[2]}")
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         self.total += len(session.items)  # --each-sbc: one pytest run per node, one bar for them all
@@ -198,25 +218,27 @@ def run(
     # pytest's own terminal output goes to a file: the table below is the readable result
     log = Path(tempfile.mkstemp(prefix="kazoo-harness-run-", suffix=".log")[1])
     with Progress(
-        TextColumn("[bold]running scenarios"),
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
     ) as progress:
-        plugin = _Progress(progress)
+        plugin = _Progress(progress, console)
         code = int(pytest.ExitCode.OK)
         for ref in refs:
             first = len(plugin.records)
             node = ref.rpartition("#")[2] if len(refs) > 1 else None
             reports = _report_args(junit, pcap, node)
-            node_code = _pytest_quietly([*args, *reports, "--kazoo-target", ref], plugin, log)
+            with listening(plugin.step):
+                node_code = _pytest_quietly([*args, *reports, "--kazoo-target", ref], plugin, log)
             if ref != target:  # a cluster is healthy only when every node is: label records by node
                 for record in plugin.records[first:]:
                     record["sbc"] = ref.rpartition("#")[2]
                     record["param"] = " ".join(filter(None, [record.get("param"), f"@{record['sbc']}"]))
             if code in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
                 code = node_code
+        plugin.doing(f"ran {len(plugin.records)} scenarios")
     records = plugin.records
     if json_out:
         json_out.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")

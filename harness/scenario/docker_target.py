@@ -38,6 +38,8 @@ from harness.logs.docker_source import DockerSource
 from harness.logs.source import LogSource
 from harness.model.demo import demo_roles
 from harness.model.stack import DEFAULT_NODE
+from harness.progress import step
+from harness.scenario.docker_build import build_image
 from harness.scenario.embedded import CATALOG_ROUTE_TIMEOUT, carrier_roles
 from harness.scenario.target import Address, StackAccess, Target
 from harness.scenario.targets import TargetStartError
@@ -179,10 +181,11 @@ def ensure_images(
         if not rebuild and _image_exists(client, f"{repository}:{digest}") and _image_exists(client, tag):
             continue
         base = base_image or default_base_image(client)
-        if progress is not None:
-            progress(f"building {tag} from {dockerfile} (BASE_IMAGE={base})")
+        (progress or step)(f"building {tag} from {dockerfile} (BASE_IMAGE={base})")
         try:
-            image, _log = client.images.build(
+            image = build_image(  # streamed: each build step is reported as it starts
+                client,
+                progress=progress,
                 fileobj=io.BytesIO(context),
                 custom_context=True,
                 dockerfile=dockerfile,
@@ -379,6 +382,7 @@ def start_docker_stack(
             ],
         )  # fmt: skip
         deadline = time.monotonic() + ready_timeout
+        step("starting the model and Kamailio containers")
         model.start()
         wait_answering(stack.media, model, deadline)  # the dispatcher's first probe then finds it up
         kamailio.start()

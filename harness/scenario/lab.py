@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from harness.kazoo.profiles import Profile
 from harness.lab.kamailio import KamailioError, LabKamailio, kamailio_available
+from harness.progress import step
 from harness.scenario.embedded import CATALOG_ROUTE_TIMEOUT, start_embedded
 from harness.scenario.target import Target
 from harness.scenario.targets import TargetStartError
@@ -19,6 +20,7 @@ def start_lab(profile: Profile, *, route_timeout: float = CATALOG_ROUTE_TIMEOUT)
     model = target.model
     assert model is not None and target.media is not None
     lab = LabKamailio("127.0.0.1", 0, media=target.media, profile=profile.release)
+    step(f"starting the lab Kamailio ({profile.release}) in front of the model's media role")
     try:
         lab.start()
     except (KamailioError, OSError) as exc:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
 import re
+import select
 import shutil
+import struct
 import subprocess
 import sys
+import termios
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -116,6 +122,57 @@ def test_a_narrow_terminal_gets_a_table_that_fits_with_whole_words(tmp_path: Pat
     # a log file (not a tty, no COLUMNS) keeps the wide table with a column per field
     wide = _run(tmp_path, "scenarios", "-q", env=env)
     assert any(line.startswith("┃ cause") for line in wide.stdout.splitlines()), wide.stdout
+
+
+SLOW = """\
+name: slow silence
+cause: malformed
+description: Dropped, and with no drop line to wait for the harness waits out the whole window.
+carrier: {role: listed}
+send: {number: routed, mutators: [drop-header=CSeq]}
+expect: {silence: true, timeout: 1.5}
+"""
+
+
+def test_a_log_shows_the_target_starting_before_the_table(tmp_path: Path) -> None:
+    _catalog(tmp_path, routed=ROUTED)
+    proc = _run(tmp_path, "scenarios", "--target", "lab" if shutil.which("kamailio") else "embedded")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"\[ *[0-9.]+ s\] starting target ", line))
+    ready = next(i for i, line in enumerate(lines) if re.match(r"\[ *[0-9.]+ s\] target \w+ ready in ", line))
+    table = next(i for i, line in enumerate(lines) if "Scenario results by seed cause" in line)
+    assert start < ready < table
+    if shutil.which("kamailio"):
+        assert any("starting the lab Kamailio" in line for line in lines[start:ready])
+
+
+def test_a_terminal_sees_which_scenario_is_running(tmp_path: Path) -> None:
+    _catalog(tmp_path, slow=SLOW, routed=ROUTED)
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "TERM")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", "scenarios", "-q"],
+        cwd=tmp_path, stdin=secondary, stdout=secondary, stderr=secondary, env={**env, "TERM": "xterm"},
+    )  # fmt: skip
+    os.close(secondary)
+    screen = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], deadline - time.monotonic())
+        try:
+            chunk = os.read(primary, 65536) if ready else b""
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(primary)
+    assert proc.wait(timeout=30) == 0, screen.decode(errors="replace")[-2000:]
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode(errors="replace"))
+    # the live bar's label while the 1.5 s scenario runs (the table at the end says its name, not this)
+    assert "running slow_silence" in text, text[-2000:]
 
 
 @pytest.mark.parametrize(
