@@ -73,6 +73,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="write one JSON record per scenario to this file",
     )
     group.addoption(
+        "--harness-html",
+        dest="harness_html",
+        default=None,
+        help="write the harness's HTML report (failures first, ladders, log lines) to this file",
+    )
+    group.addoption(
         "--harness-pcap",
         dest="harness_pcap",
         default=None,
@@ -157,6 +163,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     path = config.getoption("harness_json", None)
     if path and not hasattr(config, "workerinput"):
         Path(path).write_text(json.dumps(config.stash[RESULTS_KEY], indent=2) + "\n", encoding="utf-8")
+    html = config.getoption("harness_html", None)
+    if html and not hasattr(config, "workerinput"):
+        from harness.report.html_report import write_html
+
+        records: list[dict[str, Any]] = config.stash[RESULTS_KEY]
+        write_html(records, html)
 
 
 # -- fixtures: the same power from Python tests -----------------------------------------------------

@@ -65,5 +65,5 @@ def test_each_build_step_is_reported_as_a_progress_step(client: Any) -> None:
         client.images.remove(image.id, force=True)
 
     broken = _context("FROM scratch\nCOPY missing.txt /missing.txt\n", {})
-    with pytest.raises(docker.errors.BuildError, match="missing.txt"):
+    with pytest.raises(docker.errors.BuildError, match=r"missing\.txt"):
         build_image(client, tag=tag, fileobj=broken, custom_context=True, rm=True, forcerm=True)
