@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -259,7 +260,8 @@ def run_view(record: Record, html_dir: Path | None, ident: str = "arrow") -> Run
     return RunView(
         node=record.get("sbc"),
         verdict=_verdict(record),
-        expected=str(record.get("expected", "")),
+        expected=str(record.get("expected", ""))
+        + (f" (outcome {record['outcome_name']})" if record.get("outcome_name") else ""),
         got=str(record.get("got", "")),
         # a failure's first line says it; the log detail below it is the log section's own
         failures=tuple(str(f).split("\n", 1)[0].rstrip(":") for f in record.get("failures") or []),
@@ -276,6 +278,15 @@ def run_view(record: Record, html_dir: Path | None, ident: str = "arrow") -> Run
         skip_reason=record.get("skip_reason"),
         failure_text=record.get("failure_text") if not record.get("failures") else None,
     )
+
+
+def _shown_path(record: Record) -> str:
+    """The scenario file as the reproduce command names it (relative to where the run was started),
+    else the record's absolute path."""
+    words = shlex.split(str(record.get("reproduce") or ""))
+    if len(words) > 1 and words[0] == "pytest" and "::" in words[1]:
+        return words[1].split("::", 1)[0]
+    return str(record["file"])
 
 
 def _scenario_key(record: Record) -> str:
@@ -308,7 +319,7 @@ def scenario_views(records: Sequence[Record], html_dir: Path | None) -> tuple[Sc
     for n, (key, group) in enumerate(groups.items()):
         first = group[0]
         verdict = min((_verdict(r) for r in group), key=lambda v: VERDICT_ORDER.get(v, 0))
-        location = f"{first['file']}:{first.get('line', 1)}" if first.get("file") else ""
+        location = f"{_shown_path(first)}:{first.get('line', 1)}" if first.get("file") else ""
         views.append(
             ScenarioView(
                 key=key,

@@ -4,7 +4,7 @@ Playwright never downloads a browser here: it is pointed at the system binary (`
 flags that keep an offline machine's Chromium from trying to connect out, and a fresh profile directory
 each time (`launch_persistent_context` passes it as --user-data-dir).
 
-    python tests/integration/browser.py out/r.html docs/img/report.png   # a screenshot of a page
+    python tests/integration/browser.py out/r.html docs/img/report.png 1280x860   # a screenshot of a page
 """
 
 from __future__ import annotations
@@ -74,9 +74,11 @@ def chromium(viewport: tuple[int, int] = (1400, 1000)) -> Iterator[Any]:
             context.close()
 
 
-def screenshot(page_path: Path, png: Path, *, full_page: bool = False) -> Path:
+def screenshot(
+    page_path: Path, png: Path, *, viewport: tuple[int, int] = (1400, 1000), full_page: bool = False
+) -> Path:
     """Load ``page_path`` (a local HTML file) and save a PNG of it."""
-    with chromium() as context:
+    with chromium(viewport) as context:
         page = context.new_page()
         page.goto(page_path.resolve().as_uri())
         png.parent.mkdir(parents=True, exist_ok=True)
@@ -85,9 +87,10 @@ def screenshot(page_path: Path, png: Path, *, full_page: bool = False) -> Path:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: python tests/integration/browser.py PAGE.html OUT.png")
+    if len(sys.argv) not in (3, 4):
+        sys.exit("usage: python tests/integration/browser.py PAGE.html OUT.png [WIDTHxHEIGHT]")
     reason = missing()
     if reason:
         sys.exit(reason)
-    print(screenshot(Path(sys.argv[1]), Path(sys.argv[2])))
+    width, _, height = (sys.argv[3] if len(sys.argv) == 4 else "1400x1000").partition("x")
+    print(screenshot(Path(sys.argv[1]), Path(sys.argv[2]), viewport=(int(width), int(height))))

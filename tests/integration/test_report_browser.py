@@ -120,7 +120,7 @@ def test_the_failure_is_first_and_on_the_first_screen(page: Any, run: Run, tmp_p
     box = first.bounding_box()
     assert box is not None and box["y"] < page.viewport_size["height"] / 2
     assert first.locator("details").get_attribute("open") is not None  # failures are shown expanded
-    assert first.locator("td.expected").inner_text() == "200"
+    assert first.locator("td.expected").inner_text() == "200 (outcome routed)"
     assert first.locator("td.got").inner_text() == "407 Proxy Authentication Required"
     assert "expected final 200, got 407" in first.locator("ul.failures").inner_text()
     missing = first.locator("table.patterns tr.missing")

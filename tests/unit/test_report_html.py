@@ -58,6 +58,7 @@ def test_failures_come_first_then_skips_then_passes_in_cause_order() -> None:
     }
     assert view.totals == {"passed": 2, "failed": 2, "skipped": 1, "all": 5}
     assert (view.targets, view.profiles, view.seeds) == (("embedded",), ("kazoo-4.3",), ("42",))
+    assert view.scenarios[0].location == "scenarios/acl.yaml:1"  # as the reproduce command names it
     # a failure's first line in the list; the log detail has its own section
     assert view.scenarios[0].runs[0].failures == ("expected final 200, got 404 Not Found",)
 
