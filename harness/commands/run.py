@@ -199,7 +199,7 @@ def run(
     selected = paths or ["scenarios"]
     missing = [p for p in selected if not Path(p.split("::")[0]).exists()]
     if missing:
-        console.print(f"[red]error:[/] no such scenario path: {escape(', '.join(missing))}")
+        console.print(f"[red]error:[/] no such scenario path: {escape(', '.join(missing))}", soft_wrap=True)
         raise typer.Exit(EXIT_USAGE)
     for report in (json_out, junit, html):
         if report is not None:
@@ -249,7 +249,8 @@ def run(
         reason = next(
             (line for line in reversed(text) if "kazoo-harness" in line or "error" in line.lower()), ""
         )
-        console.print(f"[red]error:[/] {escape(reason or 'pytest refused the arguments')} (output: {log})")
+        why = escape(reason or "pytest refused the arguments")
+        console.print(f"[red]error:[/] {why} (output: {log})", soft_wrap=True)  # error text stays whole
         raise typer.Exit(EXIT_INFRA if code == EXIT_INFRA else EXIT_USAGE)
     if plugin.errors:
         for err in plugin.errors:
@@ -268,7 +269,8 @@ def run(
     line = f"{passed} passed, {len(failed)} failed" + (f", {skipped} skipped" if skipped else "")
     console.print(line, markup=False, highlight=False)
     if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
-        console.print(f"[red]error:[/] pytest ended with status {int(code)} (full output: {log})")
+        status = int(code)
+        console.print(f"[red]error:[/] pytest ended with status {status} (output: {log})", soft_wrap=True)
         raise typer.Exit(EXIT_INFRA)
     raise typer.Exit(EXIT_FAILED if failed else EXIT_OK)
 
