@@ -34,6 +34,7 @@ from harness.lab.kamailio import free_ports
 from harness.lab.ready import wait_options_answer
 from harness.logs.docker_source import DockerSource
 from harness.model.demo import demo_roles
+from harness.progress import step
 from harness.targets.docker_images import docker_client, docker_sdk, ensure_images
 from harness.targets.embedded import CATALOG_ROUTE_TIMEOUT, carrier_roles
 from harness.targets.setup import ProvisionedSetup
@@ -212,6 +213,7 @@ def start_docker_stack(
             ],
         )  # fmt: skip
         deadline = time.monotonic() + ready_timeout
+        step("starting the model and Kamailio containers")
         model.start()
         wait_answering(stack.media, model, deadline)  # the dispatcher's first probe then finds it up
         kamailio.start()
@@ -253,6 +255,7 @@ def target_for_stack(
         ),
         route_timeout=route_timeout,
         setup=ProvisionedSetup(),
+        demo_data=True,  # the model image loads the demo data
     )
 
 

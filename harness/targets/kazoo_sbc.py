@@ -23,6 +23,7 @@ from harness.kazoo_sbc.rabbit import BrokerError
 from harness.kazoo_sbc.releases import CONFIG_ENV, sbc_release
 from harness.kazoo_sbc.stackdata import dispatcher_rows, trusted_rows
 from harness.model.stack import RunningModel
+from harness.progress import step
 from harness.targets.embedded import (
     CATALOG_ROUTE_TIMEOUT,
     ModelSetup,
@@ -96,6 +97,7 @@ def open_kazoo_sbc(
             trusted=trusted_rows(model.store, model.config.node),
             broker_url=os.environ.get(AMQP_ENV) or None,
         )
+        step(f"starting Kazoo's own Kamailio configuration ({followed.release.name}) and its broker")
         try:
             sbc.start()
         except (SbcError, BrokerError, OSError, ValueError) as exc:

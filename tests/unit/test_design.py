@@ -12,6 +12,7 @@ HARNESS = Path(__file__).resolve().parents[2] / "harness"
 ALLOWED: dict[str, set[str]] = {
     "sip": set(),
     "yaml_schema": set(),
+    "progress": set(),
     "kazoo": {"sip", "yaml_schema"},
     "net": {"sip"},
     "logs": {"kazoo", "net", "sip"},
@@ -19,11 +20,11 @@ ALLOWED: dict[str, set[str]] = {
     "lab": {"kazoo"},
     "media": {"kazoo", "net", "sip"},
     "kazoo_sbc": {"kazoo", "lab"},
-    "targets": {"kazoo", "kazoo_sbc", "lab", "logs", "model", "net", "sip"},
+    "targets": {"kazoo", "kazoo_sbc", "lab", "logs", "model", "net", "progress", "sip"},
     "scenario": {"kazoo", "logs", "net", "sip", "targets", "yaml_schema"},
     "replay": {"kazoo", "logs", "net", "sip", "targets"},
     "interop": {"kazoo", "lab", "logs", "model", "net", "sip", "targets"},
-    "report": {"net", "sip"},
+    "report": {"kazoo", "net", "sip"},
 }
 FACES = {"commands", "pytest_plugin", "cli"}  # the top: they may use anything below
 
