@@ -10,7 +10,7 @@ import copy
 import dataclasses
 import json
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,14 @@ from harness.kazoo.profile import Profile
 from harness.model.demo import demo_roles
 from harness.model.sbc import ROLE_SWITCHES
 from harness.model.stack import ModelConfig, RunningModel, start_model
-from harness.targets.target import CarrierAddress, LogFactory, Target, TargetStartError, file_logs
+from harness.targets.target import (
+    CarrierAddress,
+    LogFactory,
+    MediaDown,
+    Target,
+    TargetStartError,
+    file_logs,
+)
 
 # The embedded model answers non-reconcilable numbers and missing callflows after the route timeout;
 # the catalog shrinks it (Kazoo's is ~2.6 s) so the whole catalog runs in seconds. Scenarios that
@@ -60,9 +67,9 @@ class ModelSetup:
     """Scenario setup on a target whose documents live in an in-process model: system_config changes go
     straight into its store (restored exactly after); `media: down` opens ``media_down`` instead."""
 
-    def __init__(self, model: RunningModel, media_down_target: Any) -> None:
+    def __init__(self, model: RunningModel, media_down: MediaDown) -> None:
         self.model = model
-        self._media_down = media_down_target  # (Target) -> context manager of the media-less twin
+        self._media_down = media_down  # opens the media-less twin of a target
 
     @contextmanager
     def system_config(self, target: Target, changes: Mapping[str, Mapping[str, Any]]) -> Iterator[None]:
@@ -88,7 +95,7 @@ class ModelSetup:
                         restored["_rev"] = now["_rev"]
                     store.put(SYSTEM_CONFIG_DB, restored)
 
-    def media_down(self, target: Target) -> Any:
+    def media_down(self, target: Target) -> AbstractContextManager[Target]:
         return self._media_down(target)
 
 
@@ -145,7 +152,7 @@ def target_for_model(model: RunningModel, profile: Profile, roles: Mapping[str, 
     )
 
 
-def _model_without_media(model: RunningModel, profile: Profile, roles: Mapping[str, Any]) -> Any:
+def _model_without_media(model: RunningModel, profile: Profile, roles: Mapping[str, Any]) -> MediaDown:
     @contextmanager
     def twin(target: Target) -> Iterator[Target]:
         config = dataclasses.replace(

@@ -15,12 +15,11 @@ from harness.progress import step
 from harness.targets.embedded import (
     CATALOG_ROUTE_TIMEOUT,
     ModelSetup,
-    carrier_roles,
     roles_for,
     start_model_for,
     target_for_model,
 )
-from harness.targets.target import Address, Target, TargetStartError, file_logs
+from harness.targets.target import Address, MediaDown, Target, TargetStartError, file_logs
 
 
 @contextmanager
@@ -47,7 +46,7 @@ def _lab_target(model: RunningModel, lab: LabKamailio, profile: Profile, name: s
     embedded = target_for_model(model, profile, roles_for(None), name)
     carriers = dict(embedded.carriers)
     carriers["sbc_self"] = (lab.address[0], None)
-    setup = ModelSetup(model, _without_media(model, profile))
+    setup = ModelSetup(model, _without_media(profile))
     return dataclasses.replace(
         embedded,
         kind="lab",
@@ -58,10 +57,10 @@ def _lab_target(model: RunningModel, lab: LabKamailio, profile: Profile, name: s
     )
 
 
-def _without_media(model: RunningModel, profile: Profile):  # type: ignore[no-untyped-def]
+def _without_media(profile: Profile) -> MediaDown:
     @contextmanager
     def twin(target: Target) -> Iterator[Target]:
-        # a second Kamailio whose dispatcher has no media server, in front of the same model
+        # a second Kamailio whose dispatcher set is empty (every INVITE: 480), beside the first
         with lab_kamailio(profile, None) as down:
             yield dataclasses.replace(
                 target,
@@ -84,6 +83,3 @@ def open_lab(
             yield _lab_target(model, lab, profile, name)
     finally:
         model.stop()
-
-
-__all__ = ["carrier_roles", "lab_kamailio", "open_lab"]

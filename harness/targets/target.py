@@ -66,6 +66,9 @@ class Setup(Protocol):
         ...
 
 
+MediaDown = Callable[["Target"], AbstractContextManager["Target"]]
+
+
 @dataclass(frozen=True)
 class Target:
     name: str  # the reference it was opened by ("embedded", "lab", a file path, FILE#node, HOST:PORT)

@@ -28,6 +28,7 @@ from kazoo_sbc5_stack import (
     stack_unavailable,
 )
 
+from harness.kazoo.release import KAZOO_5
 from harness.kazoo_sbc.edits_5x import DISPATCHER_SETID_5X, TRUSTED_GROUP_5X
 from harness.lab.kamailio import kamailio_binary
 from harness.model.stack import ModelConfig, RunningModel, start_model
@@ -35,6 +36,9 @@ from harness.net.carrier import CarrierUA
 from harness.net.exchange import Exchange
 from harness.sip import builder
 from harness.sip.mutators import apply_mutators
+from harness.targets.gate import own_stack_gate
+
+GATE = own_stack_gate("the harness's own tests")  # these tests send to their own stack
 
 _CONFIG_SKIP = config_unavailable()
 _STACK_SKIP = stack_unavailable()
@@ -147,7 +151,7 @@ def rabbit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRabbit]:
 @pytest.fixture(scope="module")
 def model() -> Iterator[RunningModel]:
     config = ModelConfig(
-        profile="kazoo-5",
+        release=KAZOO_5,
         sbc_port=0,
         media_port=0,
         esl_port=0,
@@ -211,7 +215,7 @@ def _invite(
     stack: Stack, source: str, number: str, mutators: tuple[str, ...] = (), **spec: object
 ) -> Exchange:
     async def run() -> Exchange:
-        ua = CarrierUA(source)
+        ua = CarrierUA(source, gate=GATE)
         try:
             data = builder.build_invite(ua.spec(stack.sbc.address, ruri_user=number, **spec)).to_bytes()
             data = apply_mutators(data, list(mutators), seed=5)
@@ -234,7 +238,7 @@ def _line(stack: Stack, call_id: str | None, text: str) -> re.Match[str]:
 @needs_stack
 def test_it_answers_options(stack: Stack) -> None:
     async def run() -> Exchange:
-        ua = CarrierUA(UNLISTED)
+        ua = CarrierUA(UNLISTED, gate=GATE)
         try:
             return await ua.options(stack.sbc.address, timeout=3.0)
         finally:
