@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from harness.kazoo.causes import UNKNOWN, Cause
 from harness.kazoo.numbers import is_reconcilable
 from harness.kazoo.profile import Outcome, Profile, fill, load_profile, request_values
+from harness.logs.correlate import correlate
 from harness.logs.line import LogLine
 from harness.net.exchange import Exchange
 from harness.sip.errors import SipParseError
@@ -104,3 +105,16 @@ def diagnose_exchange(
         return Diagnosis(UNKNOWN, None)
     _, outcome, proof = best
     return Diagnosis(_refine(outcome, values), outcome.name, tuple(proof))
+
+
+def diagnose_call(exchange: Exchange, lines: list[LogLine], profile: Profile | None = None) -> Diagnosis:
+    """The cause of ``exchange`` from the lines the stack logged around it: the lines tied to the call
+    first; when they prove nothing, every line (Kamailio logs some drops before it knows the Call-ID,
+    "no via found")."""
+    related = correlate(lines, exchange).related if lines else []
+    diagnosis = diagnose_exchange(exchange, related, profile)
+    if lines and not diagnosis.evidence:
+        wider = diagnose_exchange(exchange, lines, profile)
+        if wider.evidence or diagnosis.cause == UNKNOWN:
+            diagnosis = wider
+    return diagnosis

@@ -25,7 +25,7 @@ from harness.logs.watch import send_watching
 from harness.net.carrier import CarrierUA
 from harness.net.exchange import Exchange
 from harness.replay.capture import CapturedMessage
-from harness.replay.cause import Diagnosis, diagnose_exchange
+from harness.replay.cause import Diagnosis, diagnose_call
 from harness.replay.refresh import refresh_invite
 from harness.replay.rewrite import Foreign, foreign_addresses, rewrite_foreign
 from harness.sip.errors import SipParseError
@@ -195,12 +195,7 @@ async def replay_invite(
     finally:
         ua.close()
     related = correlate(lines, exchange).related if lines else []
-    diagnosis = diagnose_exchange(exchange, related, target.profile)
-    if lines and not diagnosis.evidence:
-        # Kamailio logs some drops before it knows the Call-ID ("no via found"): judge by every line
-        wider = diagnose_exchange(exchange, lines, target.profile)
-        if wider.evidence or diagnosis.cause == UNKNOWN:
-            diagnosis = wider
+    diagnosis = diagnose_call(exchange, lines, target.profile)
     sent_first = exchange.sent[0].data if exchange.sent else b""
     return ReplayResult(
         invite=invite,

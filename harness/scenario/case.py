@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,9 @@ def slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").lower() or "scenario"
 
 
+PARAM_FIELDS = ("carrier", "send", "expect", "setup")  # what a params entry may change
+
+
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = copy.deepcopy(base)
     for key, value in over.items():
@@ -85,6 +88,13 @@ def expand(data: dict[str, Any], path: Path, line: int) -> list[ScenarioCase]:
             )
         )
     return cases
+
+
+def with_overrides(case: ScenarioCase, over: Mapping[str, Any], param_id: str) -> ScenarioCase:
+    """``case`` with a `params:`-style entry merged over it (carrier, send, expect, setup), as `params:`
+    merges over a scenario: a probe of the catalog scenario with its own carrier or expectation."""
+    fields: dict[str, Any] = {k: _merge(getattr(case, k), dict(over[k])) for k in PARAM_FIELDS if k in over}
+    return replace(case, param_id=param_id, **fields)
 
 
 def load_cases(path: Path, ctx: Mapping[str, Any] | None = None) -> list[ScenarioCase]:

@@ -159,11 +159,15 @@ async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0)
     return result
 
 
-def run_case_sync(case: ScenarioCase, target: Target, *, session_seed: int = 0) -> ScenarioResult:
+def run_case_sync(
+    case: ScenarioCase, target: Target, *, session_seed: int = 0, timeout: float | None = None
+) -> ScenarioResult:
     """Apply the case's setup, run it on a fresh event loop, undo the setup. A setup the target cannot
-    apply skips the case with the reason; a refused send raises SendRefused (harness.net.gate)."""
+    apply skips the case with the reason; a refused send raises SendRefused (harness.net.gate).
+    ``timeout``: a deadline for the run (the probes' own): past it the run is cancelled, TimeoutError."""
     try:
         with applied(target, case.setup) as effective:
-            return asyncio.run(run_case(case, effective, session_seed=session_seed))
+            running = run_case(case, effective, session_seed=session_seed)
+            return asyncio.run(asyncio.wait_for(running, timeout))
     except SetupUnsupported as exc:
         return ScenarioResult(case, None, None, seed=case_seed(case, session_seed), skipped=str(exc))

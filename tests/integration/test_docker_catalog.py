@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 NO_ENGINE = engine_unavailable_reason()
 # the one setup the docker target cannot apply (call_flow/media_down.yaml): it needs a second,
 # media-less model in-process
-ALLOWED_SKIPS = {"cannot apply scenario setup ['media']"}
+ALLOWED_SKIPS = {"cannot take its media servers down (setup media: down)"}
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(NO_ENGINE is not None, reason=NO_ENGINE or "")]
 

@@ -25,6 +25,7 @@ ALLOWED: dict[str, set[str]] = {
     "replay": {"kazoo", "logs", "net", "sip", "targets"},
     "interop": {"kazoo", "lab", "logs", "model", "net", "sip", "targets"},
     "report": {"kazoo", "net", "sip"},
+    "probes": {"kazoo", "logs", "net", "replay", "report", "scenario", "sip", "targets", "yaml_schema"},
 }
 FACES = {"commands", "pytest_plugin", "cli"}  # the top: they may use anything below
 
