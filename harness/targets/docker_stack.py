@@ -170,6 +170,7 @@ def start_docker_stack(
     """Build missing images, create and start the model and Kamailio containers, wait until both answer."""
     client = client or docker_client()
     remove_stale_containers(client)
+    step("checking the model and Kamailio images")
     images = ensure_images(client, ("model", "kamailio"))
     _install_exit_handlers()
     stack = DockerStack(
@@ -183,6 +184,7 @@ def start_docker_stack(
         sbc, media, esl, couch, own_sbc = free_ports(LISTEN_IP, 5)
         stack.sbc, stack.media, stack.esl, stack.couch = ((LISTEN_IP, p) for p in (sbc, media, esl, couch))
         model_sbc = (LISTEN_IP, own_sbc)  # the model's own SBC role: unused behind Kamailio
+        step("creating the model and Kamailio containers (a copy of each image's files under vfs)")
         model = _create(
             client,
             stack,
