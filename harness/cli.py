@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ["run", "send", "model", "mutators", "target", "diagnose", "restore", "replay", "probe"]
+COMMANDS = ["run", "report", "send", "model", "mutators", "target", "diagnose", "restore", "replay", "probe"]
 
 
 def _load() -> None:

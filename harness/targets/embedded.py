@@ -148,6 +148,7 @@ def target_for_model(model: RunningModel, profile: Profile, roles: Mapping[str, 
         documents=model.store,
         route_timeout=model.config.route_timeout,
         setup=ModelSetup(model, _model_without_media(model, profile, roles)),
+        demo_data=model.config.data_dir is None,
     )
 
 

@@ -25,6 +25,7 @@ from harness.kazoo_sbc.rabbit import BrokerError
 from harness.kazoo_sbc.releases import CONFIG_ENV, sbc_release
 from harness.kazoo_sbc.stackdata import dispatcher_rows, trusted_rows
 from harness.model.stack import RunningModel
+from harness.progress import step
 from harness.targets.capture import loopback_capture
 from harness.targets.embedded import (
     CATALOG_ROUTE_TIMEOUT,
@@ -101,6 +102,7 @@ def open_kazoo_sbc(
                 broker_url=os.environ.get(AMQP_ENV) or None,
                 trace_to=capture.receiver.address("udp"),
             )
+            step(f"starting Kazoo's own Kamailio configuration ({followed.release.name}) and its broker")
             try:
                 sbc.start()
             except (SbcError, BrokerError, OSError, ValueError) as exc:

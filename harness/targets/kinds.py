@@ -31,6 +31,7 @@ class Kind:
     log_names: tuple[str, ...]  # the log sources its targets have (a file's are read from the file)
     open: Opener
     builtin: bool = True  # named directly (--kazoo-target NAME, `builtin = "NAME"` in a file)
+    takes_data: bool = False  # starts the model on a data directory given with the reference
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class TargetRef:
     node: str | None = None  # FILE#node
     address: Address | None = None  # HOST:PORT
     reach: bool = True  # a described stack must answer OPTIONS before it is used
+    data_dir: Path | None = None  # the CouchDB data (folder shape) the model is started on, for kinds that
+    # take data; None: the demo data
 
     @property
     def log_names(self) -> tuple[str, ...]:
@@ -121,12 +124,32 @@ def choose_profile(ref: TargetRef, profile: str | Profile | None) -> Profile:
         raise TargetError(str(exc)) from exc
 
 
+def with_data(ref: TargetRef, data_dir: Path | None) -> TargetRef:
+    """``ref`` started on ``data_dir`` (a CouchDB dump in the folder shape `kazoo-harness model --data`
+    reads) instead of the demo data; TargetError when its kind starts no model on given data."""
+    if data_dir is None:
+        return ref
+    takers = [k.name for k in KINDS.values() if k.takes_data]
+    if not ref.kind.takes_data:
+        raise TargetError(
+            f"data {data_dir} loads the model a target starts ({', '.join(takers)}); "
+            f"{ref.text} ({ref.kind.name}) starts none"
+        )
+    if not data_dir.is_dir():
+        raise TargetError(
+            f"data {data_dir}: not a directory (a CouchDB dump in the folder shape `model --data` reads)"
+        )
+    return dataclasses.replace(ref, data_dir=data_dir)
+
+
 @contextmanager
-def open_target(text: str, profile: str | Profile | None = None, *, reach: bool = True) -> Iterator[Target]:
+def open_target(
+    text: str, profile: str | Profile | None = None, *, reach: bool = True, data_dir: Path | None = None
+) -> Iterator[Target]:
     """Open the target ``text`` names for the block (TargetError: a bad reference; TargetStartError: it
     could not be started or reached). ``reach=False``: a stack described by a file is not pinged first
-    (diagnose reads its documents whether its SBC answers or not)."""
-    ref = dataclasses.replace(resolve(text), reach=reach)
+    (diagnose reads its documents whether its SBC answers or not). ``data_dir``: see :func:`with_data`."""
+    ref = with_data(dataclasses.replace(resolve(text), reach=reach), data_dir)
     chosen = choose_profile(ref, profile)
     with ref.kind.open(ref, chosen) as target:
         yield target
@@ -141,7 +164,7 @@ CAPTURED_LOGS = (*MODEL_LOGS, SBC_CAPTURE)  # a kind whose SBC sends HEP to the 
 def _open_embedded(ref: TargetRef, profile: Profile) -> AbstractContextManager[Target]:
     from harness.targets.embedded import open_embedded
 
-    return open_embedded(profile)
+    return open_embedded(profile, data_dir=ref.data_dir)
 
 
 def _open_lab(ref: TargetRef, profile: Profile) -> AbstractContextManager[Target]:
@@ -197,8 +220,9 @@ def _open_file(ref: TargetRef, profile: Profile) -> Iterator[Target]:
 
 
 register(
-    Kind("embedded", "the Kazoo model, started in-process on free loopback ports", MODEL_LOGS, _open_embedded)
-)
+    Kind("embedded", "the Kazoo model, started in-process on free loopback ports", MODEL_LOGS, _open_embedded,
+         takes_data=True)
+)  # fmt: skip
 register(Kind("lab", "a real Kamailio with our Kazoo-like configuration in front of the model", CAPTURED_LOGS,
               _open_lab))  # fmt: skip
 register(Kind("docker", "the lab stack in containers on a Docker engine", MODEL_LOGS, _open_docker))

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from harness.kazoo.profile import Profile
 from harness.lab.kamailio import HepExport, KamailioError, LabKamailio, kamailio_available
 from harness.model.stack import RunningModel
+from harness.progress import step
 from harness.targets.capture import loopback_capture
 from harness.targets.embedded import (
     CATALOG_ROUTE_TIMEOUT,
@@ -37,6 +38,8 @@ def lab_kamailio(
     if reason is not None:
         raise TargetStartError(f"the lab target needs Kamailio: {reason}")
     lab = LabKamailio("127.0.0.1", 0, media=media, style=profile.release, hep=hep)
+    behind = "the model's media role" if media is not None else "no media server"
+    step(f"starting the lab Kamailio ({profile.release.name}) in front of {behind}")
     try:
         lab.start()
     except (KamailioError, OSError) as exc:

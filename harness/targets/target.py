@@ -91,6 +91,9 @@ class Target:
     setup: Setup | None = None  # None: no scenario setup on this target
     secrets: tuple[str, ...] = ()  # values to redact from every output
     source_file: Path | None = None  # the target file it was read from (the provisioning journal names it)
+    # the stack runs on the harness's demo data set (harness/model/demo): it knows only the demo's carriers
+    # and numbers, so what it says about anyone else's says nothing about their stack
+    demo_data: bool = False
 
     @property
     def release(self) -> KazooRelease:

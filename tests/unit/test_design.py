@@ -12,6 +12,7 @@ HARNESS = Path(__file__).resolve().parents[2] / "harness"
 ALLOWED: dict[str, set[str]] = {
     "sip": set(),
     "yaml_schema": set(),
+    "progress": set(),
     "hep": set(),  # sans-I/O HEP: bytes in, packets out, nothing of the house
     "kazoo": {"sip", "yaml_schema"},
     "net": {"sip"},
@@ -20,11 +21,11 @@ ALLOWED: dict[str, set[str]] = {
     "lab": {"kazoo"},
     "media": {"kazoo", "net", "sip"},
     "kazoo_sbc": {"kazoo", "lab"},
-    "targets": {"kazoo", "kazoo_sbc", "lab", "logs", "model", "net", "sip"},
+    "targets": {"kazoo", "kazoo_sbc", "lab", "logs", "model", "net", "progress", "sip"},
     "scenario": {"kazoo", "logs", "net", "sip", "targets", "yaml_schema"},
     "replay": {"hep", "kazoo", "logs", "net", "sip", "targets"},
     "interop": {"kazoo", "lab", "logs", "model", "net", "sip", "targets"},
-    "report": {"hep", "logs", "net", "sip"},
+    "report": {"hep", "kazoo", "logs", "net", "sip"},
     "probes": {"kazoo", "logs", "net", "replay", "report", "scenario", "sip", "targets", "yaml_schema"},
 }
 FACES = {"commands", "pytest_plugin", "cli"}  # the top: they may use anything below
