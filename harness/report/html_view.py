@@ -64,6 +64,9 @@ class RunView:
     failures: tuple[str, ...]
     ladder_svg: str | None
     arrows: int
+    stack_svg: str | None  # the stack's own view: the legs its HEP capture holds
+    stack_legs: int
+    capture_summary: str | None  # parity: what the SBC received and relayed of the carrier's messages
     log_rows: tuple[LogRow, ...]
     patterns: tuple[PatternRow, ...]
     silent_sources: tuple[str, ...]
@@ -177,6 +180,37 @@ def ladder_of_record(record: Record) -> Ladder | None:
     )
 
 
+def stack_ladder_of_record(record: Record) -> Ladder | None:
+    """The legs the stack's capture holds for the call (carrier to SBC, SBC to media and back), as a
+    ladder beside the carrier's: what the SBC received, what it relayed, what came back."""
+    capture = record.get("capture") or {}
+    ex = record.get("exchange") or {}
+    legs = [leg for leg in capture.get("legs") or [] if leg.get("src") and leg.get("dst")]
+    if not legs or not ex:
+        return None
+    legs.sort(key=lambda leg: float(leg["t_ms"]))
+    carrier = str(ex["local"])
+    arrows = tuple(
+        LadderArrow(
+            float(leg["t_ms"]),
+            str(leg["src"]),
+            str(leg["dst"]),
+            f"{leg['first_line']} [{leg.get('node') or leg.get('source')}]",
+            "sent" if leg["src"] == carrier else "received",
+        )
+        for leg in legs
+    )
+    return Ladder(
+        title=f"the stack's view of {ex.get('call_id') or '-'} ({len(arrows)} captured legs)",
+        local=carrier,
+        remote=str(ex["remote"]),
+        transport=str(ex.get("transport", "udp")),
+        method=str(ex.get("method", "INVITE")),
+        arrows=arrows,
+        outcome=str((capture.get("parity") or {}).get("summary") or ""),
+    )
+
+
 # -- log lines with the matched patterns highlighted ----------------------------------------------
 
 
@@ -254,6 +288,7 @@ def _pcap_href(record: Record, html_dir: Path | None) -> str | None:
 
 def run_view(record: Record, html_dir: Path | None, ident: str = "arrow") -> RunView:
     ladder = ladder_of_record(record)
+    stack = stack_ladder_of_record(record)
     logs = record.get("logs") or {}
     placeholders = record.get("placeholders") or {}
     return RunView(
@@ -266,6 +301,9 @@ def run_view(record: Record, html_dir: Path | None, ident: str = "arrow") -> Run
         failures=tuple(str(f).split("\n", 1)[0].rstrip(":") for f in record.get("failures") or []),
         ladder_svg=svg_of(ladder, ident=ident) if ladder is not None else None,
         arrows=len(ladder.arrows) if ladder is not None else 0,
+        stack_svg=svg_of(stack, ident=f"{ident}-stack") if stack is not None else None,
+        stack_legs=len(stack.arrows) if stack is not None else 0,
+        capture_summary=((record.get("capture") or {}).get("parity") or {}).get("summary"),
         log_rows=log_rows(logs),
         patterns=pattern_rows(logs),
         silent_sources=tuple(logs.get("silent_sources") or []),

@@ -167,3 +167,36 @@ def test_report_command_renders_a_saved_run_and_refuses_other_files(tmp_path: Pa
     saved.write_text('{"not": "records"}')
     result = CliRunner().invoke(app, ["report", str(saved), "-o", str(out)])
     assert result.exit_code == 2 and "not a list of scenario records" in result.output
+
+
+def test_the_stack_s_own_legs_are_drawn_beside_the_carrier_s_ladder() -> None:
+    """A record with a HEP capture (the lab, kazoo-sbc) shows the SBC's legs: received from the carrier,
+    relayed to media, and what came back; a record without one shows no such section."""
+    ex = rejected_exchange()
+    carrier, sbc, media = f"{ex.local[0]}:{ex.local[1]}", f"{ex.remote[0]}:{ex.remote[1]}", "127.0.0.9:11000"
+    legs = [
+        {"src": sbc, "dst": media, "t_ms": 2.0, "first_line": "INVITE sip:+14155550100@127.0.0.9 SIP/2.0",
+         "node": "sbc", "source": "hep"},
+        {"src": carrier, "dst": sbc, "t_ms": 1.0, "first_line": "INVITE sip:+14155550100@127.0.0.2 SIP/2.0",
+         "node": "sbc", "source": "hep"},
+        {"src": media, "dst": sbc, "t_ms": 3.0, "first_line": "SIP/2.0 404 Not Found", "node": "sbc",
+         "source": "hep"},
+        {"src": None, "dst": None, "t_ms": 4.0, "first_line": "no addresses: not drawn", "source": "hep"},
+    ]  # fmt: skip
+    capture = {"legs": legs, "parity": {"summary": "2 of 2 carrier messages seen at the SBC"}}
+    view = build_view(
+        [record("captured", "acl", "passed", capture=capture), record("plain", "acl", "passed")]
+    )
+    runs = {s.name: s.runs[0] for s in view.scenarios}
+    captured, plain = runs["captured"], runs["plain"]
+    assert captured.stack_legs == 3 and plain.stack_svg is None and plain.stack_legs == 0
+    assert captured.stack_svg is not None and captured.stack_svg.count('class="arrow"') == 3
+    assert captured.stack_svg.index("INVITE sip:+14155550100@127.0.0.2") < captured.stack_svg.index(
+        "INVITE sip:+14155550100@127.0.0.9"
+    )  # time order, whatever order the record lists them in
+    assert (
+        media in captured.stack_svg and captured.capture_summary == "2 of 2 carrier messages seen at the SBC"
+    )
+    page = render_html([record("captured", "acl", "passed", capture=capture)])
+    assert "the stack&#39;s view" in page or "the stack's view" in page
+    assert 'data-legs="3"' in page
