@@ -17,7 +17,9 @@ app = typer.Typer(
 )
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ["run", "send", "model", "mutators", "target", "diagnose", "restore", "replay", "probe", "load"]
+COMMANDS = [
+    "run", "report", "send", "model", "mutators", "target", "diagnose", "restore", "replay", "probe", "load",
+]
 
 
 def _load() -> None:

@@ -13,6 +13,7 @@ import json
 import os
 import random
 import shlex
+import time
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -30,6 +31,7 @@ from harness.load.pytest_load import load_items, load_runner
 from harness.load.run import LoadResult
 from harness.net.carrier import CarrierUA
 from harness.net.gate import SendRefused
+from harness.progress import step
 from harness.scenario.case import ScenarioCase, expand, load_cases
 from harness.scenario.records import scenario_record
 from harness.scenario.runner import ScenarioResult, run_case_sync
@@ -74,6 +76,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--harness-json", dest="harness_json", default=None, help="write one JSON record per scenario here"
+    )
+    group.addoption(
+        "--harness-html",
+        dest="harness_html",
+        default=None,
+        help="write the harness's HTML report (failures first, ladders, log lines) to this file",
     )
     group.addoption(
         "--harness-pcap",
@@ -162,6 +170,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     path = config.getoption("harness_json", None)
     if path and not hasattr(config, "workerinput") and RESULTS_KEY in config.stash:
         Path(path).write_text(json.dumps(config.stash[RESULTS_KEY], indent=2) + "\n", encoding="utf-8")
+    html = config.getoption("harness_html", None)
+    if html and not hasattr(config, "workerinput") and RESULTS_KEY in config.stash:
+        from harness.report.html_report import write_html
+
+        records: list[dict[str, Any]] = config.stash[RESULTS_KEY]
+        write_html(records, html)
 
 
 # -- fixtures: the same power from Python tests -----------------------------------------------------
@@ -172,16 +186,19 @@ def kazoo(pytestconfig: pytest.Config) -> Iterator[Target]:
     """The target under test (embedded model unless --kazoo-target says otherwise), closed at the end."""
     from harness.targets.kinds import open_target
 
+    ref, profile = pytestconfig.stash[REF_KEY], pytestconfig.stash[PROFILE_KEY]
+    started = time.monotonic()
+    step(f"starting target {ref.text} ({profile.name})")  # a lab, kazoo-sbc or docker start takes a while
     with ExitStack() as stack:
         try:
-            target = stack.enter_context(
-                open_target(pytestconfig.stash[REF_KEY].text, pytestconfig.stash[PROFILE_KEY])
-            )
+            target = stack.enter_context(open_target(ref.text, profile))
         except TargetError as exc:
             pytest.exit(f"kazoo-harness: cannot use target: {exc}", returncode=pytest.ExitCode.USAGE_ERROR)
         except TargetStartError as exc:
             # infrastructure, not a scenario failure: a distinct exit status (kazoo-harness run: 3)
             pytest.exit(f"kazoo-harness: infrastructure error: {exc}", returncode=INFRA_EXIT)
+        sbc = f"{target.sbc[0]}:{target.sbc[1]}"
+        step(f"target {ref.text} ready in {time.monotonic() - started:.1f} s (SBC {sbc})")
         yield target
 
 
@@ -347,6 +364,7 @@ def reproduce_command(case: ScenarioCase, config: pytest.Config) -> str:
 
 def format_failure(result: ScenarioResult, config: pytest.Config, target: Target | None = None) -> str:
     from harness.report.ladder import text_ladder
+    from harness.report.stack_ladder import stack_ladder
 
     case = result.case
     exp = result.expectation
@@ -358,6 +376,8 @@ def format_failure(result: ScenarioResult, config: pytest.Config, target: Target
     lines += [f"got:      {result.got}", "", "failures:", *[f"  - {f}" for f in result.failures]]
     if result.exchange is not None:
         lines += ["", "ladder:", text_ladder(result.exchange)]
+    if result.exchange is not None and result.capture is not None and result.capture.roles is not None:
+        lines += ["", stack_ladder(result.exchange, result.capture.legs, result.capture.roles)]
     lines += ["", f"reproduce: {reproduce_command(case, config)}"]
     return "\n".join(lines)
 
@@ -371,7 +391,7 @@ def pytest_runtest_makereport(
         return report
     result = item.result
     record = scenario_record(item.case, result, report.outcome, reproduce_command(item.case, item.config))
-    report.user_properties.append(("harness_record", json.dumps(record)))
+    record["run"] = run_context(item.config)
     if result is not None and result.exchange is not None:
         _attach_html(report, result)
         pcap_dir = item.config.getoption("harness_pcap", None)
@@ -379,8 +399,26 @@ def pytest_runtest_makereport(
             from harness.report.pcap import write_pcap
 
             Path(pcap_dir).mkdir(parents=True, exist_ok=True)
-            write_pcap([result.exchange], Path(pcap_dir) / f"{item.case.cause}-{item.case.test_id}.pcap")
+            pcap = Path(pcap_dir).resolve() / f"{item.case.cause}-{item.case.test_id}.pcap"
+            write_pcap([result.exchange], pcap)
+            record["pcap"] = str(pcap)  # absolute: the HTML report links to it relative to itself
+            if result.capture is not None and result.capture.legs:  # the stack's own view, as HEP
+                from harness.report.hep_pcap import write_hep_pcap
+
+                write_hep_pcap(result.capture.legs, pcap.with_suffix(".hep.pcap"))
+    report.user_properties.append(("harness_record", json.dumps(record)))
     return report
+
+
+def run_context(config: pytest.Config) -> dict[str, Any]:
+    """What every record says about the run it belongs to (the HTML report's header)."""
+    profile = config.stash[PROFILE_KEY]
+    return {
+        "target": config.stash[REF_KEY].text,
+        "profile": profile.name,
+        "release": profile.release.name,
+        "seed": config.stash[SEED_KEY],
+    }
 
 
 def _attach_html(report: pytest.TestReport, result: ScenarioResult) -> None:
@@ -391,10 +429,14 @@ def _attach_html(report: pytest.TestReport, result: ScenarioResult) -> None:
     from html import escape
 
     from harness.report.ladder import svg_ladder
+    from harness.report.stack_ladder import stack_ladder
 
     assert result.exchange is not None
     log_lines = result.logs.explain() if result.logs is not None else "(no log expectations)"
     html = f"<div>{svg_ladder(result.exchange)}</div><pre>{escape(log_lines)}</pre>"
+    if result.capture is not None and result.capture.roles is not None:
+        legs = stack_ladder(result.exchange, result.capture.legs, result.capture.roles)
+        html += f"<pre>{escape(legs)}\n\n{escape(result.capture.explain())}</pre>"
     report.extras = [*getattr(report, "extras", []), extras.html(html)]  # type: ignore[attr-defined]
 
 

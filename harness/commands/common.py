@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 import typer
@@ -22,13 +23,19 @@ def fail(message: str, code: int = EXIT_USAGE, prefix: str = "error") -> NoRetur
 
 @contextmanager
 def opened(
-    ref: str, profile: str | None = None, *, what: str = "--target", reach: bool = True
+    ref: str,
+    profile: str | None = None,
+    *,
+    what: str = "--target",
+    reach: bool = True,
+    data_dir: Path | None = None,
 ) -> Iterator[Target]:
-    """The target ``ref`` names, open for the block: a bad reference exits 2, a target that cannot be
-    started or reached exits 3 (the same for every kind: built-in, HOST:PORT or a file)."""
+    """The target ``ref`` names (started on ``data_dir`` where its kind takes data), open for the block:
+    a bad reference exits 2, a target that cannot be started or reached exits 3 (the same for every kind:
+    built-in, HOST:PORT or a file)."""
     with ExitStack() as stack:
         try:
-            target = stack.enter_context(open_target(ref, profile, reach=reach))
+            target = stack.enter_context(open_target(ref, profile, reach=reach, data_dir=data_dir))
         except TargetError as exc:
             fail(f"{what} {ref}: {exc}")
         except TargetStartError as exc:

@@ -1,8 +1,10 @@
 """`kazoo-harness replay`: send a customer's captured INVITE at a stack again and name the cause.
 
-SOURCE is a pcap/pcapng file, a FreeSWITCH sip-trace log, or a file (``-`` = stdin) holding one SIP
-message. Exit codes: 0 the replay ran (whatever the response), 2 bad input or a refused INVITE
-(non-loopback addresses without --refresh), 3 the target could not be used.
+SOURCE is a pcap/pcapng file (HEP packets in it too), a FreeSWITCH sip-trace log, a file (``-`` =
+stdin) holding one SIP message, or ``homer+https://HOST`` with ``--call-id`` (harness.replay.homer).
+Exit codes: 0 the replay ran (whatever the response), 2 bad input (a Homer that cannot be read
+included) or a refused INVITE (non-loopback addresses without --refresh), 3 the target could not be
+used.
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ from typing import Annotated, Any
 import typer
 
 from harness.commands.common import EXIT_INFRA, fail, opened
+from harness.kazoo.causes import UNKNOWN
 from harness.net.gate import SendRefused
 from harness.replay.capture import CapturedMessage
+from harness.replay.demo_limits import WHAT_TO_PASS, demo_cannot_judge
+from harness.replay.homer import homer_capture, is_homer
 from harness.replay.rewrite import is_local, rewrite_foreign
 from harness.replay.scenario_file import scenario_yaml
 from harness.replay.session import ReplayRefused, ReplayResult, replay_invite
@@ -31,8 +36,12 @@ from harness.sip.template import TemplateError
 from harness.targets.target import Target
 
 
-def describe(target: Target) -> str:
-    return f"{target.name} ({target.kind}, {target.sbc[0]}:{target.sbc[1]}, profile {target.profile.name})"
+def describe(target: Target, data: Path | None = None) -> str:
+    """The target, and the data it runs on when the harness started it on data (the demo's, or --data)."""
+    text = f"{target.name} ({target.kind}, {target.sbc[0]}:{target.sbc[1]}, profile {target.profile.name})"
+    if data is not None:
+        return f"{text} with the data in {data}"
+    return f"{text} with the demo data" if target.demo_data else text
 
 
 def loopback_ip(text: str, what: str) -> str:
@@ -90,12 +99,19 @@ def carrier_mapping(source_ip: str, port: int | None, transport: str, stack: Tar
     return mapping
 
 
-def render(result: ReplayResult, source: str, kind: str, stack: Target) -> str:
+def render(
+    result: ReplayResult,
+    source: str,
+    kind: str,
+    stack: Target,
+    data: Path | None = None,
+    unjudged: str | None = None,
+) -> str:
     inv = result.invite
     src = f"{inv.src[0]}:{inv.src[1]}" if inv.src[0] else "unknown source"
     lines = [
         f"replay of {inv.first_line!r} from {source} ({kind}, {inv.transport}, {src}, {len(inv.data)} bytes)",
-        f"target: {describe(stack)}",
+        f"target: {describe(stack, data)}",
         "sent: the captured bytes, unchanged"
         if result.as_captured
         else "sent: refreshed (new Call-ID, branch, From tag; Request-URI and top Via for the target and us)",
@@ -116,7 +132,12 @@ def render(result: ReplayResult, source: str, kind: str, stack: Target) -> str:
         lines.append(f"log lines tied to the call ({len(result.related)}):")
         lines += [f"  {line}" for line in result.related] or ["  (none)"]
     d = result.diagnosis
-    lines.append(f"cause: {d.cause}" + (f" (profile outcome {d.outcome})" if d.outcome else ""))
+    if unjudged is not None:
+        lines.append(f"cause: not judged: {unjudged}")
+        lines.append(f"  (on the demo data it looks like {d.cause}, profile outcome {d.outcome})")
+        lines.append(f"  to judge it: {WHAT_TO_PASS}")
+    else:
+        lines.append(f"cause: {d.cause}" + (f" (profile outcome {d.outcome})" if d.outcome else ""))
     lines += [f"note: {n}" for n in result.notes]
     return "\n".join(lines)
 
@@ -124,7 +145,10 @@ def render(result: ReplayResult, source: str, kind: str, stack: Target) -> str:
 def replay(
     source: Annotated[
         str,
-        typer.Argument(help="pcap/pcapng file, FreeSWITCH sip-trace log, or one SIP message (file or -)."),
+        typer.Argument(
+            help="pcap/pcapng file (also of HEP), FreeSWITCH sip-trace log, one SIP message (file or -), "
+            "or homer+https://HOST (credentials: HOMER_TOKEN, or HOMER_USER and HOMER_PASSWORD)."
+        ),
     ],
     call_id: Annotated[
         str | None, typer.Option(help="The call to replay when the source holds several.")
@@ -156,16 +180,32 @@ def replay(
     ] = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a final response.")] = 5.0,
     seed: Annotated[int | None, typer.Option(help="Seed for the identifiers --refresh draws.")] = None,
+    since: Annotated[
+        str | None,
+        typer.Option("--from", help="Homer: search from (epoch or ISO 8601; default --to - 24 h)."),
+    ] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Homer: search until (default: now).")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Start the embedded model on this CouchDB data (the customer's, in the folder shape "
+            "`model --data` reads) instead of the demo's."
+        ),
+    ] = None,
 ) -> None:
     """Send a captured INVITE at a stack again; show the exchange, the stack's log lines and the cause."""
     if timeout <= 0:
         fail("--timeout must be positive")
     try:
-        capture = load_source(source, sys.stdin.buffer.read() if source == "-" else None)
+        source_notes: list[str] = []
+        if is_homer(source):
+            capture, source_notes = homer_capture(source, call_id, since, until)
+        else:
+            capture = load_source(source, sys.stdin.buffer.read() if source == "-" else None)
         invite = pick_invite(capture, call_id)
     except (SourceError, ValueError) as exc:
         fail(str(exc))
-    with opened(target, profile) as stack:
+    with opened(target, profile, data_dir=data) as stack:
         if not is_local(stack.sbc[0]):
             fail(f"refusing target {stack.sbc[0]}: replay only sends to loopback addresses (127.0.0.0/8)")
         source_ip, port, note = choose_source(invite, source_role, stack)
@@ -184,11 +224,22 @@ def replay(
             )
         except (ReplayRefused, SendRefused) as exc:
             fail(str(exc))
-        if note:
-            result.notes.insert(0, note)
+        result.notes[:0] = [*source_notes, *([note] if note else [])]
+        unjudged = demo_cannot_judge(result.diagnosis.cause, result.exchange.dialed, source_ip, stack)
         if to_scenario is not None:
             _write_scenario(to_scenario, result, source, stack, source_ip, port)
-        typer.echo(json.dumps(result.to_json()) if as_json else render(result, source, capture.kind, stack))
+        if as_json:
+            out = result.to_json()
+            if unjudged is not None:  # the cause named on the demo data says nothing about this capture
+                out["demo_cannot_judge"] = {
+                    "looks_like": out["cause"],
+                    "why": unjudged,
+                    "instead": WHAT_TO_PASS,
+                }
+                out["cause"] = UNKNOWN
+            typer.echo(json.dumps(out))
+        else:
+            typer.echo(render(result, source, capture.kind, stack, data, unjudged))
     if result.exchange.outcome in ("unreachable", "error"):
         raise typer.Exit(EXIT_INFRA)
 

@@ -6,6 +6,7 @@ files are (errors at file:line:field). The shipped profiles carry the names of t
 (harness.kazoo.release); a user profile is any file with `name`, `extends` (a shipped profile or a path)
 or `release`, and `outcomes`, each outcome replacing the inherited one whole. Every outcome names its
 cause (harness.kazoo.causes) — the runner, replay's cause, diagnose and the model's roles all read it here.
+An outcome may also name the legs the SBC's own HEP capture must (not) hold (``capture``, docs/hep.md).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from harness.yaml_schema import (
     CODE,
     INT,
     STR,
+    STR_OR_INT,
     SchemaError,
+    Spec,
     check,
     checked,
     compose,
@@ -135,6 +138,49 @@ class LogPattern:
         return f"{src}/{self.pattern}/{cnt}"
 
 
+# The ends of a captured leg (docs/hep.md): the carrier under test, the target's SBC nodes, its media
+# role, anything else
+LEG_ROLES = ("carrier", "sbc", "media", "other")
+
+
+@dataclass(frozen=True)
+class LegPattern:
+    """A leg of the call the stack's own capture must (``present``) or must not hold; None matches any."""
+
+    src: str | None = None  # one of LEG_ROLES
+    dst: str | None = None
+    message: str | None = None  # a method ("INVITE"), a status code ("407") or a class ("4xx")
+    headers: tuple[tuple[str, str], ...] = ()  # name, regex of the value (may hold {placeholders})
+    count: int | None = None  # None = at least once; N = exactly N times
+    source: str | None = None  # a HEP log source's name
+    capture_id: int | None = None
+    present: bool = True
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, present: bool) -> LegPattern:
+        message = d.get("message")
+        return cls(
+            src=d.get("from"),
+            dst=d.get("to"),
+            message=str(message) if message is not None else None,
+            headers=tuple((str(k), str(v)) for k, v in (d.get("headers") or {}).items()),
+            count=d.get("count"),
+            source=d.get("source"),
+            capture_id=d.get("capture_id"),
+            present=present,
+        )
+
+
+def leg_patterns(block: Mapping[str, Any] | None) -> tuple[LegPattern, ...]:
+    """A ``capture: {present: [...], absent: [...]}`` block (a profile's or a scenario's) as patterns."""
+    block = block or {}
+    return tuple(
+        LegPattern.from_dict(item, present=present)
+        for key, present in (("present", True), ("absent", False))
+        for item in block.get(key) or ()
+    )
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What the stack does with a call, on the wire and in its logs."""
@@ -151,6 +197,8 @@ class Outcome:
     min_delay: float | str | None = None  # seconds, or "route_timeout"
     logs_present: tuple[LogPattern, ...] = ()
     logs_absent: tuple[LogPattern, ...] = ()
+    # the legs the SBC's own capture holds (or not): proof only where the capture is complete (docs/hep.md)
+    capture: tuple[LegPattern, ...] = ()
 
     @property
     def key(self) -> str:
@@ -244,6 +292,26 @@ def _delay_ok(value: Any, _context: Mapping[str, Any]) -> str | None:
 
 PATTERN = checked(STR, _pattern_ok)
 LOG_PATTERN = m(("pattern", PATTERN, True), ("source", STR, False), ("count", INT, False))
+
+
+def leg_spec(header_pattern: Spec, source: Spec) -> Spec:
+    """The schema of a captured leg (from/to a role, message, headers, count, source, capture_id); the
+    scenario schema checks the source against its target's log sources."""
+    return m(
+        ("from", enum(*LEG_ROLES), False),
+        ("to", enum(*LEG_ROLES), False),
+        ("message", STR_OR_INT, False),
+        ("headers", m(free=header_pattern), False),
+        ("count", INT, False),
+        ("source", source, False),
+        ("capture_id", INT, False),
+    )
+
+
+def capture_spec(leg: Spec) -> Spec:
+    return m(("present", lst(leg), False), ("absent", lst(leg), False))
+
+
 OUTCOME = m(
     ("cause", enum(*VERDICTS), True),
     ("final", m(("code", checked(ANY, _codes_ok), True), ("reason", PATTERN, False)), False),
@@ -253,6 +321,7 @@ OUTCOME = m(
     ("headers", m(free=PATTERN), False),
     ("min_delay", checked(ANY, _delay_ok), False),
     ("logs", m(("present", lst(LOG_PATTERN), False), ("absent", lst(LOG_PATTERN), False)), False),
+    ("capture", capture_spec(leg_spec(PATTERN, STR)), False),
 )
 PROFILE = m(
     ("name", STR, False),
@@ -283,6 +352,7 @@ def _outcome(key: str, spec: Mapping[str, Any]) -> Outcome:
         min_delay=spec.get("min_delay"),
         logs_present=tuple(LogPattern.from_dict(p) for p in logs.get("present") or ()),
         logs_absent=tuple(LogPattern.from_dict(p) for p in logs.get("absent") or ()),
+        capture=leg_patterns(spec.get("capture")),
     )
 
 

@@ -39,6 +39,7 @@ from harness.kazoo_sbc.edit import apply_edits
 from harness.kazoo_sbc.localcfg import SiteValues, roles_of, with_site_values
 from harness.kazoo_sbc.rabbit import BrokerError, RabbitBroker
 from harness.kazoo_sbc.releases import Ports, SbcRelease, SiteInputs, sbc_release
+from harness.kazoo_sbc.trace import sip_trace_defines
 from harness.lab.kamailio import LogFollower, free_ports, kamailio_binary
 from harness.lab.ready import wait_options_answer
 
@@ -118,6 +119,7 @@ class KazooSbc:
         listen_ip: str = "127.0.0.1",
         ready_timeout: float = 20.0,
         keep_workdir: bool = False,
+        trace_to: Address | None = None,  # SIP_TRACE_ROLE on, sending HEP3 there (harness.kazoo_sbc.trace)
     ) -> None:
         if not listen_ip.startswith("127."):
             raise ValueError(f"listen_ip must be a loopback address, got {listen_ip}")
@@ -129,6 +131,7 @@ class KazooSbc:
         self.listen_ip = listen_ip
         self.ready_timeout = ready_timeout
         self.keep_workdir = keep_workdir
+        self.trace_to = trace_to
         self.hostname = f"kh-sbc-{uuid.uuid4().hex[:8]}.local"
         self.roles: frozenset[str] = frozenset()
         self.ports: Ports | None = None
@@ -226,6 +229,8 @@ class KazooSbc:
             children=CHILDREN,
         )
         substs, defines, listen = self.spec.site(inputs)
+        if self.trace_to is not None:
+            defines = {**defines, **sip_trace_defines(self.trace_to)}
         path = self.config_dir / "local.cfg"
         path.write_text(
             with_site_values(path.read_text(encoding="utf-8"), SiteValues(substs, defines, listen))

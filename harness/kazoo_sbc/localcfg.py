@@ -77,7 +77,7 @@ class SiteValues:
             if "!" in value:
                 raise ValueError(f"site value {name}={value!r} cannot hold '!' (the substdef delimiter)")
             lines.append(f'#!substdef "!{name}!{value}!g"')
-        lines += [f"#!define {name} {value}" for name, value in self.defines.items()]
+        lines += [f"#!define {name} {value}".rstrip() for name, value in self.defines.items()]
         lines += [f"listen={value}" for value in self.listen]
         lines.append(f"{HARNESS_MARK}: end of site values")
         return "\n".join(lines) + "\n"

@@ -83,6 +83,30 @@ class KamailioError(RuntimeError):
     """Kamailio could not be started, or did not become ready in time."""
 
 
+@dataclass(frozen=True)
+class HepExport:
+    """Where the lab Kamailio mirrors every SIP message it reads and writes, as HEP (siptrace module)."""
+
+    address: tuple[str, int]
+    transport: str = "udp"  # "udp" | "tcp"
+    version: int = 3  # 1, 2 or 3
+    capture_id: int = 1
+
+    def defines(self) -> list[str]:
+        host, port = self.address
+        if not host.startswith("127."):
+            raise ValueError(f"the HEP collector must be a loopback address, got {host}")
+        if self.transport not in ("udp", "tcp") or self.version not in (1, 2, 3):
+            raise ValueError(f"HEP over {self.transport}, version {self.version}: use udp/tcp and 1-3")
+        uri = f"sip:{host}:{port}" + (";transport=tcp" if self.transport == "tcp" else "")
+        return [
+            "#!define WITH_HEP",
+            f'#!define HEP_URI "{uri}"',
+            f"#!define HEP_VERSION {self.version}",
+            f"#!define HEP_CAPTURE_ID {self.capture_id}",
+        ]
+
+
 def _terminate(process: subprocess.Popen[bytes], timeout: float) -> None:
     """SIGTERM to the main process (it stops its workers); SIGKILL to its process group after
     ``timeout``. Only the process started here and its own group are ever signalled."""
@@ -114,14 +138,14 @@ def kamailio_module_dir() -> Path | None:
     return None
 
 
-def kamailio_available() -> str | None:
-    """None when the lab Kamailio can run here, else the reason to skip."""
+def kamailio_available(*extra_modules: str | None) -> str | None:
+    """None when the lab Kamailio can run here (with ``extra_modules`` too), else the reason to skip."""
     if kamailio_binary() is None:
         return "kamailio binary not found (apt-get install kamailio kamailio-extra-modules)"
     module_dir = kamailio_module_dir()
     if module_dir is None:
         return "kamailio modules directory not found (apt-get install kamailio)"
-    for name in REQUIRED_MODULES:
+    for name in (*REQUIRED_MODULES, *(m for m in extra_modules if m)):
         if not (module_dir / f"{name}.so").is_file():
             return f"kamailio module {name}.so missing in {module_dir}"
     return None
@@ -136,6 +160,7 @@ def render_config(
     style: SbcStyle,
     sanity_drops_request: bool,
     ping_interval: int = 1,
+    hep: HepExport | None = None,
 ) -> str:
     """The template with every placeholder filled; raises KeyError for an unknown one."""
     dash = style.kamailio_log_style == "dash"
@@ -144,6 +169,8 @@ def render_config(
         defines.append("#!define REWRITE_604")
     if sanity_drops_request:
         defines.append("#!define SANITY_DROPS_REQUEST")
+    if hep is not None:
+        defines += hep.defines()
     values = {
         "DEFINES": "\n".join(defines),
         "LOG_PREFIX": 'log_prefix="{$mt $hdr(CSeq) $ci} "' if dash else "",
@@ -267,6 +294,7 @@ class LabKamailio:
         ping_interval: int = 1,
         ready_timeout: float = 10.0,
         keep_workdir: bool = False,
+        hep: HepExport | None = None,
     ) -> None:
         if not listen_ip.startswith("127."):
             raise ValueError(f"listen_ip must be a loopback address, got {listen_ip}")
@@ -280,6 +308,7 @@ class LabKamailio:
         self.ping_interval = ping_interval
         self.ready_timeout = ready_timeout
         self.keep_workdir = keep_workdir
+        self.hep = hep
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._workdir = Path(workdir) if workdir is not None else None
         self._process: subprocess.Popen[bytes] | None = None
@@ -309,7 +338,7 @@ class LabKamailio:
         return self._process.pid if self._process is not None else None
 
     def start(self) -> LabKamailio:
-        reason = kamailio_available()
+        reason = kamailio_available("siptrace" if self.hep is not None else None)
         if reason is not None:
             raise KamailioError(reason)
         if self._process is not None:
@@ -335,6 +364,7 @@ class LabKamailio:
                 style=self.style,
                 sanity_drops_request=self.sanity_drops_request,
                 ping_interval=self.ping_interval,
+                hep=self.hep,
             )
         )
         binary = kamailio_binary()

@@ -14,6 +14,7 @@ import bisect
 import contextlib
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from types import TracebackType
 
 from harness.logs.line import LogLine
@@ -106,7 +107,8 @@ class LogHub:
     def add(self, line: LogLine) -> None:
         """Store a line (sources call this; tests may too) and wake every waiter."""
         if line.received < (self._received[-1] if self._received else 0.0):
-            line = LogLine(line.source, self._received[-1], line.raw, line.parsed)  # keep times monotonic
+            # keep times monotonic; replace() keeps what a LogLine subclass carries (a HEP packet)
+            line = replace(line, received=self._received[-1])
         self._lines.append(line)
         self._received.append(line.received)
         if len(self._lines) > self.max_lines:

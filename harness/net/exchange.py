@@ -121,3 +121,18 @@ class Exchange:
             "error": self.error,
             "seed": self.seed,
         }
+
+
+def outcome_text(exchange: Exchange) -> str:
+    """One line: how the transaction ended (the ladders' last line, the records' ``outcome_text``)."""
+    if exchange.outcome == "response" and exchange.final is not None:
+        text = f"final {exchange.final.code} {exchange.final.reason}"
+    elif exchange.outcome == "silence":
+        text = "silence: no final response"
+        if exchange.ended_early:
+            text += " (ended early on an external signal)"
+    else:
+        text = exchange.outcome
+    if exchange.error:
+        text += f": {exchange.error}"
+    return f"{text} after {exchange.duration * 1000:.1f} ms"

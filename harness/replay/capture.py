@@ -4,7 +4,9 @@ scapy reads the file (pcap or pcapng, any mix of link types: Ethernet, Linux coo
 BSD loopback) and decodes down to the IP layer. From there this module works on the packets' raw bytes so
 that what comes out is byte exact: IPv4/IPv6 fragments are put back together, TCP segments are ordered by
 sequence number and the stream is cut into messages with :class:`~harness.sip.framing.StreamFramer`.
-Only payloads that start like a SIP message are kept (RTP, HTTP and TLS records are skipped).
+Only payloads that start like a SIP message are kept (RTP, HTTP and TLS records are skipped), and the
+SIP messages inside HEP packets (a HEP stream saved to a file: datagrams, or HEP3 over TCP), with the
+addresses, transport and capture time the HEP packet names.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment
 from scapy.packet import Packet
 from scapy.utils import PcapReader
 
+from harness.hep import HepError, HepPacket, HepStreamDecoder, decode_packet, looks_like_hep
 from harness.net.exchange import Address
 from harness.sip.errors import SipParseError
 from harness.sip.framing import FramingError, StreamFramer
@@ -28,6 +31,9 @@ from harness.sip.message import Request, parse_message
 _SIP_START = re.compile(rb"^(?:SIP/[0-9]\.[0-9] [0-9]{3}|[A-Za-z]+ \S+ SIP/[0-9]\.[0-9]\r?\n)")
 _START_LINE = re.compile(rb"^(?:SIP/[0-9]\.[0-9] [0-9]{3} |[A-Za-z]+ [^ \r\n]+ SIP/[0-9]\.[0-9]\r?\n)", re.M)
 _RESYNC_TAIL = 512
+# a HEP3 packet start on a stream: the id, a length, then a generic chunk (every writer puts the
+# address family first: vendor 0x0000, type 0x00xx); used to join a HEP stream mid-connection
+_HEP3_START = re.compile(rb"HEP3[\s\S]{2}\x00\x00\x00")
 _PROTO_TCP, _PROTO_UDP = 6, 17
 MAX_STREAM_MESSAGE = 1 << 20  # a TCP stream that has not framed a message within 1 MiB is not SIP
 
@@ -152,6 +158,7 @@ class _TcpFlow:
     framer: StreamFramer = field(default_factory=lambda: StreamFramer(MAX_STREAM_MESSAGE))
     in_sync: bool = True  # False: skip bytes up to the next SIP start line (joined mid-stream, or lost)
     skipped: bytes = b""  # the tail of skipped bytes, in case a start line straddles two segments
+    hep: HepStreamDecoder | None = None  # a HEP3 stream (a capture agent's connection to its collector)
 
     def segment(self, seq: int, data: bytes) -> list[bytes]:
         if self.next_seq is None:  # capture started mid-connection, maybe mid-message
@@ -174,6 +181,18 @@ class _TcpFlow:
         return self._frame(bytes(ordered)) if ordered else []
 
     def _frame(self, data: bytes) -> list[bytes]:
+        """SIP messages; for a HEP stream, its packets (framed by their length, decoded by the reader)."""
+        if self.hep is None and self.in_sync and not self.framer.pending and data.startswith(b"HEP3"):
+            self.hep = HepStreamDecoder()
+        elif self.hep is None and not self.in_sync and (m := _HEP3_START.search(self.skipped + data)):
+            # joined a capture agent's long-lived connection mid-stream: pick up at a packet start
+            data, self.skipped, self.in_sync = (self.skipped + data)[m.start() :], b"", True
+            self.hep = HepStreamDecoder()
+        if self.hep is not None:
+            try:
+                return self.hep.feed_frames(data)
+            except HepError:  # out of step for good: the rest of this connection cannot be read
+                return []
         if not self.in_sync:
             data = self.skipped + data
             m = _START_LINE.search(data)
@@ -205,6 +224,8 @@ class _Reader:
             data = dgram.payload[8:length] if length >= 8 else dgram.payload[8:]
             if looks_like_sip(data):
                 self.out.append(CapturedMessage(t, (dgram.src, sport), (dgram.dst, dport), "udp", data))
+            elif looks_like_hep(data):
+                self._hep(t, data)
         elif dgram.proto == _PROTO_TCP and len(dgram.payload) >= 20:
             self._tcp(t, dgram)
 
@@ -220,8 +241,33 @@ class _Reader:
             return
         flow = self.flows.setdefault(key, _TcpFlow())
         for msg in flow.segment(seq, data):
-            if looks_like_sip(msg):
+            if flow.hep is not None:
+                self._hep(t, msg)
+            elif looks_like_sip(msg):
                 self.out.append(CapturedMessage(t, key[0], key[1], "tcp", msg))
+
+    def _hep(self, t: float, data: bytes) -> None:
+        """The SIP message a HEP packet carries; packets that do not decode, and keep-alives, logs or
+        RTCP reports, are skipped like any other payload that is not SIP."""
+        try:
+            packet = decode_packet(data)
+        except HepError:
+            return
+        if packet.is_sip:
+            self.out.append(hep_message(packet, t))
+
+
+def hep_message(packet: HepPacket, fallback_time: float) -> CapturedMessage:
+    """A captured SIP message as the HEP packet names it: its own addresses, transport and time. An
+    unknown transport is taken as UDP (the replay says when it sends over another than captured)."""
+    stamp = packet.timestamp
+    return CapturedMessage(
+        time=stamp if stamp is not None else fallback_time,
+        src=packet.src or ("", 0),
+        dst=packet.dst or ("", 0),
+        transport=packet.transport or "udp",
+        data=packet.payload,
+    )
 
 
 def read_messages(path: str | Path) -> list[CapturedMessage]:
@@ -260,4 +306,4 @@ def find_invites(
     return out
 
 
-__all__ = ["CapturedMessage", "find_invites", "looks_like_sip", "read_messages"]
+__all__ = ["CapturedMessage", "find_invites", "hep_message", "looks_like_sip", "read_messages"]

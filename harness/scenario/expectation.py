@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from harness.kazoo.profile import LogPattern, Outcome, Profile
+from harness.kazoo.profile import LegPattern, LogPattern, Outcome, Profile, leg_patterns
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,10 @@ class Expectation:
     logs_present: tuple[LogPattern, ...] = ()
     logs_absent: tuple[LogPattern, ...] = ()
     logs_ordered: bool = False
+    # captured legs (docs/hep.md): the scenario's own are checked wherever the target captures; the
+    # profile outcome's only where the capture is complete and the call goes through the SBC
+    capture: tuple[LegPattern, ...] = ()
+    outcome_capture: tuple[LegPattern, ...] = ()
     never: tuple[str, ...] = ()
     timeout: float | None = None
     origin: dict[str, str] = field(default_factory=dict)  # field -> "profile kazoo-4.3" | "scenario"
@@ -55,6 +59,7 @@ def _from_outcome(outcome: Outcome, origin: str) -> Expectation:
         "min_delay": outcome.min_delay,
         "logs_present": outcome.logs_present,
         "logs_absent": outcome.logs_absent,
+        "outcome_capture": outcome.capture,
     }
     return Expectation(outcome=outcome.name, origin={k: origin for k in fields}, **fields)  # type: ignore[arg-type]
 
@@ -88,6 +93,8 @@ def _apply(exp: Expectation, spec: dict[str, Any]) -> Expectation:
         changes["logs_absent"] = exp.logs_absent + tuple(LogPattern.from_dict(p) for p in logs["absent"])
     if "ordered" in logs:
         changes["logs_ordered"] = bool(logs["ordered"])
+    if "capture" in spec:
+        changes["capture"] = leg_patterns(spec["capture"])
     if "never" in spec:
         changes["never"] = tuple(spec["never"])
     if "timeout" in spec:

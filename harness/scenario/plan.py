@@ -3,7 +3,8 @@
 ``plan(case, target, config)`` is pure: the expectation from the target's profile, who sends from where
 to where, the number (through the stack's own inbound rules, harness.kazoo.numbers.InboundConfig), the
 timeouts. ``render(plan, local)`` makes the bytes once the carrier's socket is bound (its port goes into
-Via and Contact) and fills the log patterns with the values of the message actually built.
+Via and Contact) and fills the log patterns with the values of the message actually built. The legs the
+stack's own HEP capture must (not) hold are planned and filled the same way (docs/hep.md).
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.kazoo.numbers import InboundConfig
-from harness.kazoo.profile import LogPattern, PlaceholderError, fill, request_values
+from harness.kazoo.profile import LegPattern, LogPattern, PlaceholderError, fill, request_values
 from harness.logs.assertions import LogExpectation
+from harness.logs.legs import LegExpectation
 from harness.logs.line import LogLine
 from harness.scenario.case import ScenarioCase
 from harness.scenario.expectation import Expectation, resolve
@@ -58,6 +60,8 @@ class Plan:
     cancel_after_provisional: bool = False
     skip: str | None = None  # why the case does not run on this target
     never: tuple[LogPattern, ...] = field(default=())  # the profile's lines for the `never:` words
+    capture: tuple[LegPattern, ...] = ()  # the legs the target's HEP capture must (not) hold
+    parity: bool = False  # its capture is complete: every carrier<->SBC message must be in it
 
     @property
     def method(self) -> str:
@@ -76,6 +80,7 @@ class Rendered:
     absent: tuple[LogExpectation, ...]
     drop: tuple[re.Pattern[str], ...]  # lines that prove the drop (a silence ends on the first)
     drop_sources: tuple[str | None, ...]
+    legs: tuple[LegExpectation, ...] = ()  # what the captured legs are checked for
 
     def proves_drop(self, line: LogLine) -> bool:
         return any(
@@ -122,6 +127,11 @@ def plan(case: ScenarioCase, target: Target, config: InboundConfig, *, session_s
             f"{target.name!r} (its sources: {', '.join(target.logs) or 'none'})"
         )
     never = tuple(target.profile.never[w] for w in expectation.never if w in target.profile.never)
+    captures = target.captures
+    if expectation.capture and not captures and skip is None:
+        skip = f"expects captured legs, and target {target.name!r} has no HEP capture (docs/hep.md)"
+    complete = case.via == "sbc" and any(c.complete for c in captures)  # a missing leg proves something
+    legs = (*(expectation.outcome_capture if complete else ()), *expectation.capture) if captures else ()
     destination = target.media if case.via == "media" else target.sbc
     if destination is None:
         raise PlanError(f"target {target.name!r} does not expose its media role for direct INVITEs")
@@ -174,6 +184,8 @@ def plan(case: ScenarioCase, target: Target, config: InboundConfig, *, session_s
         cancel_after_provisional=bool(send.get("cancel_after_provisional")),
         skip=skip,
         never=never,
+        capture=legs,
+        parity=complete,
     )
 
 
@@ -206,6 +218,7 @@ def render(plan: Plan, spec: builder.InviteSpec) -> Rendered:
         present = tuple(_expect(p, values, True) for p in exp.logs_present)
         absent = tuple(_expect(p, values, False) for p in (*exp.logs_absent, *plan.never))
         drop = tuple(re.compile(e.pattern) for e in present) if exp.silence else ()
+        legs = tuple(_leg(p, values) for p in plan.capture)
     except PlaceholderError as exc:
         raise PlanError(str(exc)) from exc
     return Rendered(
@@ -217,6 +230,7 @@ def render(plan: Plan, spec: builder.InviteSpec) -> Rendered:
         absent=absent,
         drop=drop,
         drop_sources=tuple(e.source for e in present) if exp.silence else (),
+        legs=legs,
     )
 
 
@@ -231,3 +245,11 @@ def _sent_values(data: bytes, config: InboundConfig) -> dict[str, str]:
 def _expect(pattern: LogPattern, values: Mapping[str, str], present: bool) -> LogExpectation:
     count = pattern.count if present else None
     return LogExpectation(fill(pattern.pattern, values), pattern.source, count, present)
+
+
+def _leg(pattern: LegPattern, values: Mapping[str, str]) -> LegExpectation:
+    headers = tuple((name, fill(regex, values)) for name, regex in pattern.headers)
+    return LegExpectation(
+        pattern.src, pattern.dst, pattern.message, headers, pattern.count, pattern.present, pattern.source,
+        pattern.capture_id,
+    )  # fmt: skip

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from harness.logs.assertions import LogVerdict
+from harness.net.exchange import outcome_text
+from harness.scenario.capture import capture_record
 from harness.scenario.case import ScenarioCase
 from harness.scenario.runner import ScenarioResult
 
@@ -41,24 +43,41 @@ def scenario_record(
         record["skipped"] = result.skipped
     if ex is not None:
         record["outcome"] = ex.outcome
+        record["outcome_text"] = outcome_text(ex)
         record["codes"] = {"final": ex.final_code, "provisional": ex.provisional_codes}
         record["call_id"] = ex.call_id
+        record["timings"]["started"] = ex.started_wall  # epoch: the report's run time, log line offsets
         record["timings"]["exchange_ms"] = round(ex.duration * 1000, 1)
         record["timings"]["ended_early"] = ex.ended_early
         record["exchange"] = ex.to_json()
     if result.logs is not None:
         record["logs"] = logs_record(result.logs)
+    if result.capture is not None and ex is not None:
+        record["capture"] = capture_record(result.capture, ex)
     return record
 
 
 def logs_record(verdict: LogVerdict) -> dict[str, Any]:
     return {
         "ok": verdict.ok,
-        "matched": [{"pattern": e.describe(), "line": hits[0].raw} for e, hits in verdict.matched],
+        # regex and source: what the HTML report highlights; received: where a drop line sits on the ladder
+        "matched": [
+            {
+                "pattern": e.describe(),
+                "regex": e.pattern,
+                "source": hits[0].source,
+                "line": hits[0].raw,
+                "received": hits[0].received,
+            }
+            for e, hits in verdict.matched
+        ],
         "missing": [e.describe() for e in verdict.missing],
         "unexpected": [{"pattern": e.describe(), "line": line.raw} for e, line in verdict.unexpected],
         "wrong_count": [{"pattern": e.describe(), "seen": n} for e, n in verdict.wrong_count],
         "silent_sources": verdict.silent_sources,
-        "related": [line.raw for line in verdict.correlation.related],
+        "related": [
+            {"source": line.source, "line": line.raw, "reason": verdict.correlation.reason(line)}
+            for line in verdict.correlation.related
+        ],
         "decided_early": verdict.decided_early,
     }

@@ -1,5 +1,6 @@
 """Run one scenario case against a target: plan it (harness.scenario.plan), execute it — send as the
-carrier while watching the logs — and judge it (harness.scenario.verdict). One-way: case + target in,
+carrier while watching the logs, then collect the log lines and the stack's captured legs
+(harness.scenario.capture) — and judge it (harness.scenario.verdict). One-way: case + target in,
 ScenarioResult out."""
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from harness.kazoo.couch import CouchError
 from harness.kazoo.numbers import InboundConfig
 from harness.logs.assertions import LogExpectation, LogVerdict, check
 from harness.logs.hub import LogHub
+from harness.logs.legs import LegVerdict
 from harness.logs.watch import send_watching
 from harness.net.carrier import CarrierUA
 from harness.net.exchange import Exchange
+from harness.scenario.capture import check_capture
 from harness.scenario.case import ScenarioCase
 from harness.scenario.expectation import Expectation
 from harness.scenario.plan import Plan, PlanError, Rendered, case_seed, plan, render, skip_reason
@@ -38,6 +41,7 @@ class ScenarioResult:
     exchange: Exchange | None
     failures: list[str] = field(default_factory=list)
     logs: LogVerdict | None = None
+    capture: LegVerdict | None = None  # the stack's captured legs (HEP), where the target has a capture
     placeholders: dict[str, str] = field(default_factory=dict)
     seed: int = 0
     duration: float = 0.0
@@ -73,7 +77,9 @@ def inbound_config(target: Target) -> InboundConfig:
             return InboundConfig(node=target.stack.node)
 
 
-async def execute(planned: Plan, target: Target) -> tuple[Exchange, LogVerdict | None, Rendered]:
+async def execute(
+    planned: Plan, target: Target
+) -> tuple[Exchange, LogVerdict | None, LegVerdict | None, Rendered]:
     """Send the planned message as the carrier, through the target's gate, while following its logs."""
     ip, port = planned.source
     ua = CarrierUA(ip, port, planned.transport, gate=target.gate, timers=CARRIER_TIMERS)
@@ -103,12 +109,13 @@ async def execute(planned: Plan, target: Target) -> tuple[Exchange, LogVerdict |
             drop = rendered.proves_drop if rendered.drop else None
             exchange = await send_watching(send, hub, drop, since=since, deadline=since + planned.timeout)
             exchange.seed = planned.seed
-            logs = None
-            if rendered.present or rendered.absent:
-                logs = await check_logs(hub, exchange, rendered.present, rendered.absent, since, planned)
+            logs, legs = await asyncio.gather(  # both follow the same hub
+                check_logs(hub, exchange, rendered.present, rendered.absent, since, planned),
+                check_capture(hub, exchange, target, planned, rendered, since),
+            )
     finally:
         ua.close()
-    return exchange, logs, rendered
+    return exchange, logs, legs, rendered
 
 
 async def check_logs(
@@ -118,9 +125,10 @@ async def check_logs(
     absent: tuple[LogExpectation, ...],
     since: float,
     planned: Plan,
-) -> LogVerdict:
+) -> LogVerdict | None:
     """ "Must appear" lines are awaited up to LOG_GRACE and pass the moment they arrive; "must not appear"
-    lines are watched over the exchange and a short window after it, so a clean scenario ends early."""
+    lines are watched over the exchange and a short window after it, so a clean scenario ends early.
+    None when nothing is expected of the logs."""
     verdict = None
     if present:
         verdict = await check(
@@ -133,7 +141,6 @@ async def check_logs(
             return forbidden
         verdict.unexpected += forbidden.unexpected
         verdict.ok = verdict.ok and forbidden.ok
-    assert verdict is not None
     return verdict
 
 
@@ -149,12 +156,12 @@ async def run_case(case: ScenarioCase, target: Target, *, session_seed: int = 0)
         result.skipped = planned.skip
         return result
     try:
-        exchange, logs, rendered = await execute(planned, target)
+        exchange, logs, legs, rendered = await execute(planned, target)
     except PlanError as exc:
         result.failures = [str(exc)]
         return result
-    result.exchange, result.logs, result.placeholders = exchange, logs, rendered.values
-    result.failures = judge(planned.expectation, exchange, logs, min_delay=planned.min_delay)
+    result.exchange, result.logs, result.capture, result.placeholders = exchange, logs, legs, rendered.values
+    result.failures = judge(planned.expectation, exchange, logs, min_delay=planned.min_delay, capture=legs)
     result.duration = time.monotonic() - started
     return result
 

@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from harness.kazoo.causes import CATEGORIES
+from harness.kazoo.profile import capture_spec, leg_spec
 from harness.kazoo.release import RELEASE_NAMES
 from harness.kazoo.roles import OPTIONAL_ROLES
 from harness.yaml_schema import (
@@ -82,6 +83,7 @@ def _never_ok(value: Any, ctx: Mapping[str, Any]) -> str | None:
 
 LOG_PATTERN = m(("pattern", STR, True), ("source", checked(STR, _source_ok), False), ("count", INT, False))
 LOGS = m(("present", lst(LOG_PATTERN), False), ("absent", lst(LOG_PATTERN), False), ("ordered", BOOL, False))
+CAPTURE = capture_spec(leg_spec(STR, checked(STR, _source_ok)))  # captured legs (HEP, docs/hep.md)
 
 
 def _codes(value: Any, _ctx: Mapping[str, Any]) -> str | None:
@@ -101,6 +103,7 @@ EXPECT = m(
     ("absent_headers", lst(STR), False),
     ("min_delay", NUM, False),
     ("logs", LOGS, False),
+    ("capture", CAPTURE, False),
     ("never", lst(checked(STR, _never_ok)), False),
     ("timeout", NUM, False),
 )

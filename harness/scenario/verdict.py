@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from harness.logs.assertions import LogVerdict
+from harness.logs.legs import LegVerdict
 from harness.net.exchange import Exchange
 from harness.scenario.expectation import Expectation
 
@@ -15,7 +16,12 @@ def _subsequence(wanted: tuple[int, ...], got: list[int]) -> bool:
 
 
 def judge(
-    exp: Expectation, ex: Exchange, logs: LogVerdict | None, *, min_delay: float | None = None
+    exp: Expectation,
+    ex: Exchange,
+    logs: LogVerdict | None,
+    *,
+    min_delay: float | None = None,
+    capture: LegVerdict | None = None,
 ) -> list[str]:
     """The list of failures (empty = the scenario passed)."""
     failures: list[str] = []
@@ -75,6 +81,8 @@ def judge(
             failures.append(f"the caller must never hear ringing here, got {ex.provisional_codes}")
     if logs is not None and not logs.ok:
         failures.append("log expectations not met:\n" + logs.explain())
+    if capture is not None and not capture.ok:
+        failures.append("captured legs not as expected:\n" + capture.explain())
     return failures
 
 

@@ -1,5 +1,6 @@
 """Docker engine and images for the `docker` kind: the engine client (DOCKER_HOST), the build contexts
-(only what each image needs), and the images built when missing or older than the sources.
+(only what each image needs), and the images built when missing or older than the sources, each build
+step reported as the engine starts it (harness.progress).
 
 ``python -m harness.targets.docker_images build [--rebuild] [--base-image IMG]`` builds them (CI, by hand).
 """
@@ -11,12 +12,14 @@ import hashlib
 import importlib
 import io
 import os
+import re
 import tarfile
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+from harness.progress import step
 from harness.targets.target import TargetStartError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -150,10 +153,11 @@ def ensure_images(
         if not rebuild and _image_exists(client, f"{repository}:{digest}") and _image_exists(client, tag):
             continue
         base = base_image or default_base_image(client)
-        if progress is not None:
-            progress(f"building {tag} from {dockerfile} (BASE_IMAGE={base})")
+        (progress or step)(f"building {tag} from {dockerfile} (BASE_IMAGE={base})")
         try:
-            image, _log = client.images.build(
+            image = build_image(  # streamed: each build step is reported as it starts
+                client,
+                progress=progress,
                 fileobj=io.BytesIO(context),
                 custom_context=True,
                 dockerfile=dockerfile,
@@ -173,6 +177,36 @@ def ensure_images(
         image.tag(repository, tag=digest)
         _remove_older_builds(client, repository, keep=digest)
     return tags
+
+
+_BUILT = re.compile(r"Successfully built ([0-9a-f]{12,64})")
+
+
+def build_image(
+    client: Any, *, tag: str, progress: Callable[[str], None] | None = None, **build_args: Any
+) -> Any:
+    """Build like ``client.images.build(tag=tag, **build_args)`` and return the image, reporting every
+    build step to ``progress`` (default: harness.progress.step) with the time since the build began.
+    The SDK's ``images.build`` returns only when the build is over (minutes under vfs, with nothing to
+    show meanwhile); the low-level API streams the build log. Raises docker.errors.BuildError."""
+    docker = docker_sdk()
+    report = progress or step
+    started = time.monotonic()
+    log: list[dict[str, Any]] = []
+    image_id = None
+    for chunk in client.api.build(tag=tag, decode=True, **build_args):
+        log.append(chunk)
+        if "error" in chunk:
+            raise docker.errors.BuildError(str(chunk["error"]).strip(), log)
+        text = str(chunk.get("stream", ""))
+        if text.startswith("Step "):
+            report(f"building {tag} ({time.monotonic() - started:.0f} s): {text.strip()[:120]}")
+        built = _BUILT.search(text)
+        image_id = chunk.get("aux", {}).get("ID") or (built.group(1) if built else image_id)
+    if image_id is None:
+        raise docker.errors.BuildError(f"the build of {tag} ended without an image", log)
+    report(f"built {tag} in {time.monotonic() - started:.0f} s")
+    return client.images.get(image_id)
 
 
 def _remove_older_builds(client: Any, repository: str, keep: str) -> None:

@@ -34,6 +34,7 @@ from harness.lab.kamailio import free_ports
 from harness.lab.ready import wait_options_answer
 from harness.logs.docker_source import DockerSource
 from harness.model.demo import demo_roles
+from harness.progress import step
 from harness.targets.docker_images import docker_client, docker_sdk, ensure_images
 from harness.targets.embedded import CATALOG_ROUTE_TIMEOUT, carrier_roles
 from harness.targets.setup import LAB_ROLES_REASON, ProvisionedSetup
@@ -169,6 +170,7 @@ def start_docker_stack(
     """Build missing images, create and start the model and Kamailio containers, wait until both answer."""
     client = client or docker_client()
     remove_stale_containers(client)
+    step("checking the model and Kamailio images")
     images = ensure_images(client, ("model", "kamailio"))
     _install_exit_handlers()
     stack = DockerStack(
@@ -182,6 +184,7 @@ def start_docker_stack(
         sbc, media, esl, couch, own_sbc = free_ports(LISTEN_IP, 5)
         stack.sbc, stack.media, stack.esl, stack.couch = ((LISTEN_IP, p) for p in (sbc, media, esl, couch))
         model_sbc = (LISTEN_IP, own_sbc)  # the model's own SBC role: unused behind Kamailio
+        step("creating the model and Kamailio containers (a copy of each image's files under vfs)")
         model = _create(
             client,
             stack,
@@ -212,6 +215,7 @@ def start_docker_stack(
             ],
         )  # fmt: skip
         deadline = time.monotonic() + ready_timeout
+        step("starting the model and Kamailio containers")
         model.start()
         wait_answering(stack.media, model, deadline)  # the dispatcher's first probe then finds it up
         kamailio.start()
@@ -253,6 +257,7 @@ def target_for_stack(
         ),
         route_timeout=route_timeout,
         setup=ProvisionedSetup(fixed_roles=LAB_ROLES_REASON),
+        demo_data=True,  # the model image loads the demo data
     )
 
 

@@ -152,6 +152,7 @@ def target_for_model(model: RunningModel, profile: Profile, roles: Mapping[str, 
         setup=ModelSetup(
             model, _model_without_media(model, profile, roles), _model_with_roles(model, profile, roles)
         ),
+        demo_data=model.config.data_dir is None,
     )
 
 

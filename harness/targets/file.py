@@ -25,7 +25,7 @@ from harness.targets.setup import ProvisionedSetup
 from harness.targets.target import Address, LogFactory, SafetyPolicy, Target, TargetError, file_logs
 
 TRANSPORTS = ("udp", "tcp", "tls")
-LOG_KINDS = ("file", "docker", "command", "esl")
+LOG_KINDS = ("file", "docker", "command", "esl", "hep")
 DEFAULT_RATE_LIMIT = 10.0  # messages per second on a real stack unless the file says otherwise
 DEFAULT_LOAD_RATE = 10.0  # calls per second a load run may peak at unless the file says otherwise
 DEFAULT_LOAD_DURATION = 60.0  # seconds a load run may last unless the file says otherwise
@@ -71,6 +71,8 @@ class LogSpec:
     container: str | None = None
     command: tuple[str, ...] = ()
     esl: str | None = None  # name of an [[esl]] endpoint
+    listen: tuple[str, ...] = ()  # hep: "udp:IP:PORT" / "tcp:IP:PORT" the capture agents send to
+    complete: bool = False  # hep: the agent mirrors every message the SBC reads and writes (docs/hep.md)
 
 
 @dataclass(frozen=True)
@@ -184,10 +186,12 @@ class TargetFile:
         )
 
     def stream_sources(self) -> dict[str, LogFactory]:
-        """Factories of the event-socket, docker and command log sources (a fresh one per scenario)."""
+        """Factories of the event-socket, docker, command and HEP log sources (a fresh one per scenario;
+        a HEP capture's receiver lives as long as the target)."""
         from harness.logs.command_source import CommandSource
         from harness.logs.docker_source import DockerSource
         from harness.logs.esl_source import EslSource
+        from harness.logs.hep_source import HepCapture, HepReceiver
 
         endpoints = {e.name: e for e in self.esl}
         out: dict[str, LogFactory] = {}
@@ -199,6 +203,8 @@ class TargetFile:
                 out[log.name] = partial(DockerSource, log.container, log.name)
             elif log.kind == "command" and log.command:
                 out[log.name] = partial(CommandSource, list(log.command), log.name)
+            elif log.kind == "hep" and log.listen:
+                out[log.name] = HepCapture(HepReceiver(log.listen, log.name), complete=log.complete)
         return out
 
     def stack_access(self) -> StackAccess:
@@ -353,11 +359,25 @@ def _sbc(reader: _Reader) -> list[SbcNode]:
     return nodes
 
 
+def _listen(reader: _Reader) -> tuple[str, ...]:
+    """``listen`` of a hep source: one "udp:IP:PORT" / "tcp:IP:PORT" or a list of them."""
+    from harness.logs.hep_source import Listen
+
+    value = reader.get("listen", (str, list), [])
+    texts = [value] if isinstance(value, str) else value
+    for text in texts:
+        try:
+            Listen.parse(str(text))
+        except ValueError as exc:
+            raise reader.error("listen", str(exc)) from exc
+    return tuple(str(t) for t in texts)
+
+
 def _logs(reader: _Reader, esl_names: set[str]) -> list[LogSpec]:
     specs = []
     for index, _ in enumerate(reader.get("logs", list, [])):
         r = reader.sub("logs", index)
-        r.unknown({"name", "kind", "path", "container", "command", "esl"})
+        r.unknown({"name", "kind", "path", "container", "command", "esl", "listen", "complete"})
         kind = r.get("kind", str, required=True)
         if kind not in LOG_KINDS:
             raise r.error("kind", f"one of {', '.join(LOG_KINDS)}, not {kind!r}")
@@ -368,10 +388,19 @@ def _logs(reader: _Reader, esl_names: set[str]) -> list[LogSpec]:
             container=r.get("container", str),
             command=tuple(str(a) for a in r.get("command", list, [])),
             esl=r.get("esl", str),
+            listen=_listen(r),
+            complete=r.get("complete", bool, False),
         )
-        needed = {"file": spec.path, "docker": spec.container, "command": spec.command, "esl": spec.esl}[kind]
+        needed = {"file": spec.path, "docker": spec.container, "command": spec.command, "esl": spec.esl,
+                  "hep": spec.listen}[kind]  # fmt: skip
         if not needed:
-            key = {"file": "path", "docker": "container", "command": "command", "esl": "esl"}[kind]
+            key = {
+                "file": "path",
+                "docker": "container",
+                "command": "command",
+                "esl": "esl",
+                "hep": "listen",
+            }[kind]
             raise r.error(key, f"a {kind} log source needs {key}")
         if kind == "esl" and spec.esl not in esl_names:
             raise r.error("esl", f"no [[esl]] endpoint named {spec.esl!r}")

@@ -4,7 +4,9 @@ front of the embedded model's media and routing roles (harness.kazoo_sbc runs it
 
 The model's data reaches it the way Kazoo's apps deliver it (harness.kazoo_sbc.stackdata: the media role
 in the dispatcher table, the trusted sources in the permissions address table as ecallmgr answers them);
-the profile and the model follow the optional roles its local.cfg turns on.
+the profile and the model follow the optional roles its local.cfg turns on. Its own SIP_TRACE_ROLE sends
+HEP3 to a receiver the target owns, the `sbc-capture` log source (harness.kazoo_sbc.trace; docs/hep.md):
+not a complete capture, since that role traces only what passes the sanity and ACL checks.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from harness.kazoo_sbc.rabbit import BrokerError
 from harness.kazoo_sbc.releases import CONFIG_ENV, sbc_release
 from harness.kazoo_sbc.stackdata import dispatcher_rows, trusted_rows
 from harness.model.stack import RunningModel
+from harness.progress import step
+from harness.targets.capture import loopback_capture
 from harness.targets.embedded import (
     CATALOG_ROUTE_TIMEOUT,
     ModelSetup,
@@ -93,6 +97,7 @@ class SbcSetup(ModelSetup):
                 media=self.sbc.media,
                 trusted=self.sbc.trusted,
                 broker_url=self.sbc.amqp_url,  # the broker of the first: one per target
+                trace_to=self.sbc.trace_to,  # mirroring to the same capture (its own address tells apart)
             )
             try:
                 twin.start()
@@ -135,27 +140,30 @@ def open_kazoo_sbc(
     try:
         embedded = target_for_model(model, followed, roles_for(None), name)
         assert embedded.media is not None
-        sbc = KazooSbc(
-            followed.release.name,
-            config_dir=config_dir,
-            media=dispatcher_rows([embedded.media], node=model.config.node),
-            trusted=trusted_rows(model.store, model.config.node),
-            broker_url=os.environ.get(AMQP_ENV) or None,
-        )
-        try:
-            sbc.start()
-        except (SbcError, BrokerError, OSError, ValueError) as exc:
-            raise TargetStartError(f"Kazoo's Kamailio configuration did not start: {exc}") from exc
-        try:
-            yield dataclasses.replace(
-                embedded,
-                kind="kazoo-sbc",
-                sbc=sbc.address,
-                carriers={**embedded.carriers, "sbc_self": (sbc.address[0], None)},
-                logs={**embedded.logs, **file_logs({"kamailio": sbc.log_path})},
-                setup=SbcSetup(model, sbc),
+        with loopback_capture(complete=False) as capture:
+            sbc = KazooSbc(
+                followed.release.name,
+                config_dir=config_dir,
+                media=dispatcher_rows([embedded.media], node=model.config.node),
+                trusted=trusted_rows(model.store, model.config.node),
+                broker_url=os.environ.get(AMQP_ENV) or None,
+                trace_to=capture.receiver.address("udp"),
             )
-        finally:
-            sbc.stop()
+            step(f"starting Kazoo's own Kamailio configuration ({followed.release.name}) and its broker")
+            try:
+                sbc.start()
+            except (SbcError, BrokerError, OSError, ValueError) as exc:
+                raise TargetStartError(f"Kazoo's Kamailio configuration did not start: {exc}") from exc
+            try:
+                yield dataclasses.replace(
+                    embedded,
+                    kind="kazoo-sbc",
+                    sbc=sbc.address,
+                    carriers={**embedded.carriers, "sbc_self": (sbc.address[0], None)},
+                    logs={**embedded.logs, **file_logs({"kamailio": sbc.log_path}), capture.name: capture},
+                    setup=SbcSetup(model, sbc),
+                )
+            finally:
+                sbc.stop()
     finally:
         model.stop()

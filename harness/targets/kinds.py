@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.kazoo.profile import Profile, ProfileError, load_profile
+from harness.targets.capture import SBC_CAPTURE
 from harness.targets.target import Address, Target, TargetError, TargetStartError
 
 Opener = Callable[["TargetRef", Profile], AbstractContextManager[Target]]
@@ -30,6 +31,7 @@ class Kind:
     log_names: tuple[str, ...]  # the log sources its targets have (a file's are read from the file)
     open: Opener
     builtin: bool = True  # named directly (--kazoo-target NAME, `builtin = "NAME"` in a file)
+    takes_data: bool = False  # starts the model on a data directory given with the reference
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,8 @@ class TargetRef:
     node: str | None = None  # FILE#node
     address: Address | None = None  # HOST:PORT
     reach: bool = True  # a described stack must answer OPTIONS before it is used
+    data_dir: Path | None = None  # the CouchDB data (folder shape) the model is started on, for kinds that
+    # take data; None: the demo data
 
     @property
     def log_names(self) -> tuple[str, ...]:
@@ -120,12 +124,32 @@ def choose_profile(ref: TargetRef, profile: str | Profile | None) -> Profile:
         raise TargetError(str(exc)) from exc
 
 
+def with_data(ref: TargetRef, data_dir: Path | None) -> TargetRef:
+    """``ref`` started on ``data_dir`` (a CouchDB dump in the folder shape `kazoo-harness model --data`
+    reads) instead of the demo data; TargetError when its kind starts no model on given data."""
+    if data_dir is None:
+        return ref
+    takers = [k.name for k in KINDS.values() if k.takes_data]
+    if not ref.kind.takes_data:
+        raise TargetError(
+            f"data {data_dir} loads the model a target starts ({', '.join(takers)}); "
+            f"{ref.text} ({ref.kind.name}) starts none"
+        )
+    if not data_dir.is_dir():
+        raise TargetError(
+            f"data {data_dir}: not a directory (a CouchDB dump in the folder shape `model --data` reads)"
+        )
+    return dataclasses.replace(ref, data_dir=data_dir)
+
+
 @contextmanager
-def open_target(text: str, profile: str | Profile | None = None, *, reach: bool = True) -> Iterator[Target]:
+def open_target(
+    text: str, profile: str | Profile | None = None, *, reach: bool = True, data_dir: Path | None = None
+) -> Iterator[Target]:
     """Open the target ``text`` names for the block (TargetError: a bad reference; TargetStartError: it
     could not be started or reached). ``reach=False``: a stack described by a file is not pinged first
-    (diagnose reads its documents whether its SBC answers or not)."""
-    ref = dataclasses.replace(resolve(text), reach=reach)
+    (diagnose reads its documents whether its SBC answers or not). ``data_dir``: see :func:`with_data`."""
+    ref = with_data(dataclasses.replace(resolve(text), reach=reach), data_dir)
     chosen = choose_profile(ref, profile)
     with ref.kind.open(ref, chosen) as target:
         yield target
@@ -134,12 +158,13 @@ def open_target(text: str, profile: str | Profile | None = None, *, reach: bool 
 # -- the kinds --------------------------------------------------------------------------------------
 
 MODEL_LOGS = ("freeswitch", "kamailio", "kazoo")
+CAPTURED_LOGS = (*MODEL_LOGS, SBC_CAPTURE)  # a kind whose SBC sends HEP to the harness
 
 
 def _open_embedded(ref: TargetRef, profile: Profile) -> AbstractContextManager[Target]:
     from harness.targets.embedded import open_embedded
 
-    return open_embedded(profile)
+    return open_embedded(profile, data_dir=ref.data_dir)
 
 
 def _open_lab(ref: TargetRef, profile: Profile) -> AbstractContextManager[Target]:
@@ -176,6 +201,7 @@ def _open_address(ref: TargetRef, profile: Profile) -> AbstractContextManager[Ta
 @contextmanager
 def _open_file(ref: TargetRef, profile: Profile) -> Iterator[Target]:
     from harness.net.gate import SendRefused
+    from harness.targets.capture import closing_captures
     from harness.targets.file import load_target_file
     from harness.targets.reach import sbc_unreachable
 
@@ -189,16 +215,18 @@ def _open_file(ref: TargetRef, profile: Profile) -> Iterator[Target]:
     problem = sbc_unreachable(target.sbc, source[0], target.gate) if ref.reach else None
     if problem:  # an infrastructure error
         raise TargetStartError(f"SBC unreachable, {problem}; target {target.name}")
-    yield target
+    with closing_captures(target):  # its HEP receivers (kind = "hep") live as long as the target
+        yield target
 
 
 register(
-    Kind("embedded", "the Kazoo model, started in-process on free loopback ports", MODEL_LOGS, _open_embedded)
-)
-register(Kind("lab", "a real Kamailio with our Kazoo-like configuration in front of the model", MODEL_LOGS,
+    Kind("embedded", "the Kazoo model, started in-process on free loopback ports", MODEL_LOGS, _open_embedded,
+         takes_data=True)
+)  # fmt: skip
+register(Kind("lab", "a real Kamailio with our Kazoo-like configuration in front of the model", CAPTURED_LOGS,
               _open_lab))  # fmt: skip
 register(Kind("docker", "the lab stack in containers on a Docker engine", MODEL_LOGS, _open_docker))
-register(Kind("kazoo-sbc", "Kazoo's own Kamailio configuration in front of the model", MODEL_LOGS,
+register(Kind("kazoo-sbc", "Kazoo's own Kamailio configuration in front of the model", CAPTURED_LOGS,
               _open_kazoo_sbc))  # fmt: skip
 register(Kind("model", "`kazoo-harness model` already running at its default addresses", ("freeswitch",),
               _open_model))  # fmt: skip

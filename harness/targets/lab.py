@@ -1,6 +1,11 @@
 """The `lab` kind: a real Kamailio (Debian's packages) configured like Kazoo's SBC, in front of the
 embedded model's media and routing roles. Same scenarios, same profile: where Kamailio and the model's
-own SBC role disagree, the model (or the behaviour doc) is wrong."""
+own SBC role disagree, the model (or the behaviour doc) is wrong.
+
+The lab always captures (docs/hep.md): its Kamailio mirrors every SIP message it reads and writes as HEP
+(siptrace, ``trace_mode`` 1, before any script check) to a receiver the target owns, the `sbc-capture`
+log source, a complete capture.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +14,10 @@ from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 
 from harness.kazoo.profile import Profile
-from harness.lab.kamailio import KamailioError, LabKamailio, kamailio_available
+from harness.lab.kamailio import HepExport, KamailioError, LabKamailio, kamailio_available
 from harness.model.stack import RunningModel
+from harness.progress import step
+from harness.targets.capture import loopback_capture
 from harness.targets.embedded import (
     CATALOG_ROUTE_TIMEOUT,
     ModelSetup,
@@ -23,13 +30,17 @@ from harness.targets.target import Address, MediaDown, Target, TargetStartError,
 
 
 @contextmanager
-def lab_kamailio(profile: Profile, media: Address | None) -> Iterator[LabKamailio]:
+def lab_kamailio(
+    profile: Profile, media: Address | None, hep: HepExport | None = None
+) -> Iterator[LabKamailio]:
     """Our Kamailio configuration for ``profile``'s release in front of ``media`` (None: no media
-    server, every call gets 480), stopped when the block ends."""
-    reason = kamailio_available()
+    server, every call gets 480), mirroring to ``hep`` when given, stopped when the block ends."""
+    reason = kamailio_available("siptrace" if hep is not None else None)
     if reason is not None:
         raise TargetStartError(f"the lab target needs Kamailio: {reason}")
-    lab = LabKamailio("127.0.0.1", 0, media=media, style=profile.release)
+    lab = LabKamailio("127.0.0.1", 0, media=media, style=profile.release, hep=hep)
+    behind = "the model's media role" if media is not None else "no media server"
+    step(f"starting the lab Kamailio ({profile.release.name}) in front of {behind}")
     try:
         lab.start()
     except (KamailioError, OSError) as exc:
@@ -40,11 +51,11 @@ def lab_kamailio(profile: Profile, media: Address | None) -> Iterator[LabKamaili
         lab.stop()
 
 
-def _lab_target(model: RunningModel, lab: LabKamailio, profile: Profile, name: str) -> Target:
+def _lab_target(model: RunningModel, lab: LabKamailio, profile: Profile, name: str, hep: HepExport) -> Target:
     embedded = target_for_model(model, profile, roles_for(None), name)
     carriers = dict(embedded.carriers)
     carriers["sbc_self"] = (lab.address[0], None)
-    setup = ModelSetup(model, _without_media(profile), _lab_roles)
+    setup = ModelSetup(model, _without_media(profile, hep), _lab_roles)
     return dataclasses.replace(
         embedded,
         kind="lab",
@@ -61,11 +72,12 @@ def _lab_roles(target: Target, roles: Mapping[str, bool]) -> AbstractContextMana
     return roles_as_run(target, roles, frozenset(), LAB_ROLES_REASON)
 
 
-def _without_media(profile: Profile) -> MediaDown:
+def _without_media(profile: Profile, hep: HepExport) -> MediaDown:
     @contextmanager
     def twin(target: Target) -> Iterator[Target]:
-        # a second Kamailio whose dispatcher set is empty (every INVITE: 480), beside the first
-        with lab_kamailio(profile, None) as down:
+        # a second Kamailio whose dispatcher set is empty (every INVITE: 480), beside the first, mirroring
+        # to the same capture (its own SBC address tells its legs apart)
+        with lab_kamailio(profile, None, hep) as down:
             yield dataclasses.replace(
                 target,
                 name=f"{target.name} (media down)",
@@ -79,11 +91,21 @@ def _without_media(profile: Profile) -> MediaDown:
 
 @contextmanager
 def open_lab(
-    profile: Profile, *, route_timeout: float = CATALOG_ROUTE_TIMEOUT, name: str = "lab"
+    profile: Profile,
+    *,
+    route_timeout: float = CATALOG_ROUTE_TIMEOUT,
+    name: str = "lab",
+    hep_transport: str = "udp",
+    hep_version: int = 3,
 ) -> Iterator[Target]:
+    """The lab for the block; ``hep_transport`` (udp, tcp) and ``hep_version`` (3, 2, 1) say how its
+    Kamailio sends the capture."""
     model = start_model_for(profile, route_timeout=route_timeout)
     try:
-        with lab_kamailio(profile, model.media) as lab:
-            yield _lab_target(model, lab, profile, name)
+        with loopback_capture(complete=True, transport=hep_transport) as capture:
+            hep = HepExport(capture.receiver.address(hep_transport), hep_transport, hep_version)
+            with lab_kamailio(profile, model.media, hep) as lab:
+                target = _lab_target(model, lab, profile, name, hep)
+                yield dataclasses.replace(target, logs={**target.logs, capture.name: capture})
     finally:
         model.stop()

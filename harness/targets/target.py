@@ -18,6 +18,7 @@ from harness.kazoo.profile import Profile
 from harness.kazoo.provision import Provisioner
 from harness.kazoo.release import DEFAULTS, KazooRelease
 from harness.logs.file_source import FileSource
+from harness.logs.hep_source import HepCapture
 from harness.logs.source import LogSource
 
 Address = tuple[str, int]
@@ -102,6 +103,9 @@ class Target:
     setup: Setup | None = None  # None: no scenario setup on this target
     secrets: tuple[str, ...] = ()  # values to redact from every output
     source_file: Path | None = None  # the target file it was read from (the provisioning journal names it)
+    # the stack runs on the harness's demo data set (harness/model/demo): it knows only the demo's carriers
+    # and numbers, so what it says about anyone else's says nothing about their stack
+    demo_data: bool = False
 
     @property
     def release(self) -> KazooRelease:
@@ -137,6 +141,11 @@ class Target:
 
     def has_number_role(self, ref: str) -> bool:
         return ref in self.numbers
+
+    @property
+    def captures(self) -> list[HepCapture]:
+        """The log sources that are HEP captures: the stack's own view of each call (docs/hep.md)."""
+        return [factory for factory in self.logs.values() if isinstance(factory, HepCapture)]
 
     def log_sources(self) -> list[LogSource]:
         """A fresh source per log of the target (each scenario follows its own)."""

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
+import re
+import select
 import shutil
+import struct
 import subprocess
 import sys
+import termios
+import time
 import xml.etree.ElementTree as ET
-from html import unescape
 from pathlib import Path
 
 import pytest
@@ -38,13 +45,14 @@ expect: {outcome: dropped_insane}
 """
 
 
-def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _run(tmp_path: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "harness.cli", "run", *args],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
 
 
@@ -94,6 +102,77 @@ def test_failures_exit_1(tmp_path: Path) -> None:
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert proc.stdout.rstrip().splitlines()[-1] == "1 passed, 1 failed"
     assert "reproduce: pytest scenarios/wrong.yaml::" in proc.stdout
+
+
+def test_a_narrow_terminal_gets_a_table_that_fits_with_whole_words(tmp_path: Path) -> None:
+    wrong = UNLISTED.replace("acl_rejected", "routed").replace("is challenged", "is expected to be routed")
+    _catalog(tmp_path, unlisted=UNLISTED, wrong=wrong, routed=ROUTED)
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    proc = _run(tmp_path, "scenarios", "-q", env={**env, "COLUMNS": "80"})  # piped: not a tty
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80, "\n".join(line for line in lines if len(line) > 80)
+    names = ["unlisted carrier is challenged", "unlisted carrier is expected to be routed",
+             "listed carrier routes"]  # fmt: skip
+    for name in names:  # each scenario on a line of its own, its name whole, with its verdict
+        (row,) = [line for line in lines if name in line]
+        assert row.split()[0] == ("FAIL" if "expected to be" in name else "pass")
+    assert "expected 200 · got 407 Proxy Authentication Required" in proc.stdout
+    assert lines[-1] == "2 passed, 1 failed"
+    # a log file (not a tty, no COLUMNS) keeps the wide table with a column per field
+    wide = _run(tmp_path, "scenarios", "-q", env=env)
+    assert any(line.startswith("┃ cause") for line in wide.stdout.splitlines()), wide.stdout
+
+
+SLOW = """\
+name: slow silence
+cause: malformed
+description: Dropped, and with no drop line to wait for the harness waits out the whole window.
+carrier: {role: listed}
+send: {number: routed, mutators: [drop-header=CSeq]}
+expect: {silence: true, timeout: 1.5}
+"""
+
+
+def test_a_log_shows_the_target_starting_before_the_table(tmp_path: Path) -> None:
+    _catalog(tmp_path, routed=ROUTED)
+    proc = _run(tmp_path, "scenarios", "--target", "lab" if shutil.which("kamailio") else "embedded")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if re.match(r"\[ *[0-9.]+ s\] starting target ", line))
+    ready = next(i for i, line in enumerate(lines) if re.match(r"\[ *[0-9.]+ s\] target \w+ ready in ", line))
+    table = next(i for i, line in enumerate(lines) if "Scenario results by seed cause" in line)
+    assert start < ready < table
+    if shutil.which("kamailio"):
+        assert any("starting the lab Kamailio" in line for line in lines[start:ready])
+
+
+def test_a_terminal_sees_which_scenario_is_running(tmp_path: Path) -> None:
+    _catalog(tmp_path, slow=SLOW, routed=ROUTED)
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES", "NO_COLOR", "TERM")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", "scenarios", "-q"],
+        cwd=tmp_path, stdin=secondary, stdout=secondary, stderr=secondary, env={**env, "TERM": "xterm"},
+    )  # fmt: skip
+    os.close(secondary)
+    screen = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], deadline - time.monotonic())
+        try:
+            chunk = os.read(primary, 65536) if ready else b""
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        screen += chunk
+    os.close(primary)
+    assert proc.wait(timeout=30) == 0, screen.decode(errors="replace")[-2000:]
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen.decode(errors="replace"))
+    # the live bar's label while the 1.5 s scenario runs (the table at the end says its name, not this)
+    assert "running slow_silence" in text, text[-2000:]
 
 
 @pytest.mark.parametrize(
@@ -151,11 +230,17 @@ def test_pcap_is_dissected_as_sip_by_tshark(tmp_path: Path) -> None:
     assert {row[1] for row in rows} >= {"INVITE", "ACK", "BYE"}
 
 
-def test_html_report_has_ladders_and_log_lines(tmp_path: Path) -> None:
-    _catalog(tmp_path, unlisted=UNLISTED)
-    proc = _run(tmp_path, "scenarios", "--html", "report.html")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    # pytest-html keeps each test's extras HTML-escaped in a JSON blob that its script renders
-    html = unescape((tmp_path / "report.html").read_text(encoding="utf-8"))
-    assert '<svg xmlns=\\"http://www.w3.org/2000/svg\\"' in html and "INVITE sip:+14155550100@" in html
-    assert "SIP auth challenge (INVITE)" in html
+def test_html_report_puts_the_failure_first_with_ladders_and_log_lines(tmp_path: Path) -> None:
+    _catalog(tmp_path, unlisted=UNLISTED, wrong=UNLISTED.replace("acl_rejected", "routed"), routed=ROUTED)
+    proc = _run(tmp_path, "scenarios", "--html", "out/report.html")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    html = (tmp_path / "out/report.html").read_text(encoding="utf-8")
+    sections = re.findall(r'<section class="scenario verdict-(\w+)"', html)
+    assert sections == ["failed", "passed", "passed"]  # the failure is the first scenario on the page
+    first = html[html.index('<section class="scenario') :]
+    first = first[: first.index("</section>")]
+    assert '<svg xmlns="http://www.w3.org/2000/svg"' in first and "INVITE sip:+14155550100@" in first
+    assert "SIP auth challenge (INVITE)" in first  # the FreeSWITCH line tied to the call
+    # self-contained: nothing is loaded from anywhere (the SVG namespace is a name, not a request)
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", html)
+    assert "<script src" not in html and "<link" not in html

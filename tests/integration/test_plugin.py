@@ -3,6 +3,7 @@ JUnit XML, and the Python fixtures. Each run starts its own embedded model on fr
 
 from __future__ import annotations
 
+import re
 import xml.etree.ElementTree as ET
 
 import pytest
@@ -112,3 +113,12 @@ def test_unknown_profile_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("scenarios", "--kazoo-profile", "kazoo-9")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*unknown profile 'kazoo-9'*"])
+
+
+def test_harness_html_report_under_plain_pytest(pytester: pytest.Pytester) -> None:
+    _scenarios(pytester, good=GOOD, wrong=WRONG)
+    result = pytester.runpytest("scenarios", "--harness-html", "out/report.html")
+    result.assert_outcomes(passed=1, failed=1)
+    html = (pytester.path / "out/report.html").read_text(encoding="utf-8")
+    assert re.findall(r'<section class="scenario verdict-(\w+)"', html) == ["failed", "passed"]
+    assert "deliberately wrong expectation" in html and html.count('<line class="arrow"') >= 8

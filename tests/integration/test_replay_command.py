@@ -10,6 +10,7 @@ import asyncio
 import json
 import os
 import queue
+import re
 import shutil
 import signal
 import socket
@@ -350,3 +351,67 @@ def test_a_malformed_paste_is_sent_as_is_and_its_silent_drop_is_named() -> None:
     assert out["as_captured"] is True
     assert out["exchange"]["outcome"] == "silence" and out["exchange"]["ended_early"] is True
     assert (out["cause"], out["outcome"]) == ("malformed", "dropped_insane")
+
+
+CUSTOMER_PASTE = "\n".join(TRACE_INVITE).replace("+14155550199", "+16505550123")
+
+
+def customer_data(tmp_path: Path) -> Path:
+    """The demo data plus the customer's number +16505550123, in service on the demo account's main line
+    (what a dump of the customer's CouchDB would hold for it)."""
+    data = tmp_path / "customer-couch"
+    shutil.copytree(ROOT / "harness/model/demo", data, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+    number = json.loads((data / "numbers%2F%2B1415/%2B14155550100.json").read_text(encoding="utf-8"))
+    number.update({"_id": "+16505550123", "pvt_db_name": "numbers%2F%2B1650"})
+    (data / "numbers%2F%2B1650").mkdir()
+    (data / "numbers%2F%2B1650/%2B16505550123.json").write_text(json.dumps(number), encoding="utf-8")
+    for doc in (data / "account%2F4a%2F1f%2F7c2e9b3d4e8fa6c50b1d2e3f4a5b").glob("*.json"):
+        body = json.loads(doc.read_text(encoding="utf-8"))
+        if body.get("pvt_type") == "callflow" and "+14155550100" in body.get("numbers", []):
+            body["numbers"].append("+16505550123")
+            doc.write_text(json.dumps(body), encoding="utf-8")
+    return data
+
+
+def test_the_demo_data_says_plainly_it_cannot_judge_a_customers_number(tmp_path: Path) -> None:
+    out = replay_json("-", stdin=CUSTOMER_PASTE)
+    assert out["exchange"]["final"]["code"] == 604  # the demo does not know the number...
+    assert out["cause"] == "unknown"  # ... which says nothing about the customer's stack
+    limit = out["demo_cannot_judge"]
+    assert limit["looks_like"] == "number_mapping" and "+16505550123" in limit["why"]
+    assert "--data DIR" in limit["instead"] and "--target FILE" in limit["instead"]
+    code, text = cli("-", stdin=CUSTOMER_PASTE)
+    assert code == 0, text
+    assert re.search(
+        r"target: embedded \(embedded, 127\.0\.0\.1:\d+, profile kazoo-4\.3\) with the demo data", text
+    )
+    assert "cause: not judged: the embedded demo data has no number +16505550123" in text
+    assert "to judge it: replay with --data DIR" in text
+    # an address the demo's ACLs never heard of: no ACL verdict on the demo either
+    demo_number = CUSTOMER_PASTE.replace("+16505550123", "+14155550100")
+    stranger = replay_json("-", "--source-role", "127.0.0.77", stdin=demo_number)
+    assert stranger["exchange"]["final"]["code"] == 407
+    assert stranger["cause"] == "unknown" and stranger["demo_cannot_judge"]["looks_like"] == "acl"
+    # the demo's own roles are judged as before: its unlisted carrier is an ACL problem
+    unlisted = replay_json("-", "--source-role", "unlisted", stdin=demo_number)
+    assert unlisted["cause"] == "acl" and "demo_cannot_judge" not in unlisted
+
+
+def test_replay_with_the_customers_data_judges_the_capture(tmp_path: Path) -> None:
+    data = customer_data(tmp_path)
+    routed = replay_json("-", "--data", str(data), stdin=CUSTOMER_PASTE)
+    assert routed["exchange"]["final"]["code"] == 200 and routed["cause"] == "none"
+    assert "demo_cannot_judge" not in routed
+    # with data that lacks the number, the same 604 is now a verdict about that data
+    (data / "numbers%2F%2B1650/%2B16505550123.json").unlink()
+    missing = replay_json("-", "--data", str(data), stdin=CUSTOMER_PASTE)
+    assert missing["exchange"]["final"]["code"] == 604 and missing["cause"] == "number_mapping"
+    assert "demo_cannot_judge" not in missing
+    args = ["replay", "-", "--data", str(data), "--target", "127.0.0.1:5060"]
+    result = CliRunner().invoke(app, args, input=CUSTOMER_PASTE)
+    assert result.exit_code == 2 and "loads the model a target starts (embedded)" in result.stderr
+    assert "127.0.0.1:5060 (address) starts none" in result.stderr
+    result = CliRunner().invoke(
+        app, ["replay", "-", "--data", str(tmp_path / "nothing")], input=CUSTOMER_PASTE
+    )
+    assert result.exit_code == 2 and "nothing: not a directory" in result.stderr

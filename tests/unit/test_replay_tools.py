@@ -217,3 +217,29 @@ def test_sources_are_told_apart_and_several_calls_need_a_call_id() -> None:
     else:
         raise AssertionError("two calls without --call-id must be refused")
     assert pick_invite(both, "cid-2@127.0.0.10") is second
+
+
+def test_a_demo_data_target_does_not_judge_strangers_by_its_own_data() -> None:
+    from harness.kazoo.profile import load_profile
+    from harness.replay.demo_limits import demo_cannot_judge
+    from harness.targets.target import Target
+
+    demo = Target(
+        "embedded",
+        "embedded",
+        load_profile(),
+        SBC,
+        carriers={"listed": ("127.0.0.10", None), "unlisted": ("127.0.0.66", None)},
+        numbers={"routed": "+14155550100", "absent": "+14155550199"},
+        demo_data=True,
+    )
+    stranger = demo_cannot_judge("number_mapping", "6505550123", "127.0.0.10", demo)
+    assert stranger is not None and "no number +16505550123" in stranger  # normalized like Kazoo does
+    assert demo_cannot_judge("number_mapping", "+14155550199", "127.0.0.10", demo) is None  # its own
+    assert "not 127.0.0.77" in str(demo_cannot_judge("acl", "+14155550100", "127.0.0.77", demo))
+    assert demo_cannot_judge("acl", "+14155550100", "127.0.0.66", demo) is None  # its unlisted carrier
+    # causes that do not depend on the data, and any target not on the demo data, are judged
+    assert demo_cannot_judge("number_format", "6505550123", "127.0.0.77", demo) is None
+    assert demo_cannot_judge("malformed", None, "127.0.0.77", demo) is None
+    customer = Target("embedded", "embedded", load_profile(), SBC, numbers=demo.numbers)
+    assert demo_cannot_judge("number_mapping", "+16505550123", "127.0.0.77", customer) is None

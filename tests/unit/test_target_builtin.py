@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.targets.kinds import resolve
+from harness.targets.kinds import resolve, with_data
 from harness.targets.target import TargetError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,3 +39,15 @@ def test_builtin_with_stack_details_is_an_error(tmp_path: Path) -> None:
     path.write_text('builtin = "lab"\n[[sbc]]\nhost = "127.0.0.1"\n', encoding="utf-8")
     with pytest.raises(TargetError, match="unexpected: sbc"):
         resolve(str(path))
+
+
+def test_data_goes_only_to_a_kind_that_starts_the_model_on_it(tmp_path: Path) -> None:
+    data = tmp_path / "couch"
+    data.mkdir()
+    assert with_data(resolve("embedded"), data).data_dir == data
+    assert with_data(resolve("lab"), None).data_dir is None  # no data: every kind, the demo's
+    for ref in ("lab", "docker", "kazoo-sbc", "model", "127.0.0.1:5060"):
+        with pytest.raises(TargetError, match=r"loads the model a target starts \(embedded\)"):
+            with_data(resolve(ref), data)
+    with pytest.raises(TargetError, match="not a directory"):
+        with_data(resolve("embedded"), tmp_path / "absent")

@@ -1,0 +1,44 @@
+"""What a complete Kamailio capture can hold: the first-line rule of Kamailio 5.6's sip_check_fline()
+(core/receive.c) and the stream framing a TCP message must pass first (harness.kazoo.siptrace)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.kazoo.siptrace import sip_first_line, unmirrored_reason
+
+REQUEST = b"INVITE sip:+14155550100@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "mirrored"),
+    [
+        (REQUEST, True),
+        (b"SIP/2.0 100 Trying\r\n\r\n", True),
+        (b"\r\n  SIP/2.0 200 OK\r\n\r\n", True),  # leading blanks are skipped
+        (b"OPTIONS sip:x SIP/2.0\n\n", True),  # a bare LF ends the line too
+        (b"INVITE sip:x SIP/7.0\r\n\r\n", False),  # only SIP/2.0
+        (b"INVITE sip:x SIP/2.0 \r\n\r\n", False),  # not even a blank after the version
+        (b"SIP/7.0 200 OK\r\n\r\n", False),
+        (b"garbage bytes that are not SIP\r\n\r\n", False),
+        (b"A SIP/2.0", False),  # no line end, and shorter than the 10 bytes asked for
+        (b"SIP/2.0 1", False),  # 9 bytes
+        (b"X SIP/2.0\r\n", False),  # the line end must be at byte 10 or later
+        (b"", False),
+    ],
+)
+def test_sip_first_line(data: bytes, mirrored: bool) -> None:
+    assert sip_first_line(data) is mirrored
+
+
+def test_unmirrored_reasons() -> None:
+    assert unmirrored_reason(REQUEST, "udp") is None
+    assert unmirrored_reason(REQUEST, "tcp") is None
+    no_length = REQUEST.replace(b"Content-Length: 0\r\n", b"")
+    assert "no-content-length" in (unmirrored_reason(no_length, "tcp") or "")
+    assert unmirrored_reason(no_length, "udp") is None  # a datagram needs no length
+    big = REQUEST.replace(b"\r\n\r\n", b"\r\nX-Pad: " + b"x" * 90_000 + b"\r\n\r\n")
+    assert "too-large" in (unmirrored_reason(big, "tcp") or "")
+    assert unmirrored_reason(big, "tcp", stream_buffer=200_000) is None
+    assert "incomplete" in (unmirrored_reason(REQUEST[:-5], "tcp") or "")
+    assert "sip_check_fline" in (unmirrored_reason(b"SIP/7.0 200 OK\r\n\r\n", "udp") or "")
