@@ -100,12 +100,14 @@ class SipListener:
         *,
         max_stream_message: int | None = None,
         on_framing_error: FramingHandler | None = None,
+        accept_no_content_length: bool = False,
     ) -> None:
         self.host = host
         self.port = port
         self.on_message = on_message
         self.max_stream_message = max_stream_message
         self.on_framing_error = on_framing_error
+        self.accept_no_content_length = accept_no_content_length
         self._udp: asyncio.DatagramTransport | None = None
         self._tcp: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -153,7 +155,9 @@ class SipListener:
     async def _serve_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         name = writer.get_extra_info("peername")
         peer = (str(name[0]), int(name[1]))
-        framer = StreamFramer(max_message=self.max_stream_message)
+        framer = StreamFramer(
+            max_message=self.max_stream_message, accept_no_content_length=self.accept_no_content_length
+        )
         path = ReplyPath("tcp", peer, writer.write, writer.close)
         self._writers.add(writer)
         try:
