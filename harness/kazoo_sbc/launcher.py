@@ -202,6 +202,8 @@ class KazooSbc:
                 began = time.monotonic()
                 self.broker = RabbitBroker().start()
                 self.timings["rabbitmq"] = time.monotonic() - began
+            # chosen once the broker holds its own: free ports are only free until someone binds them
+            self.ports = Ports(*free_ports(self.listen_ip, len(dataclasses.fields(Ports))))
             self._write_local_cfg()
             self._run()
         except BaseException:
@@ -217,7 +219,6 @@ class KazooSbc:
         build_database(self.config_dir / "db_scripts", self.db_path)
         insert_dispatcher(self.db_path, self.media)
         replace_addresses(self.db_path, self.trusted)
-        self.ports = Ports(*free_ports(self.listen_ip, len(dataclasses.fields(Ports))))
         self.timings["prepare"] = time.monotonic() - began
 
     def _write_local_cfg(self) -> None:
