@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "targets": {"kazoo", "kazoo_sbc", "lab", "logs", "model", "net", "sip"},
     "scenario": {"kazoo", "logs", "net", "sip", "targets", "yaml_schema"},
     "replay": {"kazoo", "logs", "net", "sip", "targets"},
-    "interop": {"kazoo", "lab", "logs", "model", "net", "sip", "targets"},
+    "interop": {"kazoo", "kazoo_sbc", "lab", "logs", "model", "net", "sip", "targets"},
     "report": {"net", "sip"},
 }
 FACES = {"commands", "pytest_plugin", "cli"}  # the top: they may use anything below
