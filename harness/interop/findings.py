@@ -31,19 +31,23 @@ class Finding:
 
 FINDINGS: tuple[Finding, ...] = (
     Finding(
-        "second To header",
+        "a second To (or From, Call-ID, CSeq)",
         BOTH,
-        "INVITE with two To headers (scenario a_second_to_header_is_dropped)",
+        "INVITE with two To headers (a_second_to_header_is_dropped; RFC 4475 multi01 has two of each)",
         "silence; `ERROR: <core> [core/parser/msg_parser.c:381]: parse_headers(): duplicate To header "
         "field [<100 bytes from the second To>]`, then `receive_msg(): parsing relevant headers failed` and "
-        "`receive_msg(): required headers not found in request`",
+        "`receive_msg(): required headers not found in request` (From :407, Call-ID :364, CSeq :394 the "
+        "same), and over TCP the connection closed. Only where the second one comes before the last of "
+        "the four: receive_msg() parses no further; a later one passes the core and fails sanity's full "
+        "parse (`sanity [sanity.c:326]: check_required_headers(): failed to parse headers`, then the "
+        "script's `dropping insane message`)",
         "sanity.cfg:25-28 (4.3) / :24-27 (5.x) `$(hdr(To)[1]) != $null` never runs: 5.6's parser refuses "
-        "the message before request_route",
+        "the message before request_route, or its pv fails (`pv_get_hdr_helper(): error parsing headers`)",
         "the script's `second To header not null - dropping message` (the lab produced it from the raw "
         "bytes in `event_route[core:pre-routing]`)",
-        "the model logs the core's three lines (harness/model/sbc_lines.py CORE); profile "
-        "`dropped_second_to` requires `parse_headers(): duplicate To header field` only; the lab's "
-        "pre-routing check is gone (its Kamailio core logs the same)",
+        "the model meets a duplicate where Kamailio does and logs its lines (harness/model/sbc.py "
+        "_duplicate_required, sbc_lines.py CORE); profile `dropped_second_to` requires `parse_headers(): "
+        "duplicate To header field` only; the lab's pre-routing check is gone (its core logs the same)",
     ),
     Finding(
         "missing From, To, Call-ID or CSeq",
@@ -262,6 +266,40 @@ FINDINGS: tuple[Finding, ...] = (
         "cannot run here: with it on, 4.3 does not parse on Debian's 5.6 (authorization-role.cfg:18 calls "
         "registered() with four parameters). 5.x has no such role: its authorization.cfg is always on",
         "read",
+    ),
+    Finding(
+        "MESSAGE without the MESSAGE_ROLE",
+        BOTH,
+        "RFC 4475 mpart01 (a MESSAGE with a Route set) from an untrusted source",
+        "4.3: 405 Method Not Allowed (before the Route check); 5.x: 407 (its authorization comes first), "
+        "else 405",
+        "4.3 default.cfg request route `#!else if (is_method(\"MESSAGE\")) sl_send_reply(\"405\", ...)`; "
+        "5.x default.cfg MAIN, the same after AUTHORIZATION",
+        "403 No pre-loaded routes (the model and the lab went on to the Route check)",
+        "the model and the lab answer MESSAGE 405 where Kazoo's configuration does",
+    ),
+    Finding(
+        "an in-dialog request that cannot be loose-routed (5.x)",
+        ("5.x",),
+        "RFC 5118 mult-ip-in-header: BYE sip:user@host.example.net with a To tag and no Route, from outside",
+        "478 Unresolvable destination: 5.x relays it to its Request-URI and looks `host.example.net` up in "
+        "DNS (a capture off loopback caught the SRV and A queries); 4.3 answers 481",
+        "5.x default.cfg HANDLE_IN_DIALOG_REQUESTS (the NAT role's handle_ruri_alias path)",
+        "481 Call Leg/Transaction Does Not Exist (the model and the lab, both releases)",
+        "not settled in the model (no corpus or catalog request should make the harness's SBC resolve "
+        "names): the conformance run sends Kazoo's configuration no in-dialog request to a Request-URI off "
+        "loopback (harness/interop/corpus.py leaves_loopback_through_kazoo)",
+    ),
+    Finding(
+        "REGISTER",
+        BOTH,
+        "the RFC 4475/5118 REGISTERs (cparam01, regaut01, ipv6-good, ...)",
+        "Kazoo's REGISTRAR role (on by default) takes them: 4.3 never answers (`register|no amqp connection "
+        "available for default worker in zone local`), 5.x answers `400 Missing Expires` to those without "
+        "Expires (`end - missing expires registering <aor> from IP <ip>:<port>`)",
+        "registrar-role.cfg (both releases)",
+        "405 from the media role (the model and the lab have no registrar)",
+        "not modelled (no scenario registers a device); docs/conformance.md says so under each release",
     ),
     Finding(
         "which sources are trusted",

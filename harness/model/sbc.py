@@ -190,25 +190,27 @@ REQUIRED_HEADERS = ("from", "to", "call-id", "cseq")  # what receive_msg() parse
 _COMPACT = {"f": "from", "t": "to", "i": "call-id"}
 
 
-def _second_to_seen(request: Request) -> str | None:
-    """Who meets a second To: "core" when it comes before the last of the four required headers
-    (receive_msg() parses up to there), "sanity" after them, None without one."""
+def _duplicate_required(request: Request) -> tuple[str, str | None]:
+    """The first of From, To, Call-ID, CSeq that appears twice, and who meets its second one: "core"
+    when it comes before the last of the four (receive_msg() parses up to there and refuses it),
+    "sanity" after them (its parse of every header fails); ("", None) without one."""
     seen: set[str] = set()
-    to_count = 0
     for header in request.headers:
         name = _COMPACT.get(header.name.lower(), header.name.lower())
-        if name == "to":
-            to_count += 1
-            if to_count == 2:
-                return "core" if not seen >= set(REQUIRED_HEADERS) else "sanity"
-        if name in REQUIRED_HEADERS:
-            seen.add(name)
-    return None
+        if name not in REQUIRED_HEADERS:
+            continue
+        if name in seen:
+            return name, "sanity" if seen >= set(REQUIRED_HEADERS) else "core"
+        seen.add(name)
+    return "", None
 
 
-def _second_to(data: bytes) -> str:
-    """What Kamailio's parser prints of a duplicate To: 100 bytes from the second To header on."""
-    starts = [m.start() + 1 for m in re.finditer(rb"\n(?:To|t)[ \t]*:", data, re.I)]
+_WRITTEN = {"from": rb"From|f", "to": rb"To|t", "call-id": rb"Call-ID|i", "cseq": rb"CSeq"}
+
+
+def _second_header(data: bytes, name: str) -> str:
+    """What Kamailio's parser prints of a duplicate header: 100 bytes from its second occurrence on."""
+    starts = [m.start() + 1 for m in re.finditer(rb"\n(?:" + _WRITTEN[name] + rb")[ \t]*:", data, re.I)]
     begin = starts[1] if len(starts) > 1 else 0
     return data[begin : begin + 100].decode("utf-8", "replace").replace("\r\n", "\n")
 
@@ -388,9 +390,9 @@ class SbcRole:
             self._core("no_via")
             path.close()
             return
-        second_to = _second_to_seen(request)
-        if second_to == "core":  # the parser refuses a duplicate To: the script never sees it
-            self._core("duplicate_to", header=_second_to(data))
+        duplicate, who = _duplicate_required(request)
+        if who == "core":  # the parser refuses a second From/To/Call-ID/CSeq: the script never sees it
+            self._core(f"duplicate_{duplicate}", header=_second_header(data, duplicate))
             self._core("relevant_headers")
             self._core("required_headers")
             path.close()
@@ -400,10 +402,11 @@ class SbcRole:
             path.close()
             return
         call_id = request.get("call-id") or KAMAILIO_NULL  # what the script's $ci prints
-        if second_to == "sanity":
+        if who == "sanity":
             # after the four the core parses: the script's $(hdr(To)[1]) then sanity's full parse fail
-            for key in ("duplicate_to", "pv_headers", "duplicate_to", "sanity_headers"):
-                self._core(key, header=_second_to(data))
+            header = _second_header(data, duplicate)
+            for key in (f"duplicate_{duplicate}", "pv_headers", f"duplicate_{duplicate}", "sanity_headers"):
+                self._core(key, header=header)
             self._insane(request, path, call_id)
             return
         if self.release.sbc_filters_exempt_trusted and self._bad_ruri(request):
@@ -435,6 +438,9 @@ class SbcRole:
         if self._not_registered(request, path, call_id):
             return
         if self._authorization_stop(request, path, call_id):
+            return
+        if request.method == "MESSAGE":  # default.cfg without the MESSAGE_ROLE, in- or out-of-dialog
+            path.respond(request, 405, "Method Not Allowed")
             return
         if self._has_to_tag(request):  # in-dialog: loose-routed on to the media role
             if request.method == "ACK":

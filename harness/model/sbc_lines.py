@@ -186,9 +186,18 @@ CORE: dict[str, CoreLine] = {
     "required_headers": CoreLine(
         "error", "core/receive.c:447", "receive_msg", "required headers not found in request"
     ),
-    # the header's text follows, 100 bytes from the second To, line breaks included
+    # a second From, To, Call-ID or CSeq: the text of 100 bytes from it follows, line breaks included
     "duplicate_to": CoreLine(
         "error", "core/parser/msg_parser.c:381", "parse_headers", "duplicate To header field [{header}]"
+    ),
+    "duplicate_from": CoreLine(
+        "error", "core/parser/msg_parser.c:407", "parse_headers", "duplicate From header field [{header}]"
+    ),
+    "duplicate_call-id": CoreLine(
+        "error", "core/parser/msg_parser.c:364", "parse_headers", "duplicate Call-ID header field [{header}]"
+    ),
+    "duplicate_cseq": CoreLine(
+        "error", "core/parser/msg_parser.c:394", "parse_headers", "duplicate CSeq header field [{header}]"
     ),
     # a second To after the four required headers passes the core; the script's $(hdr(To)[1]) and then
     # sanity's parse of every header meet it
