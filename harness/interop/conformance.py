@@ -111,10 +111,10 @@ class Row:
         theirs = self.answers.get((other, transport))
         if model is None or theirs is None or "not sent" in (model.outcome, theirs.outcome):
             return None
+        if model.summary == theirs.summary:
+            return True
         race = RACES.get((self.message.name, transport))
-        if race is not None:
-            return {model.summary, theirs.summary} <= race[0]
-        return model.summary == theirs.summary
+        return race is not None and {model.summary, theirs.summary} <= race[0]
 
 
 # --------------------------------------------------------------------------- elements

@@ -80,6 +80,10 @@ def test_agreement_compares_codes_and_accepts_only_listed_races() -> None:
     assert row.agree("tcp") is True  # dblreq over TCP: Kamailio itself races its 405 and its close
     row.answers[("model", "udp")] = Answer("silence", ended_early=True)
     assert row.agree("udp") is False
+    # the same answer agrees even where a race is listed (5.x challenges dblreq's REGISTER: 407 both)
+    row.answers[("model", "tcp")] = Answer("response", 407, "Proxy Authentication Required")
+    row.answers[("kamailio", "tcp")] = Answer("response", 407, "Proxy Authentication Required")
+    assert row.agree("tcp") is True
 
 
 def test_the_table_reads_back_into_the_answers_it_shows() -> None:
