@@ -2,9 +2,10 @@
 
 Kamailio then runs in the foreground (``-DD -E``) as the container's main process, so its log (stderr)
 is the container's log, which the harness streams through the docker SDK (DockerSource).
-Run as: ``lab_kamailio.py --listen 127.0.0.1 --port 5060 --media 127.0.0.1:11000 --log-style pipe``; the
-docker target passes the knobs of the release under test (harness.kazoo.release), since this image holds
-only the standard library and harness/lab.
+Run as: ``lab_kamailio.py --listen 127.0.0.1 --port 5060 --media 127.0.0.1:11000 --log-style pipe
+--trusted 127.0.0.10/32:0 ...``; the docker target passes the knobs of the release under test
+(harness.kazoo.release, through harness.lab.kamailio.style_flags) and the trusted sources, since this
+image holds only the standard library and harness/lab.
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from pathlib import Path
 
 from harness.lab.kamailio import (
     LOG_STYLES,
+    STYLE_SWITCHES,
     LabStyle,
     dispatcher_list_text,
     kamailio_available,
     kamailio_binary,
     kamailio_module_dir,
+    parse_trusted,
     render_config,
 )
 
@@ -38,7 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=5060, help="UDP+TCP port")
     parser.add_argument("--media", type=_address, default=None, help="media role IP:PORT (none: 480s)")
     parser.add_argument("--log-style", choices=LOG_STYLES, required=True, help="the release's Kamailio lines")
-    parser.add_argument("--rewrite-604", action="store_true", help="the failure route turns 604 into 486")
+    for name in STYLE_SWITCHES:  # harness.kazoo.release says what each means
+        parser.add_argument(f"--{name}", action=argparse.BooleanOptionalAction, default=None)
+    parser.add_argument("--trusted", type=parse_trusted, action="append", default=[], help="IP/MASK:PORT")
     parser.add_argument("--workdir", default="/run/lab-kamailio", help="config, dispatcher list, pid file")
     parser.add_argument("--no-sanity-drop", action="store_true", help="answer insane messages with 400")
     args = parser.parse_args(argv)
@@ -64,8 +69,12 @@ def main(argv: list[str] | None = None) -> int:
             port=args.port,
             dispatcher_list=dispatcher_list,
             module_dir=module_dir,
-            style=LabStyle(kamailio_log_style=args.log_style, sbc_rewrites_604=args.rewrite_604),
+            style=LabStyle(
+                kamailio_log_style=args.log_style,
+                **{name: getattr(args, name) for name in STYLE_SWITCHES if getattr(args, name) is not None},
+            ),
             sanity_drops_request=not args.no_sanity_drop,
+            trusted=args.trusted,
         )
     )
     sys.stderr.flush()

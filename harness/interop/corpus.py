@@ -141,3 +141,21 @@ def leaves_loopback(message: CorpusMessage) -> str | None:
         if not _is_loopback_host(host):
             return f"in-dialog request with Route to {host}: loose_route() would relay it there"
     return None
+
+
+def leaves_loopback_through_kazoo(message: CorpusMessage) -> str | None:
+    """Why sending ``message`` to Kazoo's own configuration could make it send off loopback, or None:
+    what :func:`leaves_loopback` says, and an in-dialog request whose Request-URI is no loopback address:
+    Kazoo 5.x relays such a request to its Request-URI (seen: rfc5118/mult-ip-in-header made it look up
+    `host.example.net` in DNS, answered `478 Unresolvable destination`)."""
+    reason = leaves_loopback(message)
+    if reason is not None or not message.is_request:
+        return reason
+    headers = _headers(message.data)
+    if not any(name in ("to", "t") and _TAG.search(value) for name, value in headers):
+        return None
+    match = _URI_HOST.search(message.data.split(b"\r\n", 1)[0].decode("utf-8", "replace"))
+    host = match.group(1) if match else ""
+    if not _is_loopback_host(host):
+        return f"in-dialog request to {host or 'its Request-URI'}: Kazoo 5.x may relay it there (DNS too)"
+    return None

@@ -1,26 +1,32 @@
 """Parity of the scenario catalog: the embedded model against the lab target (our Kamailio configuration
 in front of the model's media and routing roles) and the kazoo-sbc target (Kazoo's own Kamailio
-configuration in front of them), for both expectation profiles, side by side per scenario.
+configuration in front of them), for every release (harness.kazoo.release), side by side per scenario;
+then every difference found between our reading and the running configuration, with its evidence and
+how it was settled (harness.interop.findings).
 
     python -m harness.interop.parity --write docs/parity.md
 
-Runs ``pytest scenarios`` for every target and release (harness.kazoo.release) with ``--harness-json``
-and tabulates the per-scenario verdicts and what each target answered.
+Runs ``pytest scenarios`` for every target and release with ``--harness-json`` and tabulates the
+per-scenario verdicts and what each target answered. The kazoo-sbc runs share one private RabbitMQ.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.interop.findings import FINDINGS, findings_markdown
 from harness.kazoo.release import RELEASE_NAMES
+from harness.kazoo.roles import BROKEN_ON_DEBIAN, OPTIONAL_ROLES
 
 COMMAND = "python -m harness.interop.parity --write docs/parity.md"
 PROFILES = RELEASE_NAMES  # one shipped profile per release
@@ -58,7 +64,14 @@ def catalog_command(target: str, profile: str, json_path: Path) -> list[str]:
     ]
 
 
-def run_catalog(target: str, profile: str, *, cwd: Path = REPO, timeout: float = RUN_TIMEOUT) -> CatalogRun:
+def run_catalog(
+    target: str,
+    profile: str,
+    *,
+    cwd: Path = REPO,
+    timeout: float = RUN_TIMEOUT,
+    env: Mapping[str, str] | None = None,
+) -> CatalogRun:
     """One ``pytest scenarios`` run in a subprocess; its JSON records by scenario id."""
     with tempfile.TemporaryDirectory(prefix="kazoo-parity-") as tmp:
         json_path = Path(tmp) / "records.json"
@@ -69,6 +82,7 @@ def run_catalog(target: str, profile: str, *, cwd: Path = REPO, timeout: float =
             text=True,
             timeout=timeout,
             check=False,
+            env=dict(env) if env is not None else None,
         )
         records: list[Record] = json.loads(json_path.read_text()) if json_path.exists() else []
     output = (done.stdout + done.stderr).strip().splitlines()
@@ -138,7 +152,49 @@ def render_table(runs: Sequence[CatalogRun]) -> str:
     for run in failed:
         lines += [f"Run {run.target} {run.profile} exited {run.exit_code}; its output ended:", "", "```"]
         lines += [run.tail, "```", ""]
+    lines += [
+        "## Differences found, and how each was settled",
+        "",
+        "Our reading (the model, the profiles, the lab configuration, kazoo-behaviour.md) against Kazoo's",
+        "own configuration running on Debian's Kamailio 5.6.3 (harness/interop/findings.py, where this list",
+        "lives). The running configuration is the truth: each was settled on our side; no scenario was bent",
+        'to hide one. "seen": observed on the running configuration; "read": follows from its text, off',
+        "the catalog's path. Lines are quoted as Kamailio writes them (`<...>` for what varies).",
+        "",
+        findings_markdown(),
+        "",
+        f"{len(FINDINGS)} differences.",
+        "",
+        "## Roles",
+        "",
+        "The catalog runs with the configuration's default roles (dispatcher, nat_traversal, registrar,",
+        "presence, responder, nodes), on every target. A scenario that needs an optional role says so and",
+        "runs where the target's profile has that role on; on kazoo-sbc that is an SBC started from an",
+        "operator-style copy with the role switched on in its local.cfg (`--kazoo-sbc-config DIR`, made",
+        "with `harness.kazoo_sbc.localcfg.set_roles`): the profile and the model then follow the roles",
+        "that file turns on (docs/kazoo-sbc.md). Optional roles:",
+        "",
+    ]
+    for role, what in OPTIONAL_ROLES.items():
+        broken = BROKEN_ON_DEBIAN.get(role)
+        lines.append(f"- `{role}`: {what}" + (f". **Cannot run here**: {broken}" if broken else ""))
+    lines.append("")
     return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def shared_broker() -> Iterator[dict[str, str]]:
+    """The environment of the catalog runs: one private RabbitMQ for every kazoo-sbc run (each SBC has its
+    own host name, so its own queues), unless KAZOO_SBC_AMQP_URL names one already."""
+    from harness.kazoo_sbc.rabbit import RabbitBroker, rabbitmq_available
+    from harness.targets.kazoo_sbc import AMQP_ENV
+
+    env = {k: v for k, v in os.environ.items() if k != "KAZOO_SBC_CONFIG"}  # Kazoo's own trees
+    if env.get(AMQP_ENV) or rabbitmq_available() is not None:
+        yield env
+        return
+    with RabbitBroker() as broker:
+        yield {**env, AMQP_ENV: broker.url}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -148,11 +204,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     profiles = args.profile or list(PROFILES)
     runs = []
-    for profile in profiles:
-        for target in TARGETS:
-            run = run_catalog(target, profile)
-            print(f"{target} {profile}: exit {run.exit_code}, {len(run.records)} scenarios", file=sys.stderr)
-            runs.append(run)
+    with shared_broker() as env:
+        for profile in profiles:
+            for target in TARGETS:
+                run = run_catalog(target, profile, env=env)
+                done = f"{target} {profile}: exit {run.exit_code}, {len(run.records)} scenarios"
+                print(done, file=sys.stderr)
+                runs.append(run)
     table = render_table(runs)
     if args.write:
         args.write.write_text(table, encoding="utf-8")

@@ -251,3 +251,40 @@ class AclLists:
             out.append(f"Created ip list {name} default (deny)")
             out.extend(f"Adding {entry.cidr} ({entry.type}) [] to list {name}" for entry in entries)
         return out
+
+
+@dataclass(frozen=True)
+class EdgeSource:
+    """One row of the SBC's trusted sources (Kamailio's permissions ``address`` table) as ecallmgr's
+    ``edge/0`` answers 5.x's ``trusted.query``: each allowing ``trusted`` entry, one row per cidr and
+    port (port 0: any). Kamailio trusts a source any row matches; deny entries have no row."""
+
+    ip: str
+    mask: int
+    port: int
+    entry: AclEntry
+
+    def matches(self, ip: str, port: int) -> bool:
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        network = ipaddress.ip_network(f"{self.ip}/{self.mask}", strict=False)
+        return address.version == network.version and address in network and self.port in (0, port)
+
+
+def edge_sources(entries: Iterable[AclEntry]) -> list[EdgeSource]:
+    """The SBC's trusted sources for ACL entries (``ecallmgr_fs_acls:edge/0``)."""
+    rows = []
+    for entry in entries:
+        if entry.list_name != TRUSTED or not entry.allow:
+            continue
+        network = entry.network
+        for port in entry.ports or (0,):
+            rows.append(EdgeSource(str(network.network_address), network.prefixlen, port, entry))
+    return rows
+
+
+def edge_trusts(sources: Iterable[EdgeSource], ip: str, port: int) -> bool:
+    """permissions' ``allow_source_address``: some row matches the source address and port."""
+    return any(source.matches(ip, port) for source in sources)

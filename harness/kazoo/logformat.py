@@ -6,8 +6,11 @@ Formats (see docs/logs.md and kazoo-behaviour.md):
   The call UUID prefix appears on session lines; the CPU idle figure appears in fs_cli / event-socket
   bodies of FreeSWITCH 1.10.
 - Kamailio, as Kazoo's configs log from the routing script: 4.3 ``<callid>|<area>|message`` (``end`` is
-  the usual area), 5.x ``end - message``; usually after a stderr/syslog prefix such as
-  `` 0(1234) WARNING: <script>: `` or ``Nov 26 04:00:00 host kamailio[1234]: WARNING: <script>: ``.
+  the usual area) after `` 0(1234) WARNING: <script>: ``; 5.x xlog's prefix (defs.cfg
+  KZ_LOG_SCRIPT_PREFIX) ``|<callid>|<file>:<line> (<route>) message`` after `` 0(1234) WARNING: `` (the
+  message itself often starts ``end - ``). The stderr form is what ``-E`` writes; syslog puts
+  ``Nov 26 04:00:00 host kamailio[1234]:`` in front instead. Kamailio's core and modules write
+  `` 0(1234) ERROR: <core> [core/receive.c:447]: receive_msg(): message`` in both.
 - Kazoo Erlang apps (lager formatter in kazoo's sys.config):
   ``YYYY-MM-DD HH:MM:SS.mmm [level] |<call-id>|module:line (<pid>) message``.
 
@@ -146,22 +149,36 @@ def kamailio_line(
     *,
     pid: int | None = None,
     script: str = "script",
+    where: tuple[str, int, str] | None = None,
 ) -> str:
-    """The text Kazoo's Kamailio script logs: ``<callid>|<area>|msg`` (style "pipe", 4.3) or
-    ``<area> - msg`` (style "dash", 5.x; harness.kazoo.release). A line without an area, or a pipe line
-    without a Call-ID, has no prefix (module lines such as pike's, 5.x script lines written without one,
-    ``second To header not null``); pass ``call_id=KAMAILIO_NULL`` for a ``$ci|end|`` line of a message
-    that has none (``<null>|end|...``).
-    With ``pid`` the stderr prefix `` 0(<pid>) LEVEL: <script>: `` is added (what ``-E`` writes)."""
+    """The text Kazoo's Kamailio script logs. Style "pipe" (4.3, harness.kazoo.release):
+    ``<callid>|<area>|msg`` (without a Call-ID no prefix, as ``second To header not null``; pass
+    ``call_id=KAMAILIO_NULL`` for the ``<null>|end|...`` of a message that has none). Style "prefixed"
+    (5.x): ``|<callid>|<file>:<line> (<route>) msg`` with ``where`` = (file, line, route) of the xlog
+    call; ``area`` is not used (a 5.x message carries its own ``end - ``). With ``pid`` the stderr head
+    `` 0(<pid>) LEVEL: `` is added (and 4.3's ``<script>: ``), what ``-E`` writes."""
     if style == "pipe":
         text = f"{call_id}|{area}|{message}" if call_id and area else message
-    elif style == "dash":
-        text = f"{area} - {message}" if area else message
+        head = f"{normalize_level(level)}: <{script}>: "
+    elif style == "prefixed":
+        if where is None:
+            raise ValueError("a 5.x script line needs where=(file, line, route) for its xlog prefix")
+        file, line, route = where
+        text = f"|{call_id or KAMAILIO_NULL}|{file}:{line} ({route}) {message}"
+        head = f"{normalize_level(level)}: "
     else:
-        raise ValueError(f"unknown Kamailio log style {style!r} (pipe or dash)")
-    if pid is None:
-        return text
-    return f" 0({pid}) {normalize_level(level)}: <{script}>: {text}"
+        raise ValueError(f"unknown Kamailio log style {style!r} (pipe or prefixed)")
+    return text if pid is None else f" 0({pid}) {head}{text}"
+
+
+def kamailio_core_line(
+    level: Level, origin: str, function: str, message: str, *, module: str = "core", pid: int | None = None
+) -> str:
+    """A line of Kamailio's core (or of a module: ``module="sanity"``), the same in every release:
+    `` 0(<pid>) ERROR: <core> [core/receive.c:447]: receive_msg(): msg`` (``origin`` = file:line)."""
+    name = "<core>" if module == "core" else module
+    text = f"{normalize_level(level)}: {name} [{origin}]: {function}(): {message}"
+    return text if pid is None else f" 0({pid}) {text}"
 
 
 def kazoo_line(
@@ -204,7 +221,14 @@ _KAM_PREFIX_RE = re.compile(
 _KAM43_RE = re.compile(
     r"^(?P<cid>[^|\s]+)\|(?P<area>[A-Za-z0-9_-]+(?: [A-Za-z0-9_-]+)*)\|(?P<msg>.*)$", re.DOTALL
 )
-_KAM5_RE = re.compile(r"^(?P<area>[a-z0-9_]+) - (?P<msg>.*)$", re.DOTALL)
+# 5.x: `<head> LEVEL: |<callid>|<file>:<line> (<route>) msg` (xlog's prefix, no module name)
+_KAM5_RE = re.compile(
+    r"^(?:(?P<head>.*?(?:\d+\(\d+\)|\[\d+\]:))\s+(?P<level>[A-Z]+):\s+)?"
+    r"\|(?P<cid>[^|]*)\|(?P<file>[^\s|]+?):(?P<line>\d+) \((?P<route>[^)]*)\) (?P<msg>.*)$",
+    re.DOTALL,
+)
+# an older 5.x form without the prefix: `end - msg`
+_KAM5_BARE_RE = re.compile(r"^(?P<area>[a-z0-9_]+) - (?P<msg>.*)$", re.DOTALL)
 
 
 def _epoch(stamp: str | None) -> float | None:
@@ -275,7 +299,7 @@ def _parse_kamailio_text(text: str, level: str | None, module: str | None) -> Pa
     if m43 is not None:
         cid = None if m43["cid"] == KAMAILIO_NULL else m43["cid"]
         return ParsedLine("kamailio", level, module, None, cid, m43["msg"], None)
-    m5 = _KAM5_RE.match(text)
+    m5 = _KAM5_BARE_RE.match(text)
     if m5 is not None:
         return ParsedLine("kamailio", level, module, None, None, m5["msg"], None)
     if module is not None:  # a prefixed line from a module (core, sanity, tm, ...) without script format
@@ -284,6 +308,18 @@ def _parse_kamailio_text(text: str, level: str | None, module: str | None) -> Pa
 
 
 def _parse_kamailio(text: str) -> ParsedLine | None:
+    prefixed = _KAM5_RE.match(text)
+    if prefixed is not None:
+        cid = prefixed["cid"]
+        return ParsedLine(
+            "kamailio",
+            _level_or_none(prefixed["level"]),
+            prefixed["file"].rsplit("/", 1)[-1],
+            int(prefixed["line"]),
+            None if cid in ("", KAMAILIO_NULL) else cid,
+            prefixed["msg"],
+            None,
+        )
     m = _KAM_PREFIX_RE.match(text)
     if m is not None and _level_or_none(m["level"]) is not None:
         return _parse_kamailio_text(m["rest"], _level_or_none(m["level"]), m["module"] or m["mod2"])

@@ -15,14 +15,19 @@ OPTIONAL_ROLES: dict[str, str] = {
     "antiflood": "antiflood-role.cfg: pike drops a source over its rate",
     "acl": "acl-role.cfg: per-realm/device ACLs asked over AMQP",
     "rate_limiter": "rate-limiter-role.cfg: per-realm limits asked over AMQP, 603 over them",
-    "authorization": "authorization-role.cfg (4.3): Kamailio challenges untrusted INVITEs itself",
+    # 5.x has no such role: its authorization.cfg is always on (KazooRelease.sbc_challenges_untrusted)
+    "authorization": "authorization-role.cfg (4.3): 503 Not Registered to an unregistered, untrusted "
+    "MESSAGE, NOTIFY, SUBSCRIBE or PUBLISH (INVITEs are left to FreeSWITCH)",
 }
-# Roles Debian's kamailio-kazoo-modules cannot run: the synchronous kazoo_query() reads an argument that
-# is never passed (a segfault, or an instant failure), and these call it on the INVITE path
+# Roles that cannot run on Debian's Kamailio 5.6 and its kamailio-kazoo-modules, and why: the synchronous
+# kazoo_query() reads an argument that is never passed (a segfault, or an instant failure), and the ACL
+# and rate-limiter roles call it on the INVITE path
 BROKEN_ON_DEBIAN: dict[str, str] = {
     "acl": "acl-role.cfg asks ACLs with the synchronous kazoo_query(), broken in Debian's kazoo module",
     "rate_limiter": "rate-limiter-role.cfg asks limits with the synchronous kazoo_query(), broken in "
     "Debian's kazoo module",
+    "authorization": "4.3's authorization-role.cfg:18 calls registered() with four parameters, which "
+    "Debian's Kamailio 5.6 registrar does not take: the configuration does not parse with it on",
 }
 ROLE_SUFFIX = "_ROLE"
 

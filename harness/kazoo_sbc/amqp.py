@@ -52,6 +52,39 @@ def advertisement(
     }
 
 
+def nodes_queue(hostname: str) -> str:
+    """The queue the SBC's nodes role consumes the ``nodes`` exchange from (kazoo-bindings.cfg)."""
+    return f"nodes-{hostname}"
+
+
+def wait_for_consumer(amqp_url: str, queue: str, *, timeout: float = 30.0) -> int:
+    """Until ``queue`` exists and has a consumer (the SBC's AMQP worker subscribed); its consumer count.
+    Kamailio answers OPTIONS before its kazoo module has bound its queues, and a fanout exchange drops
+    what no queue is bound to yet: publish only after this."""
+    import pika
+    import pika.exceptions
+
+    params = pika.URLParameters(amqp_url)
+    params.socket_timeout = min(timeout, 5.0)
+    deadline = time.monotonic() + timeout
+    connection = pika.BlockingConnection(params)
+    try:
+        while True:
+            channel = connection.channel()
+            try:
+                consumers = int(channel.queue_declare(queue, passive=True).method.consumer_count)
+                channel.close()
+            except pika.exceptions.ChannelClosedByBroker:  # not declared yet
+                consumers = 0
+            if consumers > 0:
+                return consumers
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"no consumer on AMQP queue {queue!r} within {timeout} s")
+            time.sleep(0.1)  # pacing the check: the broker does not announce new consumers
+    finally:
+        connection.close()
+
+
 def publish_advertisement(amqp_url: str, payload: dict[str, object], *, timeout: float = 5.0) -> None:
     """Publish one advertisement on the ``nodes`` exchange (declared by the subscribers, fanout)."""
     import pika

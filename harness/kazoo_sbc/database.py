@@ -42,22 +42,32 @@ def database_available() -> str | None:
     return None
 
 
+# What kazoodb-sql.sh's sql_db_prepare writes, function by function (4.3 and 5.x define them all). Not
+# sql_db_prepare itself: 5.x's also runs sql_external_tables, which writes the fixed path /tmp/.extra_tables
+# (shared by everyone on the machine) for the tables of $DB_SCRIPT_DIR/schema.d; those are read here
+# from the configuration's own db_scripts/schema.d instead.
+SCHEMA_FUNCTIONS = (
+    "sql_db_pre_setup; sql_all_header; sql_header; "
+    'for i in $(sql_filelist); do cat "$KAMAILIO_SHARE_DIR/$DB_ENGINE/$i"; done; '
+    "sql_all_extra_tables; sql_extra_tables; sql_footer; sql_all_footer"
+)
+
+
 def schema_sql(db_scripts: Path) -> str:
     """The SQL ``kazoodb-sql.sh``'s ``sql_db_prepare`` writes, for SQLite."""
     with tempfile.TemporaryDirectory(prefix="kh-kazoodb-") as tmp:
         share = Path(tmp) / "share"
         share.mkdir()
         (share / SCRIPT_ENGINE).symlink_to(KAMAILIO_SHARE / TABLE_SCRIPTS)
-        out = Path(tmp) / "init.sql"
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "KAMAILIO_SHARE_DIR": str(share),
             "DB_ENGINE": SCRIPT_ENGINE,
-            "RESULTED_SQL": str(out),
+            "RESULTED_SQL": str(Path(tmp) / "unused.sql"),
         }
         # sourced, as check-kazoodb-sql.sh does; "$(dirname $0)" is "." in `sh -c`, so run in db_scripts
         done = subprocess.run(
-            ["sh", "-c", ". ./kazoodb-sql.sh --source-only && sql_db_prepare"],
+            ["sh", "-c", f". ./kazoodb-sql.sh --source-only && {{ {SCHEMA_FUNCTIONS}; }}"],
             cwd=db_scripts,
             env=env,
             capture_output=True,
@@ -65,11 +75,17 @@ def schema_sql(db_scripts: Path) -> str:
             timeout=30,
             check=False,
         )
-        if done.returncode != 0 or not out.is_file():
+        if done.returncode != 0 or "CREATE TABLE" not in done.stdout:
             raise DatabaseError(
-                f"kazoodb-sql.sh in {db_scripts} failed: {done.stderr.strip() or done.stdout}"
+                f"kazoodb-sql.sh in {db_scripts} failed: {done.stderr.strip() or done.stdout[-2000:]}"
             )
-        return out.read_text(encoding="utf-8")
+        sql = done.stdout
+    external = sorted((db_scripts / "schema.d").glob("*.sql"))
+    if external:  # sql_external_tables, before the footer's COMMIT
+        body, commit, tail = sql.rpartition("COMMIT;")
+        extra = "\n".join(path.read_text(encoding="utf-8") for path in external)
+        sql = f"{body}\n{extra}\n{commit}{tail}" if commit else f"{sql}\n{extra}"
+    return sql
 
 
 def extra_check_statements(db_scripts: Path) -> list[str]:

@@ -12,6 +12,7 @@ started here and removed at the end, also when starting fails or the harness is 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -35,8 +36,7 @@ from harness.kazoo_sbc.database import (
     insert_dispatcher,
     replace_addresses,
 )
-from harness.kazoo_sbc.edit import apply_edits
-from harness.kazoo_sbc.localcfg import SiteValues, roles_of, with_site_values
+from harness.kazoo_sbc.localcfg import roles_of, with_site_values
 from harness.kazoo_sbc.rabbit import BrokerError, RabbitBroker
 from harness.kazoo_sbc.releases import Ports, SbcRelease, SiteInputs, sbc_release
 from harness.kazoo_sbc.trace import sip_trace_defines
@@ -75,6 +75,13 @@ def kazoo_sbc_available() -> str | None:
         if not (module_dir / f"{name}.so").is_file():
             return f"kamailio module {name}.so missing in {module_dir} (apt-get install {package})"
     return None
+
+
+def no_core_dumps() -> list[str]:
+    """The command prefix that starts Kamailio with core dumps off (``ulimit -c 0``, then exec: the PID
+    stays Kamailio's): Debian's kazoo module segfaults on a synchronous kazoo_query, ~110 MB of core each
+    time otherwise. A shell rather than preexec_fn, unsafe in a process with threads (the model's)."""
+    return ["/bin/sh", "-c", 'ulimit -c 0 && exec "$0" "$@"']
 
 
 def copy_config(source: Path, target: Path) -> None:
@@ -198,6 +205,8 @@ class KazooSbc:
                 began = time.monotonic()
                 self.broker = RabbitBroker().start()
                 self.timings["rabbitmq"] = time.monotonic() - began
+            # chosen once the broker holds its own: free ports are only free until someone binds them
+            self.ports = Ports(*free_ports(self.listen_ip, len(dataclasses.fields(Ports))))
             self._write_local_cfg()
             self._run()
         except BaseException:
@@ -208,13 +217,11 @@ class KazooSbc:
     def _prepare(self) -> None:
         began = time.monotonic()
         copy_config(self.config_source, self.config_dir)
-        self.edits_applied = apply_edits(self.config_dir, self.spec.edits)
+        self.edits_applied = self.spec.port(self.config_dir)
         self.roles = roles_of((self.config_dir / "local.cfg").read_text(encoding="utf-8"))
         build_database(self.config_dir / "db_scripts", self.db_path)
         insert_dispatcher(self.db_path, self.media)
         replace_addresses(self.db_path, self.trusted)
-        sip, alg, local_route, tls, tls_alg, ws, wss = free_ports(self.listen_ip, 7)
-        self.ports = Ports(sip, alg, local_route, tls, tls_alg, ws, wss)
         self.timings["prepare"] = time.monotonic() - began
 
     def _write_local_cfg(self) -> None:
@@ -228,13 +235,11 @@ class KazooSbc:
             db_path=self.db_path,
             children=CHILDREN,
         )
-        substs, defines, listen = self.spec.site(inputs)
+        site = self.spec.site(inputs)
         if self.trace_to is not None:
-            defines = {**defines, **sip_trace_defines(self.trace_to)}
+            site = dataclasses.replace(site, defines={**site.defines, **sip_trace_defines(self.trace_to)})
         path = self.config_dir / "local.cfg"
-        path.write_text(
-            with_site_values(path.read_text(encoding="utf-8"), SiteValues(substs, defines, listen))
-        )
+        path.write_text(with_site_values(path.read_text(encoding="utf-8"), site))
 
     def _run(self) -> None:
         binary = kamailio_binary()
@@ -243,6 +248,7 @@ class KazooSbc:
         run_dir = self.workdir / "run"
         run_dir.mkdir()
         command = [
+            *no_core_dumps(),
             binary,
             "-DD",
             "-E",
@@ -275,6 +281,7 @@ class KazooSbc:
             exited=lambda: process.poll() is not None,
             want=b"SIP/2.0 200",
             probe_wait=0.05,
+            ruri_host=self.hostname,
         )
         self.timings["kamailio"] = time.monotonic() - began
         if readiness != "answered":

@@ -19,7 +19,9 @@ from harness.kazoo.roles import ROLE_SUFFIX, role_define, role_name
 
 # `#!define NAME` / `#!trydef NAME` at the start of a line turns a role on; `# # #!trydef` is Kazoo's
 # commented-out form, `#!undef` turns one off again.
-_DIRECTIVE = re.compile(r"^[ \t]*#!(define|trydef|redefine|undef)[ \t]+([A-Za-z_][A-Za-z0-9_]*)", re.M)
+_DIRECTIVE = re.compile(
+    r"^[ \t]*#!(define|def|trydef|redefine|redef|undef)[ \t]+([A-Za-z_][A-Za-z0-9_]*)", re.M
+)
 _SUBSTDEF = re.compile(r'^[ \t]*#!substdef[ \t]+"!([A-Za-z_][A-Za-z0-9_]*)!', re.M)
 _LISTEN = re.compile(r"^[ \t]*listen[ \t]*=", re.M)
 HARNESS_MARK = "# kazoo-harness"
@@ -67,9 +69,10 @@ class SiteValues:
     substs: Mapping[str, str]
     defines: Mapping[str, str]
     listen: tuple[str, ...]  # listen= values, e.g. "UDP_SIP" (names from ``substs``) or "udp:IP:PORT"
+    unset: tuple[str, ...] = ()  # names the harness leaves at the tree's default (the operator's too)
 
     def names(self) -> frozenset[str]:
-        return frozenset(self.substs) | frozenset(self.defines)
+        return frozenset(self.substs) | frozenset(self.defines) | frozenset(self.unset)
 
     def block(self) -> str:
         lines = [f"{HARNESS_MARK}: site values (the roles below are the operator's)"]

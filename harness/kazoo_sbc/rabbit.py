@@ -33,6 +33,7 @@ from harness.lab.kamailio import free_ports
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 CTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
 LOOPBACK = "127.0.0.1"
+DIST_INTERFACE = "{127,0,0,1}"  # LOOPBACK as an Erlang tuple
 GUEST = ("guest", "guest")  # RabbitMQ lets guest in from loopback only, which is all the harness uses
 
 
@@ -136,6 +137,8 @@ class RabbitBroker:
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(root / "advanced.config"),
             "ERL_EPMD_ADDRESS": LOOPBACK,
             "ERL_EPMD_PORT": str(self.epmd_port),
+            # the Erlang distribution port listens on every interface unless told: loopback only
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": f"-kernel inet_dist_use_interface {DIST_INTERFACE}",
         }
 
     def start(self) -> RabbitBroker:

@@ -1,7 +1,9 @@
 """What differs between the Kazoo releases' Kamailio configurations when the harness starts them.
 
-One entry per release: where its pristine tree is, the mechanical edits it needs on Debian's 5.6, the
-extra Kamailio arguments, and the names its local.cfg uses for the site values the harness sets.
+One entry per release: where its pristine tree is, how a copy is ported to Debian's 5.6 (the mechanical
+edits), the extra Kamailio arguments, and the names its local.cfg uses for the site values the harness
+sets (4.3: listener names and ``listen=`` lines; 5.x: ports and addresses its listener-defs.cfg turns
+into listeners itself).
 """
 
 from __future__ import annotations
@@ -10,12 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.kazoo.release import KAZOO_4_3
-from harness.kazoo_sbc.edit import Edit
+from harness.kazoo.release import KAZOO_4_3, KAZOO_5
+from harness.kazoo_sbc.edit import apply_edits
+from harness.kazoo_sbc.edits_5x import KAMAILIO_ARGS_5X, OPTIONS_REPLY_5X, SITE_VALUES_5X, port_5x
 from harness.kazoo_sbc.edits_43 import EDITS_43, LOCAL_ROUTE_PORT
+from harness.kazoo_sbc.localcfg import SiteValues
 
 SHARED_CONFIGS = Path(__file__).resolve().parents[3] / "shared" / "kazoo-configs-kamailio"
 CONFIG_ENV = "KAZOO_SBC_CONFIG"
+KAMAILIO_MEMORY = ("-m", "64")  # shared memory (MB): both trees start in it
 
 
 @dataclass(frozen=True)
@@ -29,6 +34,7 @@ class Ports:
     tls_alg: int
     ws: int
     wss: int
+    prometheus: int  # 5.x: the prometheus stats listener (9494), always on
 
 
 @dataclass(frozen=True)
@@ -46,9 +52,9 @@ class SiteInputs:
 class SbcRelease:
     release: str  # the release it pairs with (harness.kazoo.release)
     folder: str  # under ../shared/kazoo-configs-kamailio
-    edits: tuple[Edit, ...]
-    site: Callable[[SiteInputs], tuple[dict[str, str], dict[str, str], tuple[str, ...]]]
-    kamailio_args: tuple[str, ...] = ("-m", "64", "-M", "8")
+    port: Callable[[Path], list[str]]  # ports a copy to Debian's Kamailio 5.6: the edits' names
+    site: Callable[[SiteInputs], SiteValues]
+    kamailio_args: tuple[str, ...] = (*KAMAILIO_MEMORY, "-M", "8")
     options_reason: str = "Rawr!!"
     notes: tuple[str, ...] = field(default_factory=tuple)
 
@@ -57,7 +63,11 @@ class SbcRelease:
         return SHARED_CONFIGS / self.folder / "kamailio"
 
 
-def site_43(inputs: SiteInputs) -> tuple[dict[str, str], dict[str, str], tuple[str, ...]]:
+def port_43(config_dir: Path) -> list[str]:
+    return apply_edits(config_dir, EDITS_43)
+
+
+def site_43(inputs: SiteInputs) -> SiteValues:
     """4.3's local.cfg names: substdefs, defines and the listen= lines its stock local.cfg has."""
     ip, p = inputs.ip, inputs.ports
     substs = {
@@ -83,11 +93,52 @@ def site_43(inputs: SiteInputs) -> tuple[dict[str, str], dict[str, str], tuple[s
         "CHILDREN": str(inputs.children),
         "TCP_CHILDREN": str(inputs.children),
     }
-    return substs, defines, ("UDP_SIP", "TCP_SIP", "UDP_ALG_SIP", "TCP_ALG_SIP")
+    return SiteValues(substs, defines, ("UDP_SIP", "TCP_SIP", "UDP_ALG_SIP", "TCP_ALG_SIP"))
+
+
+def site_5x(inputs: SiteInputs) -> SiteValues:
+    """5.x's local.cfg names (edits_5x.SITE_VALUES_5X, each a define or a substdef as 5.x reads it).
+    No listen= lines: listener-defs.cfg and default-listeners.cfg make them from MY_LOCAL_IP and the
+    ports. KZ_DB_MODULE stays unset (an operator's line for it is commented out): its default selects
+    db_kazoo.cfg, which the port makes load db_sqlite.so; 5.x has no db_sqlite.cfg."""
+    ip, p = inputs.ip, inputs.ports
+    values = {
+        "MY_HOSTNAME": inputs.hostname,
+        "MY_IP_ADDRESS": ip,
+        "MY_LOCAL_IP": ip,
+        "SIP_PORT": str(p.sip),
+        "ALG_PORT": str(p.alg),
+        "SIP_S_PORT": str(p.tls),
+        "ALG_S_PORT": str(p.tls_alg),
+        "WS_PORT": str(p.ws),
+        "WSS_PORT": str(p.wss),
+        "PROMETHEUS_PORT": str(p.prometheus),
+        "KZ_LOCAL_ROUTE_PORT": str(p.local_route),
+        "MY_AMQP_URL": inputs.amqp_url,
+        "KAZOO_DATA_DIR": str(inputs.data_dir),
+        "KAZOO_DB_URL": f"sqlite:///{inputs.db_path}",
+        "CHILDREN": str(inputs.children),
+        "TCP_CHILDREN": str(inputs.children),
+    }
+    directive = {site.name: site.directive for site in SITE_VALUES_5X}
+    unknown = set(values) - set(directive)
+    if unknown:
+        raise KeyError(f"not a 5.x site value (edits_5x.SITE_VALUES_5X): {sorted(unknown)}")
+    substs = {name: value for name, value in values.items() if directive[name] == "substdef"}
+    defines = {name: value for name, value in values.items() if directive[name] == "define"}
+    return SiteValues(substs, defines, (), unset=("KZ_DB_MODULE",))
 
 
 RELEASES: dict[str, SbcRelease] = {
-    KAZOO_4_3.name: SbcRelease(release=KAZOO_4_3.name, folder="4.3", edits=EDITS_43, site=site_43),
+    KAZOO_4_3.name: SbcRelease(release=KAZOO_4_3.name, folder="4.3", port=port_43, site=site_43),
+    KAZOO_5.name: SbcRelease(
+        release=KAZOO_5.name,
+        folder="5.x",
+        port=port_5x,
+        site=site_5x,
+        kamailio_args=(*KAMAILIO_MEMORY, *KAMAILIO_ARGS_5X),
+        options_reason=OPTIONS_REPLY_5X[1],
+    ),
 }
 
 
@@ -96,6 +147,6 @@ def sbc_release(release: str) -> SbcRelease:
         return RELEASES[release]
     except KeyError:
         raise ValueError(
-            f"the harness cannot start Kazoo's Kamailio configuration for release {release!r} yet "
-            f"(it can: {', '.join(RELEASES)}; 5.x needs the port in harness/kazoo_sbc/edits_5x.py)"
+            f"the harness cannot start Kazoo's Kamailio configuration for release {release!r} "
+            f"(it can: {', '.join(RELEASES)})"
         ) from None

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 
-from harness.kazoo.acls import TRUSTED, AclEntry, entries_from_store
+from harness.kazoo.acls import AclEntry, edge_sources, entries_from_store
 from harness.kazoo.numbers import DocReader
 from harness.kazoo_sbc.database import AddressRow, DispatcherRow
 
@@ -46,19 +46,12 @@ def dispatcher_rows(
     return rows
 
 
-def trusted_entries(entries: Iterable[AclEntry]) -> list[AclEntry]:
-    """What ``edge/0`` keeps: entries of the ``trusted`` list that allow."""
-    return [entry for entry in entries if entry.list_name == TRUSTED and entry.allow]
-
-
 def address_rows(entries: Iterable[AclEntry]) -> list[AddressRow]:
-    """TRUSTED_LOAD's insert loop: one row per cidr and port (port 0 when the ACL names none)."""
+    """TRUSTED_LOAD's insert loop: one row per cidr and port (harness.kazoo.acls.edge_sources)."""
     rows = []
-    for entry in trusted_entries(entries):
-        ip, _, mask = entry.cidr.partition("/")
-        token = f"{hashlib.sha1(entry.name.encode()).hexdigest()[:32]}@{entry.source}"
-        for port in entry.ports or (0,):
-            rows.append(AddressRow(ip_addr=ip, mask=int(mask or 32), port=port, tag=token))
+    for source in edge_sources(entries):
+        token = f"{hashlib.sha1(source.entry.name.encode()).hexdigest()[:32]}@{source.entry.source}"
+        rows.append(AddressRow(ip_addr=source.ip, mask=source.mask, port=source.port, tag=token))
     return rows
 
 

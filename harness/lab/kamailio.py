@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 import weakref
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -41,6 +42,8 @@ REQUIRED_MODULES = (
     "maxfwd",
     "sanity",
     "dispatcher",
+    "auth",
+    "async",
 )
 
 _MODULE_DIR_GLOBS = (
@@ -50,33 +53,132 @@ _MODULE_DIR_GLOBS = (
     "/usr/lib64/kamailio/modules",
 )
 
-# The script's log areas: "pipe" style writes "<callid>|<area>|message"; "dash" style writes
-# "<area> - message" and carries the Call-ID in Kamailio's log_prefix.
+# The script's log areas: "pipe" style (4.3) writes "<callid>|<area>|message"; "prefixed" style (5.x)
+# sets xlog's prefix "|<callid>|<file>:<line> (<route>) " and writes "end - " or "start - " where 5.x
+# does, nothing for the other areas.
 _AREAS = ("start", "log", "end", "failure")
+_PREFIXED_AREAS = {"start": "start - ", "log": "", "end": "end - ", "failure": ""}
 _PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
-LOG_STYLES = ("pipe", "dash")
+LOG_STYLES = ("pipe", "prefixed")
+# 5.x defs.cfg KZ_LOG_SCRIPT_PREFIX, as the port writes it for stock 5.6
+XLOG_PREFIX = "|$ci|$cfg(file):$cfg(line) ($(cfg(route){s.tolower})) "
+# The boolean fields of a style, each a #!define of the template (its upper-case name without "sbc_")
+STYLE_SWITCHES = (
+    "sbc_rewrites_604",
+    "sbc_challenges_untrusted",
+    "sbc_removes_initial_route",
+    "sbc_accepts_tcp_without_content_length",
+    "sbc_x_auth_for_authorized_only",
+    "sbc_drops_qnq_and_portsip_sdp",
+    "sbc_max_forwards_skips_options",
+    "sbc_relays_607",
+    "sbc_relays_media_407",
+)
+_DEFINES = {
+    "sbc_rewrites_604": "REWRITE_604",
+    "sbc_challenges_untrusted": "SBC_CHALLENGES_UNTRUSTED",
+    "sbc_removes_initial_route": "SBC_REMOVES_INITIAL_ROUTE",
+    "sbc_accepts_tcp_without_content_length": "SBC_ACCEPTS_TCP_WITHOUT_CL",
+    "sbc_x_auth_for_authorized_only": "SBC_X_AUTH_FOR_AUTHORIZED_ONLY",
+    "sbc_drops_qnq_and_portsip_sdp": "SBC_DROPS_QNQ_AND_PORTSIP_SDP",
+    "sbc_max_forwards_skips_options": "SBC_MAX_FORWARDS_SKIPS_OPTIONS",
+    "sbc_relays_607": "SBC_RELAYS_607",
+    "sbc_relays_media_407": "SBC_RELAYS_MEDIA_407",
+}
+
+# A trusted source: ip, mask bits, port (0: any), as the permissions address table holds it
+TrustedSource = tuple[str, int, int]
 
 
 class SbcStyle(Protocol):
     """What differs between the Kazoo releases this configuration imitates: a KazooRelease
-    (harness.kazoo.release) is one. This package names no release, so that the Kamailio image runs it
-    with the standard library alone (its entry point builds a :class:`LabStyle` from flags)."""
+    (harness.kazoo.release, whose fields say what each one means) is one. This package names no
+    release, so that the Kamailio image runs it with the standard library alone (its entry point builds
+    a :class:`LabStyle` from flags)."""
 
     @property
-    def kamailio_log_style(self) -> str: ...  # "pipe" (4.3) or "dash" (5.x)
+    def kamailio_log_style(self) -> str: ...  # "pipe" (4.3) or "prefixed" (5.x)
 
     @property
-    def sbc_rewrites_604(self) -> bool: ...  # the failure route turns reorder's 604 into 486
+    def sbc_rewrites_604(self) -> bool: ...
+
+    @property
+    def sbc_challenges_untrusted(self) -> bool: ...
+
+    @property
+    def sbc_removes_initial_route(self) -> bool: ...
+
+    @property
+    def sbc_accepts_tcp_without_content_length(self) -> bool: ...
+
+    @property
+    def sbc_x_auth_for_authorized_only(self) -> bool: ...
+
+    @property
+    def sbc_drops_qnq_and_portsip_sdp(self) -> bool: ...
+
+    @property
+    def sbc_max_forwards_skips_options(self) -> bool: ...
+
+    @property
+    def sbc_relays_607(self) -> bool: ...
+
+    @property
+    def sbc_relays_media_407(self) -> bool: ...
 
 
 @dataclass(frozen=True)
 class LabStyle:
-    kamailio_log_style: str
-    sbc_rewrites_604: bool
+    """An :class:`SbcStyle` from plain values (the Kamailio image's flags); the defaults are 4.3's."""
+
+    kamailio_log_style: str = "pipe"
+    sbc_rewrites_604: bool = False
+    sbc_challenges_untrusted: bool = False
+    sbc_removes_initial_route: bool = False
+    sbc_accepts_tcp_without_content_length: bool = False
+    sbc_x_auth_for_authorized_only: bool = False
+    sbc_drops_qnq_and_portsip_sdp: bool = False
+    sbc_max_forwards_skips_options: bool = False
+    sbc_relays_607: bool = False
+    sbc_relays_media_407: bool = True
 
     def __post_init__(self) -> None:
         if self.kamailio_log_style not in LOG_STYLES:
             raise ValueError(f"unknown log style {self.kamailio_log_style!r}; expected one of {LOG_STYLES}")
+
+
+def style_flags(style: SbcStyle) -> list[str]:
+    """The Kamailio image's flags for ``style``: ``--log-style S`` and one ``--SWITCH`` / ``--no-SWITCH``
+    per boolean (docker/lab_kamailio.py reads them back with :func:`style_from_flags`)."""
+    flags = ["--log-style", style.kamailio_log_style]
+    for name in STYLE_SWITCHES:
+        flags.append(f"--{name}" if getattr(style, name) else f"--no-{name}")
+    return flags
+
+
+def trusted_flags(trusted: Sequence[TrustedSource]) -> list[str]:
+    """``--trusted IP/MASK:PORT`` per source, for the Kamailio image."""
+    return [arg for ip, mask, port in trusted for arg in ("--trusted", f"{ip}/{mask}:{port}")]
+
+
+def parse_trusted(text: str) -> TrustedSource:
+    """``IP/MASK:PORT`` (the form :func:`trusted_flags` writes) as a TrustedSource."""
+    cidr, _, port = text.rpartition(":")
+    ip, _, mask = cidr.partition("/")
+    if not ip.startswith("127.") or not mask.isdigit() or not port.isdigit():
+        raise ValueError(f"expected a loopback IP/MASK:PORT, got {text!r}")
+    return ip, int(mask), int(port)
+
+
+def trusted_route(trusted: Sequence[TrustedSource]) -> str:
+    """The body of route[CLASSIFY_SOURCE]: FLAG_TRUSTED_SOURCE for each trusted source (port 0: any)."""
+    lines = []
+    for ip, mask, port in trusted:
+        if not ip.startswith("127."):
+            raise ValueError(f"trusted sources must be loopback addresses, got {ip}")
+        test = f"src_ip == {ip}/{mask}" + (f" && src_port == {port}" if port else "")
+        lines.append(f"\tif ({test}) {{ setflag(FLAG_TRUSTED_SOURCE); return; }}")
+    return "\n".join(lines) or "\treturn;"
 
 
 class KamailioError(RuntimeError):
@@ -161,27 +263,31 @@ def render_config(
     sanity_drops_request: bool,
     ping_interval: int = 1,
     hep: HepExport | None = None,
+    trusted: Sequence[TrustedSource] = (),
 ) -> str:
     """The template with every placeholder filled; raises KeyError for an unknown one."""
-    dash = style.kamailio_log_style == "dash"
-    defines = []
-    if style.sbc_rewrites_604:
-        defines.append("#!define REWRITE_604")
+    prefixed = style.kamailio_log_style == "prefixed"
+    defines = [f"#!define {_DEFINES[name]}" for name in STYLE_SWITCHES if getattr(style, name)]
+    if prefixed:
+        defines.append("#!define PREFIXED_LOG")
     if sanity_drops_request:
         defines.append("#!define SANITY_DROPS_REQUEST")
     if hep is not None:
         defines += hep.defines()
+    xlog_prefix = f'modparam("xlog", "prefix", "{XLOG_PREFIX}")\nmodparam("xlog", "prefix_mode", 1)'
     values = {
         "DEFINES": "\n".join(defines),
-        "LOG_PREFIX": 'log_prefix="{$mt $hdr(CSeq) $ci} "' if dash else "",
+        "XLOG_PREFIX": xlog_prefix if prefixed else "",
         "LISTEN_IP": listen_ip,
         "PORT": str(port),
         "MODULE_DIR": str(module_dir),
         "DISPATCHER_LIST": str(dispatcher_list),
         "PING_INTERVAL": str(ping_interval),
+        "TRUSTED": trusted_route(trusted),
+        "REPLY": "" if prefixed else "internal reply ",
     }
     for area in _AREAS:
-        values[area.upper()] = f"{area} - " if dash else f"$ci|{area}|"
+        values[area.upper()] = _PREFIXED_AREAS[area] if prefixed else f"$ci|{area}|"
     template = resources.files("harness.lab").joinpath("kamailio.cfg.tmpl").read_text()
     return _PLACEHOLDER.sub(lambda m: values[m.group(1)], template)
 
@@ -295,6 +401,7 @@ class LabKamailio:
         ready_timeout: float = 10.0,
         keep_workdir: bool = False,
         hep: HepExport | None = None,
+        trusted: Sequence[TrustedSource] = (),
     ) -> None:
         if not listen_ip.startswith("127."):
             raise ValueError(f"listen_ip must be a loopback address, got {listen_ip}")
@@ -304,6 +411,7 @@ class LabKamailio:
         self.port = port
         self.media = media
         self.style = style
+        self.trusted = tuple(trusted)
         self.sanity_drops_request = sanity_drops_request
         self.ping_interval = ping_interval
         self.ready_timeout = ready_timeout
@@ -365,6 +473,7 @@ class LabKamailio:
                 sanity_drops_request=self.sanity_drops_request,
                 ping_interval=self.ping_interval,
                 hep=self.hep,
+                trusted=self.trusted,
             )
         )
         binary = kamailio_binary()

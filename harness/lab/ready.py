@@ -17,11 +17,13 @@ Address = tuple[str, int]
 Readiness = Literal["answered", "exited", "timeout"]
 
 
-def options_probe(ip: str, port: int, local_port: int, *, who: str) -> bytes:
-    """One OPTIONS from ``ip:local_port`` to ``ip:port``; ``who`` names the prober in From and Call-ID."""
+def options_probe(ip: str, port: int, local_port: int, *, who: str, ruri_host: str | None = None) -> bytes:
+    """One OPTIONS from ``ip:local_port`` to ``ip:port``; ``who`` names the prober in From and Call-ID.
+    ``ruri_host`` puts a host name in the Request-URI instead of the IP (an SBC whose traffic filter
+    drops an untrusted request to an IP domain still answers it)."""
     tag = uuid.uuid4().hex
     return (
-        f"OPTIONS sip:{ip}:{port} SIP/2.0\r\n"
+        f"OPTIONS sip:{ruri_host or ip}:{port} SIP/2.0\r\n"
         f"Via: SIP/2.0/UDP {ip}:{local_port};branch=z9hG4bK{tag[:16]};rport\r\n"
         "Max-Forwards: 70\r\n"
         f"From: <sip:{who}@{ip}>;tag={tag[:8]}\r\n"
@@ -40,13 +42,14 @@ def wait_options_answer(
     exited: Callable[[], bool],
     want: bytes = b"SIP/2.0 ",
     probe_wait: float = 0.05,
+    ruri_host: str | None = None,
 ) -> Readiness:
     """Probe ``address`` until a reply starting with ``want`` comes (``answered``), ``exited()`` says the
     element is gone (``exited``) or ``deadline`` (time.monotonic()) passes (``timeout``)."""
     ip, port = address
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((ip, 0))
-        probe = options_probe(ip, port, int(sock.getsockname()[1]), who=who)
+        probe = options_probe(ip, port, int(sock.getsockname()[1]), who=who, ruri_host=ruri_host)
         while True:
             if exited():
                 return "exited"

@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 
 from harness.kazoo.release import KazooRelease
 from harness.model.pike import PikeSettings, PikeTree, Verdict
+from harness.model.sbc_lines import SCRIPT, Where
 
-# level, message, call id (None: a module line without the script prefix), area ("" = none)
-LineSink = Callable[[str, str, str | None, str], None]
+# level, message, call id (None: pike's own line, without the script's prefix), 4.3's area ("" = none),
+# and 5.x's xlog file/line/route
+LineSink = Callable[[str, str, str | None, str, Where | None], None]
 
 
 @dataclass(frozen=True)
@@ -40,16 +42,13 @@ class FloodRules:
 
     trusted_exempt: bool  # FLAG_TRUSTED_SOURCE / FLAG_INTERNALLY_SOURCED already set
     options_exempt: bool  # `if (is_method("OPTIONS")) return;`
-    allowed_area: str  # the area of the over-the-limit line when not dropping ("" = none)
 
 
 def flood_rules(release: KazooRelease) -> FloodRules:
-    """The release's route order (CLASSIFY_SOURCE first or not), its role file's OPTIONS return, and its
-    script-line style: 4.3's `$ci|allowed|...`, 5.x's line written bare."""
+    """The release's route order (CLASSIFY_SOURCE first or not) and its role file's OPTIONS return."""
     return FloodRules(
-        trusted_exempt=release.flood_roles_after_classify,
+        trusted_exempt=release.sbc_filters_exempt_trusted,
         options_exempt=release.antiflood_skips_options,
-        allowed_area="allowed" if release.kamailio_log_style == "pipe" else "",
     )
 
 
@@ -83,7 +82,7 @@ class AntifloodRole:
         self.pike = PikeTree(self.settings.pike, start=start, log=self._pike_line)
 
     def _pike_line(self, text: str) -> None:
-        self._log("warning", text, None, "")  # pike_log_level L_WARN, from the module, not the script
+        self._log("warning", text, None, "", None)  # pike_log_level L_WARN, from the module
 
     def tick(self, now: float) -> None:
         """Run pike's timers up to ``now`` (so UNBLOCK lines are written while nobody sends)."""
@@ -99,14 +98,16 @@ class AntifloodRole:
             return False
         if not self.pike.check(request.source_ip, now).blocked:
             return False
-        source = f"{request.source_ip}:{request.source_port}"
-        if self.settings.rate_drop:
-            message = f"dropping request from {request.from_uri} due to rate of requests with source {source}"
-            self._log("warning", message, request.call_id, "end")
-            return True
-        message = f"request from {request.from_uri} exceeded rate of requests with source {source}"
-        self._log("warning", message, request.call_id, self.rules.allowed_area)
-        return False
+        self._line("flood" if self.settings.rate_drop else "flood_allowed", request)
+        return self.settings.rate_drop
+
+    def _line(self, key: str, request: FloodRequest) -> None:
+        """The role's xlog line as the release writes it (harness.model.sbc_lines)."""
+        line = SCRIPT[key]
+        text = line.text(self.release)
+        if text is not None:
+            values = {"from_uri": request.from_uri, "ip": request.source_ip, "port": request.source_port}
+            self._log(line.level, text.format(**values), request.call_id, line.area_43, line.where_5x)
 
 
 __all__ = ["AntifloodRole", "AntifloodSettings", "FloodRequest", "FloodRules", "Verdict", "flood_rules"]

@@ -81,12 +81,37 @@ class LogBus:
         return record
 
     def kamailio(
-        self, level: Level, message: str, call_id: str | None = None, area: str = "end"
+        self,
+        level: Level,
+        message: str,
+        call_id: str | None = None,
+        area: str = "end",
+        *,
+        where: tuple[str, int, str] | None = None,
     ) -> LogRecord:
+        """A line of the routing script (``where``: the xlog's file, line and route, which 5.x's prefix
+        shows; harness.model.sbc_lines)."""
         now = time.time()
-        text = kamailio_line(self.kamailio_style, level, message, call_id, area, pid=self._pid)
+        text = kamailio_line(self.kamailio_style, level, message, call_id, area, pid=self._pid, where=where)
+        file, line = (where[0], where[1]) if where is not None else ("script", None)
+        record = LogRecord("kamailio", normalize_level(level), text, call_id, file, line, None, now, message)
+        self._emit(record)
+        return record
+
+    def kamailio_core(self, level: Level, text: str, message: str) -> LogRecord:
+        """A line of Kamailio's core or of a module (``text`` already formatted, without the stderr
+        head; harness.model.sbc_lines.CORE): no Call-ID, the same in every release."""
+        now = time.time()
         record = LogRecord(
-            "kamailio", normalize_level(level), text, call_id, "script", None, None, now, message
+            "kamailio",
+            normalize_level(level),
+            f" 0({self._pid}) {text}",
+            None,
+            "core",
+            None,
+            None,
+            now,
+            message,
         )
         self._emit(record)
         return record

@@ -103,30 +103,39 @@ class _Counters:
             self._stamp = stamp
 
 
+DO_DOS_PREVENTION_5X = 194  # where route[DO_DOS_PREVENTION] begins in 5.x's rate-limiter-role.cfg
+# 5.x's rate-limiter-role.cfg: the line of each `DB=>HASH` xlog, by the hash key it logs
+HASH_LINES_5X = {
+    "lrpm_realm": 123, "lrps_realm": 127, "ltpm_realm": 131, "ltps_realm": 135,
+    "lrpm_device": 139, "lrps_device": 143, "ltpm_device": 147, "ltps_device": 151,
+}  # fmt: skip
+
+
 class RateLimiterRole:
     def __init__(
         self, release: KazooRelease, log: LineSink, frontier: Frontier, *, start: float = 0.0
     ) -> None:
         self.release = release
-        self.trusted_exempt = release.flood_roles_after_classify  # the same place in the route
+        self.trusted_exempt = release.sbc_filters_exempt_trusted  # the same place in the route
         self._log = log
         self._frontier = frontier
         self._limits = _Limits(start)
         self._counters = _Counters()
 
-    def _line(self, level: str, area: str, text_43: str, text_5: str, call_id: str) -> None:
-        """The role's xlog line in the release's script-line style: the "pipe" script (4.3) writes
-        `$ci|<area>| <text>`; the "dash" one (5.x, the Call-ID in Kamailio's log_prefix) rewrote each
-        line bare, with its own wording."""
+    def _line(self, level: str, area: str, text_43: str, text_5: str, call_id: str, at: int) -> None:
+        """The role's xlog line in the release's script-line style: 4.3 writes `$ci|<area>| <text>`;
+        5.x rewrote each line with its own wording, behind xlog's prefix naming ``at``, the line of
+        its xlog in 5.x's rate-limiter-role.cfg (route DO_DOS_PREVENTION from line 194 on)."""
         if self.release.kamailio_log_style == "pipe":
-            self._log(level, text_43, call_id, area)
+            self._log(level, text_43, call_id, area, None)
         else:
-            self._log(level, text_5, call_id, "")
+            route = "do_dos_prevention" if at >= DO_DOS_PREVENTION_5X else "dos_prevention"
+            self._log(level, text_5, call_id, "", ("rate-limiter-role.cfg", at, route))
 
     def check(self, r: LimitedRequest, now: float) -> Decision:
         """route[DOS_PREVENTION] for a request at wall time ``now``."""
         if self.trusted_exempt and (r.internal or r.trusted):
-            self._line("debug", "", "", f"trusted source IP({r.source_ip}) ignoring", r.call_id)
+            self._line("debug", "", "", f"trusted source IP({r.source_ip}) ignoring", r.call_id, 18)
             return Decision()
         m, fu, fd, td, cid = r.method, r.from_user, r.from_domain, r.to_domain, r.call_id
         personal = m in PERSONAL_METHODS
@@ -140,7 +149,7 @@ class RateLimiterRole:
         realm = td if ip_from else fd
         fixup = f" Fixup for {m} method with IP in from URI: use to-domain"
         if ip_from:
-            self._line("warning", "RL-realm log", fixup, fixup, cid)
+            self._line("warning", "RL-realm log", fixup, fixup, cid, 42)
         device = f"{fu}@{realm}"
         keys |= {"ltpm_realm": f"{realm}/TOTAL/min", "ltps_realm": f"{realm}/TOTAL/sec",
                  "ltpm_device": f"{device}/TOTAL/min", "ltps_device": f"{device}/TOTAL/sec"}  # fmt: skip
@@ -149,27 +158,27 @@ class RateLimiterRole:
         def missing(*names: str) -> bool:
             return any(limits.get(keys[name], now) == MISSING for name in names)
 
-        def cant_find(area: str, text_5: str) -> None:
-            self._line("info", area, f" Can't find HASHed rate for {entity} with {m} method", text_5, cid)
+        def cant_find(area: str, text_5: str, at: int) -> None:
+            self._line("info", area, f" Can't find HASHed rate for {entity} with {m} method", text_5, cid, at)
 
         realm_request = personal and missing("lrpm_realm", "lrps_realm")
         if realm_request:
-            cant_find("RL-realm log", f"can't find HASHed rate for {entity} with {m} method")
+            cant_find("RL-realm log", f"can't find HASHed rate for {entity} with {m} method", 60)
         realm_total = missing("ltpm_realm", "ltps_realm")
         if realm_total:
-            cant_find("RL-realm log", f"can't find HASHed rate for {entity} with {m} method")
+            cant_find("RL-realm log", f"can't find HASHed rate for {entity} with {m} method", 67)
         device_request = device_total = False
         if fu:
             if ip_from:
                 lower = f"fixup for {m} method with IP in from URI: use to-domain"
-                self._line("warning", "RL-realm log", fixup, lower, cid)
+                self._line("warning", "RL-realm log", fixup, lower, cid, 73)
             entity = f"{fu}@{realm}"
             device_request = personal and missing("lrpm_device", "lrps_device")
             if device_request:
-                cant_find("RL-device log", f"can't find HASHed rate for {entity} with {m} method")
+                cant_find("RL-device log", f"can't find HASHed rate for {entity} with {m} method", 83)
             device_total = missing("ltpm_device", "ltps_device")
             if device_total:
-                cant_find("RL-device log", f" can't find HASHed rate for {entity} with {m} method")
+                cant_find("RL-device log", f" can't find HASHed rate for {entity} with {m} method", 89)
         if personal and ((device_request and device_total) or (realm_request and realm_total)):
             method_key, method_value = "Method-List", f'["{m}", "TOTAL"]'
         replies: list[tuple[int, str]] = []
@@ -179,26 +188,26 @@ class RateLimiterRole:
                 f'{{"Entity" : "{entity}", "{method_key}" : {method_value}, "Event-Category" : '
                 f'"rate_limit", "Event-Name" : "query", "With-Realm" : {with_realm}}}'
             )
-            self._line("info", "RL log", f" Query: {query}", f"query: {query}", cid)
+            self._line("info", "RL log", f" Query: {query}", f"query: {query}", cid, 107)
             replies.append(QUERY_PROVISIONAL)
             answer = self._frontier(json.loads(query))
             if answer is None:
                 text = f" {m} DB unreachable for entity: {entity}"
-                self._line("error", "RL log", text, text, cid)
+                self._line("error", "RL log", text, text, cid, 154)
                 return Decision(tuple(replies))
             text = json.dumps(answer, separators=(",", ":"))
-            self._line("info", "RL log", f" Response: {text}", f"response: {text}", cid)
+            self._line("info", "RL log", f" Response: {text}", f"response: {text}", cid, 110)
             self._store(answer, keys, m, cid, now)
         # the realm, then the device
         entity, entity_type = realm, "realm"
         if ip_from:
-            self._line("warning", "RL-device log", fixup, fixup, cid)
+            self._line("warning", "RL-device log", fixup, fixup, cid, 160)
         decision = self._count(r, entity, entity_type, keys, "realm", now, replies)
         if decision.rejected or not fu:
             return decision
         entity, entity_type = f"{fu}@{realm}", "device"
         if ip_from:
-            self._line("warning", "RL-device log", fixup, fixup, cid)
+            self._line("warning", "RL-device log", fixup, fixup, cid, 178)
         return self._count(r, entity, entity_type, keys, "device", now, replies)
 
     def _store(self, answer: dict[str, Any], keys: dict[str, str], m: str, cid: str, now: float) -> None:
@@ -215,7 +224,7 @@ class RateLimiterRole:
                     limit = int(value)
                     self._limits.set(keys[name], limit, now)
                     text = f" {m} DB=>HASH for {keys[name]}={limit}"
-                    self._line("info", area, text, text, cid)
+                    self._line("info", area, text, text, cid, HASH_LINES_5X[name])
 
     def _count(
         self,
@@ -237,23 +246,23 @@ class RateLimiterRole:
         lt = {span: self._limits.get(keys[f"ltp{span}_{suffix}"], now) for span in ("m", "s")}
         rpm, rps = f"{entity}:{m}:min:{minute}", f"{entity}:{m}:sec:{second}"
         tpm, tps = f"{entity}:TOTAL:min:{minute}", f"{entity}:TOTAL:sec:{second}"
-        checks: list[tuple[str, int, str]] = []
+        checks: list[tuple[str, int, str, int]] = []  # key, limit, what, 5.x's line
         if personal:
             lr = {span: self._limits.get(keys[f"lrp{span}_{suffix}"], now) for span in ("m", "s")}
-            for key, limit in ((rpm, lr["m"]), (rps, lr["s"])):
+            for key, limit, at in ((rpm, lr["m"], 206), (rps, lr["s"], 207)):
                 text = f" L/C for {key} = {limit}/{counters.get(key)}"
-                self._line("info", area, text, text, cid)
-            checks += [(rps, lr["s"], m), (rpm, lr["m"], m)]
-        for key, limit in ((tpm, lt["m"]), (tps, lt["s"])):
+                self._line("info", area, text, text, cid, at)
+            checks += [(rps, lr["s"], m, 226), (rpm, lr["m"], m, 231)]
+        for key, limit, at in ((tpm, lt["m"], 210), (tps, lt["s"], 211)):
             text = f" L/C for {key} = {limit}/{counters.get(key)}"
-            self._line("info", area, text, text, cid)
-        checks += [(tps, lt["s"], f"TOTAL({m})"), (tpm, lt["m"], f"TOTAL({m})")]
+            self._line("info", area, text, text, cid, at)
+        checks += [(tps, lt["s"], f"TOTAL({m})", 241), (tpm, lt["m"], f"TOTAL({m})", 250)]
         for key in (rpm, rps, tpm, tps) if personal else (tpm, tps):
             counters.increment(key)
-        for key, limit, what in checks:
+        for key, limit, what, at in checks:
             if counters.get(key) > limit:
                 replies.append((RATE_LIMIT_CODE, RATE_LIMIT_MESSAGE))
                 text = f" Out of {what} {key} rate limits: {counters.get(key)} > {limit})"
-                self._line("info", area, text, text, cid)
+                self._line("info", area, text, text, cid, at)
                 return Decision(tuple(replies), rejected=True)
         return Decision(tuple(replies))

@@ -1,16 +1,21 @@
 """The SBC role: Kazoo's Kamailio in front of the media role.
 
-Per request, in the order Kazoo's default.cfg / sanity.cfg apply them: core parsing, Via, a second To,
-scanner User-Agents, sanity checks, Max-Forwards, OPTIONS, the optional roles, pre-loaded routes; then
-an INVITE gets ``100 Attempting to connect your call``, loses every ``X-`` header, gains
-``X-AUTH-IP``/``X-AUTH-PORT`` and is relayed over UDP to the dispatcher (the media role). Final answers
-coming back go through the INTERNAL_FAULT failure route (:func:`rewrite_failure`). Nothing that
-arrives can make this role raise: every handler logs and carries on.
+Per request, in the order Kamailio 5.6's core and Kazoo's default.cfg / sanity.cfg apply them: core
+parsing (a second To, a missing From/To/Call-ID/CSeq or Via, a version other than SIP/2.0 never reach
+the script), sanity checks, Max-Forwards, scanner User-Agents, the optional roles, OPTIONS, 5.x's
+authorization (an untrusted INVITE is challenged by Kamailio itself), pre-loaded routes; then an INVITE
+gets ``100 Attempting to connect your call``, its X- headers are replaced by ``X-AUTH-IP``/``X-AUTH-PORT``
+as the release does it, and it is relayed over UDP to the dispatcher (the media role). Final answers
+coming back go through the INTERNAL_FAULT failure route (:func:`rewrite_failure`). What differs between
+releases is a field of harness.kazoo.release.KazooRelease; every line is written as the release's own
+configuration writes it (harness.model.sbc_lines). Nothing that arrives can make this role raise: every
+handler logs and carries on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import ipaddress
 import logging
@@ -18,8 +23,9 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import cast
 
-from harness.kazoo.acls import TRUSTED, AclLists, entries_from_store
+from harness.kazoo.acls import EdgeSource, edge_sources, edge_trusts, entries_from_store
 from harness.kazoo.frontier import rate_limits_answer
 from harness.kazoo.logformat import KAMAILIO_NULL
 from harness.kazoo.release import DEFAULTS, KazooRelease
@@ -33,13 +39,14 @@ from harness.model.kamailio_parse import (
 )
 from harness.model.logbus import LogBus
 from harness.model.rate_limiter import LimitedRequest, RateLimiterRole
+from harness.model.sbc_lines import CORE, PROTO_NUMBERS, SCRIPT, Where
 from harness.model.store import DocumentStore
 from harness.model.timers import Deadline, DeadlineQueue
 from harness.model.transport import Address, ReplyPath, SipListener, UdpSocket
-from harness.sip.digest import make_challenge_value, verify
+from harness.sip.digest import make_challenge_value
 from harness.sip.errors import SipParseError
 from harness.sip.framing import FramingError
-from harness.sip.headers import parse_challenge, parse_via
+from harness.sip.headers import parse_via
 from harness.sip.message import Request, Response, encode, parse_message
 from harness.sip.response import render_response
 from harness.sip.uri import host_is_ip, parse_uri
@@ -50,19 +57,34 @@ MAX_STREAM_MESSAGE = 80_000  # Kamailio tcp buffer: "buffer overrun, dropping"
 MAX_FORWARDS_DEFAULT = 10
 MAX_FORWARDS_LIMIT = 50
 SCANNERS_EQUAL = ("friendly-scanner", "sundayddr", "pplsip")
-SCANNERS_CONTAINING = ("NiceGuy", "PortSIP", "sipcli", "QNQ")
+SCANNERS_CONTAINING = ("NiceGuy", "PortSIP", "sipcli")
+SCANNERS_CONTAINING_5X = ("QNQ",)  # 5.x sanity.cfg adds it
 ROLE_SWITCHES = ("traffic_filter", "antiflood", "acl", "rate_limiter", "authorization")
 PIKE_TIMER = 1.0  # pike's timers run every tick: UNBLOCK lines are written while nobody sends
 PORTSIP_SESSION = re.compile(rb"^s=portsip\.com\r?$", re.M)
 TRANSACTION_LINGER = 32.0  # answer retransmissions this long after the final
 TRANSACTION_MAX = 180.0  # past Kamailio's 120 s INVITE timer
 PROBE_TIMEOUT = 1.0  # the dispatcher's verdict when the media role stays silent
+# 5.x authorization.cfg: the methods Kamailio authorizes (challenges when the source is not trusted)
+AUTHORIZED_METHODS = ("INVITE", "REFER", "MESSAGE", "NOTIFY", "SUBSCRIBE", "PUBLISH")
+# 5.x: AUTHORIZATION_QUERY_TIMEOUT_MS (authorization.cfg:21); the kazoo module ends the query on its
+# own timer, so the running 5.x configuration answers the retry 2.0-2.6 s after it
+AUTH_QUERY_TIMEOUT = 2.5
+# 4.3's AUTHORIZATION_ROLE (authorization-role.cfg): unregistered senders of these get 503
+NOT_REGISTERED_METHODS = ("MESSAGE", "NOTIFY", "SUBSCRIBE", "PUBLISH")
+# 5.x default.cfg REMOVE_RESERVED_HEADERS (defs.cfg KZ_RESERVED_HEADERS)
+RESERVED_HEADERS = re.compile(r"^(X-AUTH|X-KAZOO|X-FS-|Referred-By)", re.I)
+# the dispatcher groups the 480's line names (5.x prints them): primary and backup media servers
+PRIMARY_GROUP, BACKUP_GROUP = 1, 2
 
 
-def is_scanner(user_agent: str | None) -> bool:
+def is_scanner(user_agent: str | None, release: KazooRelease | None = None) -> bool:
     if not user_agent:
         return False
-    return user_agent in SCANNERS_EQUAL or any(word in user_agent for word in SCANNERS_CONTAINING)
+    containing: tuple[str, ...] = SCANNERS_CONTAINING
+    if release is not None and release.sbc_drops_qnq_and_portsip_sdp:
+        containing += SCANNERS_CONTAINING_5X
+    return user_agent in SCANNERS_EQUAL or any(word in user_agent for word in containing)
 
 
 def sanity_failure(request: Request, proto: str) -> str | None:
@@ -102,14 +124,17 @@ def sanity_failure(request: Request, proto: str) -> str | None:
     return None
 
 
+LineRef = tuple[str, Mapping[str, object]]  # a key of harness.model.sbc_lines.SCRIPT and its values
+
+
 @dataclass(frozen=True)
 class FailureVerdict:
-    """What the failure route makes of a media-role final answer: the caller's code and reason, and
-    the line it logs as (level, area, message) or None."""
+    """What the failure route makes of a media-role final answer: the caller's code and reason, and the
+    lines it logs (keys of harness.model.sbc_lines.SCRIPT with their values, in order)."""
 
     code: int
     reason: str
-    log: tuple[str, str, str] | None = None
+    lines: tuple[LineRef, ...] = ()
 
 
 def rewrite_failure(
@@ -120,45 +145,80 @@ def rewrite_failure(
     *,
     cancelled: bool = False,
     media_uri: str = "",
+    source_ip: str = "",
 ) -> FailureVerdict:
     """default.cfg failure_route[INTERNAL_FAULT] for an initial INVITE, branch by branch in its order.
 
     ``session_progress``: a 180, 183 or 200 was relayed (FLAG_SESSION_PROGRESS). Where the release's
     failure route rewrites it (``sbc_rewrites_604``, 5.x), reorder's 604 becomes 486 Unable to Comply;
-    a 480 after progress becomes 603 Endpoint Not Available (kazoo-behaviour.md; some default.cfg
-    versions send 486 there)."""
+    a 480 after progress becomes 603 Endpoint Not Available (OVERRIDE_MEDIA_REPLY_480, both releases).
+    With one media server, the dispatcher's "next route" and "next zone" find nothing."""
+    said = {"code": code, "reason": reason}
     if code < 300 or cancelled:
         return FailureVerdict(code, reason)
-    if code == 407:
-        return FailureVerdict(
-            code, reason, ("info", "log", f"media {media_uri} challenged the invite, creating redirect")
-        )
-    if 600 <= code <= 699 and code not in (600, 603, 604, 606):
+    if code == 407 and release.sbc_relays_media_407:
+        return FailureVerdict(code, reason, (("media_challenged", {"uri": media_uri}),))
+    kept_6xx = (600, 603, 604, 606, 607) if release.sbc_relays_607 else (600, 603, 604, 606)
+    if 600 <= code <= 699 and code not in kept_6xx:
         new_code = code - 200
-        return FailureVerdict(
-            new_code, reason, ("info", "failure", f"sending {code} reply as {new_code} {reason}")
-        )
-    if code == 604 and release.sbc_rewrites_604:
-        return FailureVerdict(486, "Unable to Comply")
+        return FailureVerdict(new_code, reason, (("sending_6xx", {**said, "new_code": new_code}),))
     if "call barred" in reason:
-        return FailureVerdict(code, reason, ("info", "failure", "ignoring call barred"))
+        return FailureVerdict(code, reason, (("call_barred", {}),))
     if session_progress:
         if code == 480:
             return FailureVerdict(
-                603, "Endpoint Not Available", ("info", "failure", "overriding reply code 480")
+                603, "Endpoint Not Available", (("after_progress", {}), ("override_480", {"code": 603}))
             )
-        return FailureVerdict(code, reason, ("info", "failure", "ignoring failure after session progress"))
+        return FailureVerdict(code, reason, (("after_progress", {}),))
     if code == 403 and reason == "Forbidden":
-        return FailureVerdict(code, reason, ("warning", "failure", "Failed auth from IP {source_ip}"))
+        return FailureVerdict(code, reason, (("failed_auth", {"ip": source_ip}),))
     if code in (401, 486):
-        return FailureVerdict(code, reason, ("info", "failure", f"auth reply {code} {reason}"))
+        return FailureVerdict(code, reason, (("auth_reply", said),))
     if code == 402:
-        return FailureVerdict(
-            486, "Insufficient Funds", ("info", "failure", "overriding reply code 402 with 486")
-        )
+        return FailureVerdict(486, "Insufficient Funds", (("override_402", {}),))
     if 400 <= code <= 599:
-        return FailureVerdict(486, "Unable to Comply", ("info", "failure", f"internal reply {code} {reason}"))
-    return FailureVerdict(code, reason)
+        return FailureVerdict(486, "Unable to Comply", (("internal_reply", said),))
+    if code == 604 and release.sbc_rewrites_604:
+        unable = {"code": 486, "reason": "Unable to Comply"}
+        return FailureVerdict(486, "Unable to Comply", (("reply_604", said), ("override_604", unable)))
+    return FailureVerdict(code, reason, (("reply_604" if code == 604 else "reply_other", said),))
+
+
+def _from_uri(request: Request) -> str:
+    """$fu: the From header's URI."""
+    try:
+        return str(request.from_.uri)
+    except SipParseError:
+        return KAMAILIO_NULL
+
+
+REQUIRED_HEADERS = ("from", "to", "call-id", "cseq")  # what receive_msg() parses before the script
+_COMPACT = {"f": "from", "t": "to", "i": "call-id"}
+
+
+def _duplicate_required(request: Request) -> tuple[str, str | None]:
+    """The first of From, To, Call-ID, CSeq that appears twice, and who meets its second one: "core"
+    when it comes before the last of the four (receive_msg() parses up to there and refuses it),
+    "sanity" after them (its parse of every header fails); ("", None) without one."""
+    seen: set[str] = set()
+    for header in request.headers:
+        name = _COMPACT.get(header.name.lower(), header.name.lower())
+        if name not in REQUIRED_HEADERS:
+            continue
+        if name in seen:
+            return name, "sanity" if seen >= set(REQUIRED_HEADERS) else "core"
+        seen.add(name)
+    return "", None
+
+
+_WRITTEN = {"from": rb"From|f", "to": rb"To|t", "call-id": rb"Call-ID|i", "cseq": rb"CSeq"}
+
+
+def _second_header(data: bytes, name: str) -> str:
+    """What Kamailio's parser prints of a duplicate header: 100 bytes from its second occurrence on."""
+    starts = [m.start() + 1 for m in re.finditer(rb"\n(?:" + _WRITTEN[name] + rb")[ \t]*:", data, re.I)]
+    begin = starts[1] if len(starts) > 1 else 0
+    return data[begin : begin + 100].decode("utf-8", "replace").replace("\r\n", "\n")
 
 
 def realm_acls(store: DocumentStore, realm: str) -> Mapping[str, object] | None:
@@ -202,7 +262,7 @@ class _Relayed:
     request: Request
     path: ReplyPath
     branch: str  # the SBC's branch for it
-    max_forwards: str  # the value to relay; "" when it had none (10 is added)
+    max_forwards: str | None  # the value to relay; "" when it had none (10 is added); None: as it came
 
 
 @dataclass
@@ -234,6 +294,7 @@ class SbcRole:
         sanity_drops_request: bool = True,
         switches: Mapping[str, bool] | None = None,
         probe_timeout: float = PROBE_TIMEOUT,
+        auth_query_timeout: float = AUTH_QUERY_TIMEOUT,
         clock: Clock = SYSTEM_CLOCK,
         antiflood: AntifloodSettings | None = None,
     ) -> None:
@@ -246,23 +307,26 @@ class SbcRole:
         self.sanity_drops_request = sanity_drops_request
         self.switches = {name: False for name in ROLE_SWITCHES} | dict(switches or {})
         self.probe_timeout = probe_timeout
+        self.auth_query_timeout = auth_query_timeout
         self.listener = SipListener(
             host,
             port,
             self._on_message,
             max_stream_message=MAX_STREAM_MESSAGE,
             on_framing_error=self._on_framing,
+            accept_no_content_length=release.sbc_accepts_tcp_without_content_length,
             before_send=bus.flush,
         )
         self.transactions: dict[tuple[str, str], Transaction] = {}
-        self.acls = AclLists()
+        self.trusted_sources: list[EdgeSource] = []
         self._relay: UdpSocket | None = None  # towards the dispatcher: connected, so ICMP is reported
         self._relay_address: Address = (host, 0)
+        self._auth_queries: set[asyncio.TimerHandle] = set()
         self.clock = clock
-        self.antiflood = AntifloodRole(release, self._log, settings=antiflood, start=clock.monotonic())
+        self.antiflood = AntifloodRole(release, self._role_line, settings=antiflood, start=clock.monotonic())
         reader = store.reader()
         self.rate_limiter = RateLimiterRole(
-            release, self._log, lambda query: rate_limits_answer(reader, query), start=clock.time()
+            release, self._role_line, lambda query: rate_limits_answer(reader, query), start=clock.time()
         )
         self._pike_timer: asyncio.TimerHandle | None = None
         self._probes: DeadlineQueue[Transaction] = DeadlineQueue(probe_timeout, self._probe_expired)
@@ -299,30 +363,52 @@ class SbcRole:
             self._relay.close()
         for queue in (self._probes, self._lingering, self._bounded):
             queue.close()
+        for query in self._auth_queries:
+            query.cancel()
 
     def reload_acl(self) -> None:
-        """The trusted list the optional roles consult: ecallmgr's, for the same node as FreeSWITCH."""
-        self.acls = AclLists.build(entries_from_store(self.store, self.node))
+        """The trusted sources (Kamailio's permissions address table): the rows ecallmgr's edge ACLs give
+        for the same node as FreeSWITCH's (harness.kazoo.acls.edge_sources)."""
+        self.trusted_sources = edge_sources(entries_from_store(self.store, self.node))
 
     def _trusted(self, ip: str, port: int) -> bool:
-        try:
-            return self.acls.check(TRUSTED, ip, port) is not None
-        except ValueError:
-            return False
+        return edge_trusts(self.trusted_sources, ip, port)
 
     # ------------------------------------------------------------------ logging helpers
-    def _log(self, level: str, message: str, call_id: str | None, area: str = "end") -> None:
-        """A Kamailio line: ``area`` "" for one without the script's prefix (a module's). Kazoo runs
-        Kamailio at ``debug = KAZOO_LOG_LEVEL`` (defs.cfg: L_INFO): L_DBG lines are not written."""
-        if level != "debug":
-            self.bus.kamailio(level, message, call_id, area)
+    def _line(self, key: str, call_id: str | None, **values: object) -> None:
+        """A line of the routing script, as the release writes it (harness.model.sbc_lines.SCRIPT);
+        nothing where the release does not write it."""
+        line = SCRIPT[key]
+        text = line.text(self.release)
+        if text is not None:
+            self.bus.kamailio(line.level, text.format(**values), call_id, line.area_43, where=line.where_5x)
+
+    def _role_line(
+        self, level: str, message: str, call_id: str | None, area: str, where: Where | None = None
+    ) -> None:
+        """A line of the antiflood or rate-limiter role (harness.model.antiflood, rate_limiter): a script
+        line at ``where`` (5.x's prefix) with ``area`` (4.3's), or pike's own (no Call-ID, no area).
+        Kazoo runs Kamailio at ``debug = KAZOO_LOG_LEVEL`` (defs.cfg: L_INFO): L_DBG is not written."""
+        if level == "debug":
+            return
+        if call_id is None and not area:
+            key = "pike_unblock" if "UNBLOCK" in message else "pike_block"
+            self.bus.kamailio_core(level, CORE[key].render(text=message), message)
+            return
+        self.bus.kamailio(level, message, call_id, area, where=where)
+
+    def _core(self, key: str, **values: object) -> None:
+        """A line of Kamailio's core or of a module (harness.model.sbc_lines.CORE)."""
+        line = CORE[key]
+        self.bus.kamailio_core(line.level, line.render(**values), line.text.format(**values))
 
     # ------------------------------------------------------------------ client side
     def _on_framing(self, error: FramingError, peer: Address) -> None:
+        ip, port = peer
         if error.reason == "too-large":
-            self._log("error", "buffer overrun, dropping", None)
+            self._core("buffer_overrun", ip=ip, port=port, local_port=self.address[1])
         else:
-            self._log("error", "content length not present or unparsable", None)
+            self._core("bad_length")
 
     def _on_message(self, data: bytes, path: ReplyPath) -> None:
         try:
@@ -340,35 +426,54 @@ class SbcRole:
         except SipParseError:
             vias = None
         if message is None or vias is None:
-            self._log("error", f"core parsing of SIP message failed ({ip}:{port}/{path.proto})", None)
+            self._core("core_parse_failed", ip=ip, port=port, proto=PROTO_NUMBERS.get(path.proto, 0))
             path.close()  # Kamailio's TCP reader gives up on the connection; no-op over UDP
             return
         request = message
-        call_id = request.get("call-id") or KAMAILIO_NULL  # what the script's $ci prints
+        if request.version != "SIP/2.0":
+            return  # not SIP to the core: dropped before the script, without a line at L_INFO
+        # receive_msg()'s own refusals, before the script: an error, so the TCP reader closes too
         if not vias:
-            self._log("error", "no via found in request", None)  # core, before the script: no $ci
+            self._core("no_via")
+            path.close()
             return
-        if len(request.all("to")) > 1:
-            self._log("error", "second To header not null - dropping message", None)
+        duplicate, who = _duplicate_required(request)
+        if who == "core":  # the parser refuses a second From/To/Call-ID/CSeq: the script never sees it
+            self._core(f"duplicate_{duplicate}", header=_second_header(data, duplicate))
+            self._core("relevant_headers")
+            self._core("required_headers")
+            path.close()
             return
+        if not all(request.has(name) for name in REQUIRED_HEADERS):
+            self._core("required_headers")  # the core's check, before sanity.cfg can see it
+            path.close()
+            return
+        call_id = request.get("call-id") or KAMAILIO_NULL  # what the script's $ci prints
+        if who == "sanity":
+            # after the four the core parses: the script's $(hdr(To)[1]) then sanity's full parse fail
+            header = _second_header(data, duplicate)
+            for key in (f"duplicate_{duplicate}", "pv_headers", f"duplicate_{duplicate}", "sanity_headers"):
+                self._core(key, header=header)
+            self._insane(request, path, call_id)
+            return
+        if self.release.sbc_filters_exempt_trusted and self._bad_ruri(request):
+            # 5.x classifies the source first: is_myself($ou) parses the R-URI before sanity runs
+            self._core("bad_ruri", uri=request.uri_text)
         # sanity.cfg route[SANITY_CHECK]: sanity, Max-Forwards, scanners, in that order
-        insane = sanity_failure(request, path.proto)
-        if insane is not None:
-            if self.sanity_drops_request:
-                self._log("warning", f"dropping insane message from {ip}:{port}", call_id)
-            else:
-                self._log("warning", f"insane message from {ip}:{port}", call_id)
-                path.respond(request, 400, "Bad Request")
+        if sanity_failure(request, path.proto) is not None:
+            self._insane(request, path, call_id)
             return
-        max_forwards = self._max_forwards(request, path, call_id)
-        if max_forwards is None:
-            return
+        max_forwards: str | None = None  # not checked (5.x's OPTIONS): relayed as it came
+        if request.method != "OPTIONS" or not self.release.sbc_max_forwards_skips_options:
+            max_forwards = self._max_forwards(request, path, call_id)
+            if max_forwards is None:
+                return
         user_agent = request.user_agent
-        if is_scanner(user_agent):
-            self._log("warning", f"dropping message with user-agent {user_agent} from {ip}:{port}", call_id)
+        if is_scanner(user_agent, self.release):
+            self._line("scanner", call_id, ua=user_agent, ip=ip, port=port)
             return
-        if PORTSIP_SESSION.search(request.body):
-            self._log("warning", "dropping message with 's=portsip.com' string in SDP", call_id)
+        if self.release.sbc_drops_qnq_and_portsip_sdp and PORTSIP_SESSION.search(request.body):
+            self._line("portsip_sdp", call_id, sdp_line="s=portsip.com", ip=ip, port=port)
             return
         branch = self._branch_for(request, path)
         if request.method != "ACK" and self._retransmission(request, path, branch):
@@ -382,7 +487,12 @@ class SbcRole:
         if request.method == "OPTIONS":
             path.respond(request, 200, "Rawr!!")
             return
+        if self._not_registered(request, path, call_id):
+            return
         if self._authorization_stop(request, path, call_id):
+            return
+        if request.method == "MESSAGE":  # default.cfg without the MESSAGE_ROLE, in- or out-of-dialog
+            path.respond(request, 405, "Method Not Allowed")
             return
         relay = _Relayed(request, path, branch, max_forwards)
         if self._has_to_tag(request):  # in-dialog: loose-routed on to the media role
@@ -392,6 +502,15 @@ class SbcRole:
                 self._relay_request(relay)
             return
         self._initial_request(relay, call_id)
+
+    def _insane(self, request: Request, path: ReplyPath, call_id: str) -> None:
+        """sanity.cfg: a message sanity_check() refuses is dropped (or answered 400 with drops off)."""
+        ip, port = path.peer
+        if self.sanity_drops_request:
+            self._line("insane", call_id, ip=ip, port=port)
+        else:
+            self._line("insane_answered", call_id, ip=ip, port=port)
+            path.respond(request, 400, "Bad Request")
 
     def _initial_request(self, relay: _Relayed, call_id: str | None) -> None:
         """default.cfg: CANCEL/ACK need their transaction, some methods need a dialog, no route-set."""
@@ -403,15 +522,20 @@ class SbcRole:
             self._relay_ack(relay)
             return
         if request.method == "UPDATE":
-            self._log("warning", "update outside dialog not allowed", call_id)
+            self._line("update_outside_dialog", call_id)
             path.respond(request, 403, "Dialog does not exist")
             return
         if request.method in ("BYE", "PRACK"):
-            self._log("warning", "originating subsequent requests outside dialog not allowed", call_id)
+            self._line("outside_dialog", call_id)
             path.respond(request, 403, "Dialog does not exist")
             return
-        if request.has("route"):
-            self._log("warning", "dropping initial request with route-set", call_id)
+        if self.release.sbc_removes_initial_route:
+            # 5.x PREPARE_INITIAL_REQUESTS: from outside, the Route set goes and the call is recorded
+            if request.has("route"):
+                relay = dataclasses.replace(relay, request=cast(Request, request.remove_headers("Route")))
+            self._line("record_route", call_id)
+        elif request.has("route"):
+            self._line("route_set", call_id)
             path.respond(request, 403, "No pre-loaded routes")
             return
         self._relay_request(relay)
@@ -433,6 +557,13 @@ class SbcRole:
         return None if core_parse_failure(message) is not None else message
 
     @staticmethod
+    def _bad_ruri(request: Request) -> bool:
+        try:
+            return parse_uri(request.uri_text).scheme.lower() not in ("sip", "sips", "tel", "tels", "urn")
+        except SipParseError:
+            return True
+
+    @staticmethod
     def _has_to_tag(request: Request) -> bool:
         try:
             return request.to.tag is not None
@@ -446,52 +577,98 @@ class SbcRole:
         if value is None:
             return ""
         text = value.strip()
-        hops = int(text) if text.isdigit() and len(text) <= 5 else 0
+        number = text.isdigit() and len(text) <= 5
+        hops = int(text) if number else 0
         if hops == 0:
             ip, port = path.peer
-            self._log("warning", f"too much hops, not enough barley from {ip}:{port}", call_id)
+            if not number:
+                self._core("bad_max_forwards")
+            self._line("too_many_hops", call_id, ip=ip, port=port)
             path.respond(request, 483, "Too Many Hops")
             return None
         hops = min(hops, MAX_FORWARDS_LIMIT)
         return str(hops - 1)
+
+    def _exempt(self, ip: str, port: int) -> bool:
+        """Whether ANTIFLOOD and TRAFFIC_FILTER let the source pass as trusted: only where the release
+        classifies the source before they run (5.x); 4.3 runs them first, so they count everyone."""
+        return self.release.sbc_filters_exempt_trusted and self._trusted(ip, port)
 
     def _filter_roles_stop(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
         """TRAFFIC_FILTER and ACL, roles Kazoo leaves off by default; True when one ended the request."""
         ip, port = path.peer
         if request.method != "INVITE" or self._has_to_tag(request):
             return False
-        trusted = self._trusted(ip, port)
-        if self.switches.get("traffic_filter") and not trusted:
+        if self.switches.get("traffic_filter") and not self._exempt(ip, port):
             try:
                 ip_domain = host_is_ip(request.uri.host)
             except SipParseError:
                 ip_domain = False
             if ip_domain:
-                self._log("warning", "dropping INVITE request with IP domain", call_id)
+                self._line("ip_domain", call_id, method=request.method)
                 return True
+        trusted = self._trusted(ip, port)
         if self.switches.get("acl") and not trusted and not self._realm_acl_allows(request, ip, call_id):
             path.respond(request, 603, "Rejected by ACL")
             return True
         return False
 
-    def _authorization_stop(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
-        """AUTHORIZATION (after HANDLE_OPTIONS in the route); True when it challenged the request."""
+    def _not_registered(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
+        """4.3's optional AUTHORIZATION_ROLE (authorization-role.cfg AUTHORIZATION_CHECK): an initial
+        MESSAGE/NOTIFY/SUBSCRIBE/PUBLISH from a source neither trusted nor registered gets 503 (no
+        device registers with the model). It does not touch INVITEs."""
         ip, port = path.peer
-        if request.method != "INVITE" or self._has_to_tag(request):
+        if not self.switches.get("authorization") or request.method not in NOT_REGISTERED_METHODS:
             return False
-        if not self.switches.get("authorization") or self._trusted(ip, port):
+        if self._has_to_tag(request) or self._trusted(ip, port):
             return False
-        if not self._credentials_ok(request):
-            frm = request.from_.uri
-            self._log("info", f"challenging INVITE from {frm.user}@{frm.host} {ip}:{port}", call_id, "auth")
-            challenge = make_challenge_value(
-                frm.host, hashlib.sha1(f"{call_id}{time.time()}".encode()).hexdigest()
-            )
+        self._line("not_authorized", call_id, from_uri=_from_uri(request), ip=ip, port=port)
+        path.respond(request, 503, "Not Registered")
+        return True
+
+    def _authorization_stop(self, request: Request, path: ReplyPath, call_id: str | None) -> bool:
+        """5.x authorization.cfg (always on): True when Kamailio itself answered the request. Trusted
+        sources and the SBC's own address are authorized; anyone else is challenged (407), and a retry
+        with credentials is asked of Kazoo's registrar over AMQP (HANDLE_AUTHORIZATION_KAZOO). No Kazoo
+        app answers that query in front of the model, so the retry gets what the real configuration
+        gives then: 100, then 403 once the query times out (KZ_AUTHORIZATION_CHECK_TIMEOUT)."""
+        ip, port = path.peer
+        if not self.release.sbc_challenges_untrusted or request.method not in AUTHORIZED_METHODS:
+            return False
+        if ip == self.host or self._trusted(ip, port):
+            return False
+        try:
+            auth_user = f"{request.from_.uri.user or ''}@{request.from_.uri.host}"
+            scheme = request.from_.uri.scheme
+        except SipParseError:
+            return False
+        if request.get("proxy-authorization") is None:
+            self._line(
+                "challenging", call_id, method=request.method, auth_user=auth_user,
+                auth_uri=f"{scheme}:{auth_user}", ip=ip, port=port,
+            )  # fmt: skip
+            realm = auth_user.rpartition("@")[2]
+            nonce = hashlib.sha1(f"{call_id}{time.time()}".encode()).hexdigest()
             path.respond(
-                request, 407, "Proxy Authentication Required", headers=[("Proxy-Authenticate", challenge)]
-            )
+                request, 407, "Proxy Authentication Required",
+                headers=[("Proxy-Authenticate", make_challenge_value(realm, nonce))],
+            )  # fmt: skip
             return True
-        return False
+        path.respond(request, 100, "Attempting to connect your call")
+        digest = int(hashlib.sha1(str(call_id).encode()).hexdigest()[:8], 16)
+        index, label = digest % 65536, digest % 10**9  # tm's transaction id, as the line prints it
+
+        def timed_out() -> None:
+            self._auth_queries.discard(handle)
+            self._line(
+                "auth_query_timeout", call_id, code=0, reason="", index=index, label=label,
+                auth_user=auth_user, ip=ip, port=port,
+            )  # fmt: skip
+            path.respond(request, 403, "Forbidden")
+
+        handle = asyncio.get_running_loop().call_later(self.auth_query_timeout, timed_out)
+        self._auth_queries.add(handle)
+        return True
 
     def _realm_acl_allows(self, request: Request, ip: str, call_id: str | None) -> bool:
         """acl-role.cfg ACL_CHECK for the realm: the account whose ``realm`` is the From domain (the To
@@ -509,8 +686,8 @@ class SbcRole:
         if order:
             listed = isinstance(cidrs, list) and any(_in_cidr(ip, cidr) for cidr in cidrs)
             permitted = listed if order == "allow,deny" else not listed
-        verdict = "permitted" if permitted else "rejected"
-        self._log("info", f"{request.method} from {ip} is {verdict} by ACL for {realm}", call_id, "ACL")
+        key = "acl_permitted" if permitted else "acl_rejected"
+        self._line(key, call_id, method=request.method, ip=ip, realm=realm)
         return permitted
 
     def _internally_sourced(self, request: Request, ip: str) -> bool:
@@ -529,7 +706,7 @@ class SbcRole:
             return False
         flood = FloodRequest(
             method=request.method,
-            from_uri=str(request.from_.uri),
+            from_uri=_from_uri(request),
             source_ip=ip,
             source_port=port,
             call_id=call_id or KAMAILIO_NULL,
@@ -562,23 +739,6 @@ class SbcRole:
                 path.respond(request, code, reason)
         return decision.rejected
 
-    def _credentials_ok(self, request: Request) -> bool:
-        value = request.get("proxy-authorization")
-        if value is None:
-            return False
-        try:
-            username = parse_challenge(value).params.get("username")
-        except SipParseError:
-            return False
-        for db in self.store.all_dbs():
-            if not db.startswith("account/"):
-                continue
-            for row in self.store.all_docs(db, include_docs=True):
-                sip = (row.get("doc") or {}).get("sip")
-                if isinstance(sip, dict) and sip.get("username") == username and "password" in sip:
-                    return verify(value, request.method, str(sip["password"]))
-        return False
-
     # ------------------------------------------------------------------ relaying
     def _branch_for(self, request: Request, path: ReplyPath) -> str:
         """The SBC's branch, derived from the caller's so a CANCEL maps onto its INVITE."""
@@ -590,10 +750,10 @@ class SbcRole:
         return "z9hG4bK" + hashlib.sha1(seed.encode("utf-8", "surrogateescape")).hexdigest()[:24]
 
     def _prepare(self, relay: _Relayed) -> bytes:
-        """The relayed copy: our Via on top, Max-Forwards decremented (or 10 added); an INVITE also loses
-        its X- headers, gains X-AUTH-IP/X-AUTH-PORT at the end and, outside a dialog, our Record-Route
-        just before the caller's Via. Built as bytes in one pass: the segments of the caller's message
-        are kept as they came, the new ones end as its start line ends."""
+        """The relayed copy: our Via on top, Max-Forwards decremented (or 10 added); an INVITE also has
+        its X- headers replaced as the release's AUTH_HEADERS does (:meth:`_x_auth`) and, outside a
+        dialog, our Record-Route just before the caller's Via. Built as bytes in one pass: the segments
+        of the caller's message are kept as they came, the new ones end as its start line ends."""
         request, eol = relay.request, relay.request.start_end
         host, port = self._relay_address
         via = f"Via: SIP/2.0/UDP {host}:{port};branch={relay.branch};rport".encode()
@@ -601,26 +761,33 @@ class SbcRole:
         invite = request.method == "INVITE"
         record_route = invite and not self._has_to_tag(request)
         max_forwards_seen = False
+        reserved_only = self.release.sbc_x_auth_for_authorized_only
         for header in request.headers:
             key = header.key
-            if invite and key.startswith("x-"):
+            if invite and (RESERVED_HEADERS.match(key) if reserved_only else key.startswith("x-")):
                 continue
             if record_route and key == "via":
                 sbc_host, sbc_port = self.address
                 out += [f"Record-Route: <sip:{sbc_host}:{sbc_port};lr>".encode(), eol]
                 record_route = False
-            if key == "max-forwards" and not max_forwards_seen:
+            if key == "max-forwards" and not max_forwards_seen and relay.max_forwards is not None:
                 max_forwards_seen = True
                 out += [encode(f"{header.name}: {relay.max_forwards}"), eol]
                 continue
             out.append(header.raw)
-        if not max_forwards_seen:
+        if not max_forwards_seen and relay.max_forwards is not None:
             out += [f"Max-Forwards: {MAX_FORWARDS_DEFAULT}".encode(), eol]
-        if invite:
+        if invite and self._x_auth(relay.path):
             ip, peer_port = relay.path.peer
             out += [f"X-AUTH-IP: {ip}".encode(), eol, f"X-AUTH-PORT: {peer_port}".encode(), eol]
         out += [request.blank, request.body]
         return b"".join(out)
+
+    def _x_auth(self, path: ReplyPath) -> bool:
+        """AUTH_HEADERS: 4.3 removes every X- header and adds X-AUTH-IP/PORT to every INVITE from
+        outside; 5.x removes the reserved ones only and adds X-AUTH-IP/PORT where SETUP_AUTH_ORIGIN ran,
+        for a trusted source (not for the SBC's own address, which it authorizes without them)."""
+        return not self.release.sbc_x_auth_for_authorized_only or self._trusted(*path.peer)
 
     def _send_to_media(self, data: bytes) -> None:
         if self._relay is not None:
@@ -650,7 +817,7 @@ class SbcRole:
         if self.dispatcher is None and request.method == "INVITE":
             # dispatcher-role: ds_select_dst finds nothing before any transaction exists, so the 480
             # goes out statelessly (sl_send_reply), without tm's automatic 100
-            self._log("warning", "no servers available in primary or backup group", request.get("call-id"))
+            self._line("no_servers", request.get("call-id"), primary=PRIMARY_GROUP, backup=BACKUP_GROUP)
             path.respond(request, 480, "All servers busy")
             return
         tx = Transaction(request, path, branch, request.method)
@@ -726,12 +893,10 @@ class SbcRole:
             self.release,
             cancelled=tx.cancelled,
             media_uri=f"sip:{host}:{port}",
+            source_ip=tx.client.peer[0],
         )
-        if verdict.log is not None:
-            level, area, message = verdict.log
-            self._log(
-                level, message.replace("{source_ip}", tx.client.peer[0]), tx.request.get("call-id"), area
-            )
+        for key, values in verdict.lines:
+            self._line(key, tx.request.get("call-id"), **values)
         if (verdict.code, verdict.reason) == (response.code, response.reason):
             return response.start_line
         return f"SIP/2.0 {verdict.code} {verdict.reason}".encode()
@@ -780,7 +945,7 @@ class SbcRole:
                 self._no_servers(tx)
 
     def _no_servers(self, tx: Transaction) -> None:
-        self._log("warning", "no servers available in primary or backup group", tx.request.get("call-id"))
+        self._line("no_servers", tx.request.get("call-id"), primary=PRIMARY_GROUP, backup=BACKUP_GROUP)
         try:
             data = render_response(tx.request, 480, "All servers busy")
         except (SipParseError, ValueError):

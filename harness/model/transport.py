@@ -160,6 +160,7 @@ class SipListener:
         max_stream_message: int | None = None,
         on_framing_error: FramingHandler | None = None,
         before_send: Callable[[], None] | None = None,
+        accept_no_content_length: bool = False,
     ) -> None:
         self.host = host
         self.port = port
@@ -167,6 +168,7 @@ class SipListener:
         self.max_stream_message = max_stream_message
         self.on_framing_error = on_framing_error
         self.before_send = before_send  # called before every answer goes out (the log bus's flush)
+        self.accept_no_content_length = accept_no_content_length
         self._udp: UdpSocket | None = None
         self._tcp: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -221,7 +223,9 @@ class SipListener:
     async def _serve_stream(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         name = writer.get_extra_info("peername")
         peer = (str(name[0]), int(name[1]))
-        framer = StreamFramer(max_message=self.max_stream_message)
+        framer = StreamFramer(
+            max_message=self.max_stream_message, accept_no_content_length=self.accept_no_content_length
+        )
         path = ReplyPath("tcp", peer, writer.write, writer.close, self.before_send)
         self._writers.add(writer)
         try:

@@ -26,11 +26,14 @@ class StreamFramer:
 
     ``max_message`` caps one message (header and body); past it :class:`FramingError` with reason
     ``too-large`` is raised (Kamailio: ``buffer overrun``). Leading CRLF keep-alives are skipped.
+    ``accept_no_content_length``: a message without a usable Content-Length has no body and what follows
+    its headers is the next message (Kamailio's ``tcp_accept_no_cl=yes``), instead of an error.
     """
 
-    def __init__(self, max_message: int | None = None) -> None:
+    def __init__(self, max_message: int | None = None, *, accept_no_content_length: bool = False) -> None:
         self._buf = bytearray()
         self.max_message = max_message
+        self.accept_no_content_length = accept_no_content_length
 
     def feed(self, data: bytes) -> list[bytes]:
         self._buf += data
@@ -65,10 +68,14 @@ class StreamFramer:
         # header lines only, not the start line
         values = [v.strip() for v in _CL.findall(head, head.find(b"\n") + 1)]
         if not values:
-            raise FramingError("Content-Length missing on a stream transport", "no-content-length")
+            if not self.accept_no_content_length:
+                raise FramingError("Content-Length missing on a stream transport", "no-content-length")
+            values = [b"0"]
         length = bounded_int(values[0].decode("ascii", "replace"), 2**32 - 1)
         if len(set(values)) > 1 or length is None:
-            raise FramingError(f"unusable Content-Length {values[0][:20]!r}", "bad-content-length")
+            if not self.accept_no_content_length:
+                raise FramingError(f"unusable Content-Length {values[0][:20]!r}", "bad-content-length")
+            length = 0  # as if it had none (RFC 4475 ncl through Kazoo 5.x: dropped as insane, not closed)
         total = body_start + length
         if self.max_message is not None and total > self.max_message:
             raise FramingError(f"message of {total} bytes exceeds {self.max_message}", "too-large")

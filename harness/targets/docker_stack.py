@@ -28,12 +28,13 @@ from types import FrameType
 from typing import Any
 
 from harness.kazoo.access import StackAccess
+from harness.kazoo.acls import edge_sources, entries_from_store
 from harness.kazoo.profile import Profile
 from harness.kazoo.release import DEFAULTS, KazooRelease
-from harness.lab.kamailio import free_ports
+from harness.lab.kamailio import TrustedSource, free_ports, style_flags, trusted_flags
 from harness.lab.ready import wait_options_answer
 from harness.logs.docker_source import DockerSource
-from harness.model.demo import demo_roles
+from harness.model.demo import demo_roles, load_demo
 from harness.progress import step
 from harness.targets.docker_images import docker_client, docker_sdk, ensure_images
 from harness.targets.embedded import CATALOG_ROUTE_TIMEOUT, carrier_roles
@@ -210,8 +211,8 @@ def start_docker_stack(
                 "--listen", stack.sbc[0],
                 "--port", str(stack.sbc[1]),
                 "--media", _text(stack.media),
-                "--log-style", release.kamailio_log_style,
-                *(["--rewrite-604"] if release.sbc_rewrites_604 else []),
+                *style_flags(release),
+                *trusted_flags(_demo_trusted()),
             ],
         )  # fmt: skip
         deadline = time.monotonic() + ready_timeout
@@ -224,6 +225,13 @@ def start_docker_stack(
         stack.stop()
         raise
     return stack
+
+
+def _demo_trusted() -> list[TrustedSource]:
+    """The trusted sources of the model container's data (the demo's), for the Kamailio container's
+    address checks (harness.kazoo.acls.edge_sources)."""
+    entries = entries_from_store(load_demo(), DEFAULTS.model_node)
+    return [(source.ip, source.mask, source.port) for source in edge_sources(entries)]
 
 
 def _text(address: Address) -> str:

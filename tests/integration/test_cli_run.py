@@ -41,7 +41,7 @@ cause: malformed
 description: Silence, ended by the drop line.
 carrier: {role: listed}
 send: {number: routed, mutators: [drop-header=CSeq]}
-expect: {outcome: dropped_insane}
+expect: {outcome: dropped_missing_headers}
 """
 
 

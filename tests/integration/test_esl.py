@@ -186,7 +186,7 @@ def test_open_retries_until_deadline_then_explains(tmp_path: Path) -> None:
 
 def test_open_retry_succeeds_when_server_comes_up(tmp_path: Path) -> None:
     async def body() -> str:
-        bus = LogBus(tmp_path, "dash")
+        bus = LogBus(tmp_path, "prefixed")
         probe = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
         port = probe.sockets[0].getsockname()[1]
         probe.close()

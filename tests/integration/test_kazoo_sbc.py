@@ -54,6 +54,17 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
+def _children_once_forked(pid: int, more_than: int) -> list[int]:
+    """Kamailio's child processes once there are more than ``more_than`` (deadline: DEADLINE)."""
+    deadline = time.monotonic() + DEADLINE
+    while True:
+        children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+        if len(children) > more_than or time.monotonic() >= deadline:
+            assert len(children) > more_than, children
+            return children
+        time.sleep(0.05)  # pacing the look: nothing announces a fork
+
+
 def _options(address: tuple[str, int], source_ip: str = "127.0.0.10") -> bytes:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
         sock.bind((source_ip, 0))
@@ -81,8 +92,8 @@ def test_43_starts_answers_options_and_stops_clean(broker: RabbitBroker) -> None
         assert "nodes-" + sbc.hostname in "\n".join(sbc.log_lines())  # it subscribed on our broker
         pid, workdir = sbc.pid, sbc.workdir
         assert pid is not None
-        children = [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-        assert len(children) > 5
+        # Kamailio answers OPTIONS while it still forks the rest of its processes: wait for them
+        children = _children_once_forked(pid, more_than=5)
     assert not _alive(pid) and not any(_alive(child) for child in children)
     assert not workdir.exists()
 
@@ -161,7 +172,7 @@ def test_everything_stopped_and_removed_when_the_session_ends(
     code, started, output = _run_child(tmp_path, mode, interrupt)
     assert len(started.get("pids", [])) == 3, output  # Kamailio, the broker, its epmd were running
     assert code == expect_code, output
-    deadline = time.monotonic() + 10.0  # SIGKILLed workers may still be reaped by init
+    deadline = time.monotonic() + DEADLINE  # SIGKILLed workers may still be reaped by init, slowly under load
     while any(_alive(pid) for pid in started["pids"]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(_alive(pid) for pid in started["pids"]), output
@@ -219,9 +230,10 @@ def test_an_ecallmgr_advertisement_puts_its_media_server_in_the_dispatcher(broke
     reload is the harness's: the config's own uses $sqlrows, which db_sqlite lacks)."""
     import sqlite3
 
-    from harness.kazoo_sbc.amqp import advertisement, publish_advertisement
+    from harness.kazoo_sbc.amqp import advertisement, nodes_queue, publish_advertisement, wait_for_consumer
 
     with KazooSbc("kazoo-4.3", broker_url=broker.url) as sbc:
+        wait_for_consumer(broker.url, nodes_queue(sbc.hostname), timeout=DEADLINE)  # else the fanout drops it
         mark = sbc.log_mark()
         media = ("freeswitch@fs.test", ("127.0.0.1", 11555))
         publish_advertisement(broker.url, advertisement("ecallmgr@kh.test", [media]))

@@ -86,7 +86,7 @@ def test_bus_to_hub_through_event_socket_and_files(tmp_path: Path) -> None:
 
 def test_esl_source_reconnects_after_the_server_restarts(tmp_path: Path) -> None:
     async def body() -> None:
-        bus = LogBus(tmp_path, "dash")
+        bus = LogBus(tmp_path, "prefixed")
         server = EslServer(bus, "127.0.0.1", 0)
         await server.start()
         port = server.port

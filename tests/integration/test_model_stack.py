@@ -92,7 +92,19 @@ def test_tcp_without_content_length_closes_the_connection(model: RunningModel) -
     ).render()
     received, closed = tcp_exchange(model.sbc, data)
     assert closed and received == b""
-    assert log_lines(model, "kamailio", "content length not present or unparsable")
+    # Kamailio 5.6's stream reader (4.3: tcp_accept_no_cl off); 5.x takes it: docs/parity.md
+    assert log_lines(model, "kamailio", "<core> [core/tcp_read.c:1508]: tcp_read_req(): bad request, state=7")
+
+
+def test_tcp_without_content_length_is_taken_bodiless_on_kazoo_5(tmp_path: Path) -> None:
+    """5.x's http.cfg sets tcp_accept_no_cl: the INVITE goes on without a body and is answered."""
+    with _start(tmp_path, "kazoo-5") as running:
+        data = Invite(
+            ROUTED, (LISTED, 5060), running.sbc, transport="TCP", body=b"", drop=("content-length",)
+        ).render()
+        received, _ = tcp_exchange(running.sbc, data)
+        assert b"SIP/2.0 100 Attempting to connect your call" in received
+        assert not log_lines(running, "kamailio", "tcp_read_req(): bad request")
 
 
 def test_tcp_message_over_80000_bytes_closes_the_connection(model: RunningModel) -> None:
@@ -112,17 +124,27 @@ def test_x_headers_are_replaced_so_x_auth_ip_cannot_be_spoofed(model: RunningMod
 
 
 # ---------------------------------------------------------------- optional roles
-def test_traffic_filter_drops_untrusted_ip_domain(tmp_path: Path) -> None:
-    with _start(tmp_path, role_switches={"traffic_filter": True}) as running, UdpPeer(UNLISTED) as peer:
+@pytest.mark.parametrize(("release_name", "trusted_exempt"), [("kazoo-4.3", False), ("kazoo-5", True)])
+def test_traffic_filter_drops_ip_domain(tmp_path: Path, release_name: str, trusted_exempt: bool) -> None:
+    """4.3 runs FILTER_REQUEST before CLASSIFY_SOURCE, so it filters trusted carriers too; 5.x classifies
+    first and lets them through (docs/parity.md)."""
+    with (
+        _start(tmp_path, release_name, role_switches={"traffic_filter": True}) as running,
+        UdpPeer(UNLISTED) as peer,
+    ):
         invite = Invite(ROUTED, peer.address, running.sbc)  # R-URI host is the SBC's IP address
         peer.send(invite.render(), running.sbc)
         assert peer.barrier(running.sbc) == []
-        assert log_lines(running, "kamailio", f"{invite.call_id}|end|dropping INVITE request with IP domain")
-        with UdpPeer(LISTED) as trusted:  # a trusted carrier is not filtered
+        assert log_lines(running, "kamailio", "dropping INVITE request with IP domain")
+        assert any(invite.call_id in line for line in log_lines(running, "kamailio", "with IP domain"))
+        with UdpPeer(LISTED) as trusted:
             ok = Invite(ROUTED, trusted.address, running.sbc)
             trusted.send(ok.render(), running.sbc)
-            _, final = trusted.final(ok.call_id)
-            assert final is not None and final.code == 200
+            if trusted_exempt:
+                _, final = trusted.final(ok.call_id)
+                assert final is not None and final.code == 200
+            else:
+                assert trusted.barrier(running.sbc) == []
 
 
 def test_acl_role_rejects_by_the_realm_acls(tmp_path: Path) -> None:
@@ -147,19 +169,44 @@ def test_acl_role_rejects_by_the_realm_acls(tmp_path: Path) -> None:
         assert final is not None and final.code == 407  # on to FreeSWITCH, which challenges
 
 
-def test_authorization_role_challenges_at_kamailio_on_kazoo_5(tmp_path: Path) -> None:
-    with (
-        _start(tmp_path, "kazoo-5", role_switches={"authorization": True}) as running,
-        UdpPeer(UNLISTED) as peer,
-    ):
+def test_kamailio_challenges_untrusted_invites_on_kazoo_5(tmp_path: Path) -> None:
+    """5.x's authorization.cfg is always on (no role switch): Kamailio's own 407."""
+    with _start(tmp_path, "kazoo-5") as running, UdpPeer(UNLISTED) as peer:
         invite = Invite(ROUTED, peer.address, running.sbc)
         peer.send(invite.render(), running.sbc)
         seen, final = peer.final(invite.call_id)
         assert [r.code for r in seen] == [407]  # Kamailio's own answer: no 100 from the relay
         assert final is not None and final.proxy_authenticate is not None
         ip, port = peer.address
-        assert log_lines(running, "kamailio", f"auth - challenging INVITE from +14155551234@{ip} {ip}:{port}")
+        line = f"challenging INVITE from +14155551234@{ip} (sip:+14155551234@{ip}) {ip}:{port}"
+        assert log_lines(
+            running, "kamailio", f"|{invite.call_id}|authorization.cfg:62 (authorization) {line}"
+        )
         assert not log_lines(running, "freeswitch", invite.call_id)
+
+
+def test_43s_authorization_role_refuses_unregistered_messages_not_invites(tmp_path: Path) -> None:
+    """4.3's AUTHORIZATION_ROLE (authorization-role.cfg): 503 Not Registered for a MESSAGE from a source
+    neither trusted nor registered; an INVITE is left to FreeSWITCH's challenge (docs/parity.md)."""
+    with (
+        _start(tmp_path, role_switches={"authorization": True}) as running,
+        UdpPeer(UNLISTED) as peer,
+    ):
+        message = Invite(ROUTED, peer.address, running.sbc, method="MESSAGE", body=b"")
+        peer.send(message.render(), running.sbc)
+        _, final = peer.final(message.call_id)
+        assert final is not None and (final.code, final.reason) == (503, "Not Registered")
+        ip, port = peer.address
+        assert log_lines(
+            running,
+            "kamailio",
+            f"{message.call_id}|log|not authorized sip:+14155551234@{ip} from {ip}:{port}",
+        )
+        invite = Invite(ROUTED, peer.address, running.sbc)
+        peer.send(invite.render(), running.sbc)
+        _, challenge = peer.final(invite.call_id)
+        assert challenge is not None and challenge.code == 407
+        assert log_lines(running, "freeswitch", invite.call_id)  # FreeSWITCH's challenge, not Kamailio's
 
 
 # ---------------------------------------------------------------- ACLs over the event socket

@@ -350,7 +350,8 @@ def test_a_malformed_paste_is_sent_as_is_and_its_silent_drop_is_named() -> None:
     out = replay_json("-", stdin=paste)
     assert out["as_captured"] is True
     assert out["exchange"]["outcome"] == "silence" and out["exchange"]["ended_early"] is True
-    assert (out["cause"], out["outcome"]) == ("malformed", "dropped_insane")
+    # Kamailio 5.6's core drops it before the script: the profile's line for that is the core's
+    assert (out["cause"], out["outcome"]) == ("malformed", "dropped_missing_headers")
 
 
 CUSTOMER_PASTE = "\n".join(TRACE_INVITE).replace("+14155550199", "+16505550123")

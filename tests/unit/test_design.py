@@ -24,7 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "targets": {"kazoo", "kazoo_sbc", "lab", "logs", "model", "net", "progress", "sip"},
     "scenario": {"kazoo", "logs", "net", "sip", "targets", "yaml_schema"},
     "replay": {"hep", "kazoo", "logs", "net", "sip", "targets"},
-    "interop": {"kazoo", "lab", "logs", "model", "net", "sip", "targets"},
+    "interop": {"kazoo", "kazoo_sbc", "lab", "logs", "model", "net", "sip", "targets"},
     "report": {"hep", "kazoo", "logs", "net", "sip"},
     "probes": {"kazoo", "logs", "net", "replay", "report", "scenario", "sip", "targets", "yaml_schema"},
     "load": {"kazoo", "logs", "net", "scenario", "sip", "targets", "yaml_schema"},

@@ -60,9 +60,12 @@ def test_kamailio_43_and_5_bare() -> None:
     assert kamailio_line("pipe", "WARNING", "dropping insane message from 127.0.0.66:5060", CID) == (
         f"{CID}|end|dropping insane message from 127.0.0.66:5060"
     )
-    assert (
-        kamailio_line("dash", "WARNING", "dropping insane message", CID) == "end - dropping insane message"
+    where = ("sanity.cfg", 41, "sanity_check")
+    assert kamailio_line("prefixed", "WARNING", "end - dropping insane message", CID, where=where) == (
+        f"|{CID}|sanity.cfg:41 (sanity_check) end - dropping insane message"
     )
+    with pytest.raises(ValueError, match="where"):
+        kamailio_line("prefixed", "WARNING", "end - no location", CID)
     assert kamailio_line("pipe", "WARNING", "second To header not null - dropping message") == (
         "second To header not null - dropping message"
     )
@@ -70,8 +73,16 @@ def test_kamailio_43_and_5_bare() -> None:
     assert (p43.format, p43.call_id, p43.message) == ("kamailio", CID, "challenging INVITE")
     no_cid = parse_line("<null>|end|dropping insane message from 127.0.0.66:5060")
     assert (no_cid.format, no_cid.call_id) == ("kamailio", None)
-    p5 = parse_line("end - dropping insane message from 127.0.0.66:5060")
-    assert (p5.format, p5.call_id, p5.message) == (
+    p5 = parse_line(f"|{CID}|sanity.cfg:41 (sanity_check) end - dropping insane message from 127.0.0.66:5060")
+    assert (p5.format, p5.call_id, p5.file, p5.line, p5.message) == (
+        "kamailio",
+        CID,
+        "sanity.cfg",
+        41,
+        "end - dropping insane message from 127.0.0.66:5060",
+    )
+    bare = parse_line("end - dropping insane message from 127.0.0.66:5060")  # the form before the prefix
+    assert (bare.format, bare.call_id, bare.message) == (
         "kamailio",
         None,
         "dropping insane message from 127.0.0.66:5060",
@@ -93,6 +104,22 @@ def test_kamailio_with_stderr_and_syslog_prefix() -> None:
         "Nov 26 04:00:00 sbc kamailio[311]: INFO: <script>: end - dropping message with user-agent x"
     )
     assert (syslog.level, syslog.message) == ("INFO", "dropping message with user-agent x")
+    # 5.x as Kamailio -DD -E writes it: no <script>, the xlog prefix; a timer's faked message has Call-ID 123
+    real = parse_line(
+        " 1(26382) INFO: |75a3adb3254a9493@127.0.0.10|default.cfg:323 (log_request_classified_source) "
+        "request from trusted IP"
+    )
+    assert (real.level, real.call_id, real.file, real.line) == (
+        "INFO",
+        "75a3adb3254a9493@127.0.0.10",
+        "default.cfg",
+        323,
+    )
+    assert real.message == "request from trusted IP"
+    timer = parse_line(" 0(5870) INFO: |123|nodes-role.cfg:287 (kz_amqp_binding_nodes) proxy tags []")
+    assert (timer.format, timer.call_id, timer.file) == ("kamailio", "123", "nodes-role.cfg")
+    written = kamailio_line("prefixed", "INFO", "x", CID, pid=9, where=("default.cfg", 1, "r"))
+    assert written == f" 0(9) INFO: |{CID}|default.cfg:1 (r) x"
     core = parse_line(
         " 0(311) ERROR: <core> [core/receive.c:255]: receive_msg(): core parsing of SIP message failed "
         "(127.0.0.66:5060/1)"
@@ -153,13 +180,18 @@ def test_levels() -> None:
 
 
 def test_logbus_writes_files_and_publishes(tmp_path: Path) -> None:
-    bus = LogBus(tmp_path, "dash")
+    bus = LogBus(tmp_path, "prefixed")
     seen: list[LogRecord] = []
     unsubscribe = bus.subscribe(seen.append)
     fs = bus.freeswitch(
         "NOTICE", "switch_channel.c", 1142, "New Channel", CID, func="switch_channel_set_name"
     )
-    kam = bus.kamailio("WARNING", "dropping insane message from 127.0.0.66:5060", CID)
+    kam = bus.kamailio(
+        "WARNING",
+        "end - dropping insane message from 127.0.0.66:5060",
+        CID,
+        where=("sanity.cfg", 41, "sanity_check"),
+    )
     kz = bus.kazoo("stepswitch", "stepswitch_inbound", 80, "info", "unable to determine account", CID)
     unsubscribe()
     bus.kazoo("stepswitch", "stepswitch_inbound", 81, "info", "after unsubscribe")
@@ -168,7 +200,10 @@ def test_logbus_writes_files_and_publishes(tmp_path: Path) -> None:
     fs_text = (tmp_path / "freeswitch.log").read_text()
     assert fs_text == fs.text + "\n" and fs_text.startswith(CID + " ")
     kam_lines = (tmp_path / "kamailio.log").read_text().splitlines()
-    assert kam_lines == [kam.text] and kam.text.endswith("end - dropping insane message from 127.0.0.66:5060")
+    assert kam_lines == [kam.text] and kam.text.endswith(
+        f"|{CID}|sanity.cfg:41 (sanity_check) end - dropping insane message from 127.0.0.66:5060"
+    )
+    assert (kam.file, kam.line) == ("sanity.cfg", 41)
     assert len((tmp_path / "kazoo.log").read_text().splitlines()) == 2
     assert parse_line(kz.text).call_id == CID
     assert (fs.func, fs.level, kam.level, kz.app) == (

@@ -10,6 +10,7 @@ import pytest
 
 from harness.kazoo.acls import AclEntry
 from harness.kazoo.profile import load_profile
+from harness.kazoo.release import KAZOO_4_3, KAZOO_5
 from harness.kazoo.roles import DEFAULT_ROLES
 from harness.kazoo_sbc.database import (
     AddressRow,
@@ -22,11 +23,12 @@ from harness.kazoo_sbc.edit import Edit, EditError, apply_edits
 from harness.kazoo_sbc.edits_43 import EDITS_43, LOCAL_ROUTE_PORT
 from harness.kazoo_sbc.launcher import copy_config
 from harness.kazoo_sbc.localcfg import SiteValues, roles_of, set_roles, with_site_values
-from harness.kazoo_sbc.releases import sbc_release
+from harness.kazoo_sbc.releases import Ports, SiteInputs, sbc_release
 from harness.kazoo_sbc.stackdata import address_rows, dispatcher_rows, trusted_rows
 from harness.model.demo import load_demo
 
 PRISTINE_43 = sbc_release("kazoo-4.3").pristine
+PRISTINE_5X = sbc_release("kazoo-5").pristine
 needs_tree = pytest.mark.skipif(
     not PRISTINE_43.is_dir(), reason=f"{PRISTINE_43} missing (../shared beside the repository)"
 )
@@ -107,6 +109,37 @@ def test_site_values_replace_only_the_site_lines() -> None:
     assert written.count("\n") == original.count("\n") + site.block().count("\n")
     with pytest.raises(ValueError, match="delimiter"):
         SiteValues({"MY_AMQP_URL": "amqp://a!b"}, {}, ()).block()
+
+
+def _inputs() -> SiteInputs:
+    ports = Ports(sip=5999, alg=7999, local_route=5998, tls=5997, tls_alg=7997, ws=5996, wss=5995,
+                  prometheus=9999)  # fmt: skip
+    return SiteInputs("sbc.test", "127.0.0.1", ports, "amqp://guest:guest@127.0.0.1:5673",
+                      Path("/run/x"), Path("/run/x/kazoo.db"), 2)  # fmt: skip
+
+
+@pytest.mark.skipif(not PRISTINE_5X.is_dir(), reason=f"{PRISTINE_5X} missing (../shared beside the repo)")
+def test_5x_site_values_are_ports_and_addresses_without_listen_lines() -> None:
+    """5.x makes its listeners itself (listener-defs.cfg) from MY_LOCAL_IP and the ports; KZ_DB_MODULE
+    stays unset even where an operator's local.cfg sets it (5.x has no db_sqlite.cfg)."""
+    site = sbc_release(KAZOO_5.name).site(_inputs())
+    assert site.listen == ()
+    assert site.defines["MY_LOCAL_IP"] == "127.0.0.1" and site.defines["SIP_PORT"] == "5999"
+    assert site.defines["PROMETHEUS_PORT"] == "9999" and site.substs["KZ_LOCAL_ROUTE_PORT"] == "5998"
+    assert site.substs["KAZOO_DB_URL"] == "sqlite:////run/x/kazoo.db"
+    assert "KZ_DB_MODULE" not in site.defines and "KZ_DB_MODULE" not in site.substs
+    extra = "#!def KZ_DB_MODULE postgres\nlisten=udp:10.0.0.1:5060\n"
+    operator = (PRISTINE_5X / "local.cfg").read_text() + extra
+    written = with_site_values(operator, site)
+    assert "\n#!def KZ_DB_MODULE postgres" not in written and "\nlisten=" not in written
+    assert "# kazoo-harness (site value set above): #!def KZ_DB_MODULE postgres" in written
+    assert roles_of(written) == DEFAULT_ROLES
+
+
+def test_43_site_values_keep_the_stock_listen_names() -> None:
+    site = sbc_release(KAZOO_4_3.name).site(_inputs())
+    assert site.listen == ("UDP_SIP", "TCP_SIP", "UDP_ALG_SIP", "TCP_ALG_SIP")
+    assert site.substs["UDP_SIP"] == "udp:127.0.0.1:5999" and site.defines["KZ_DB_MODULE"] == "sqlite"
 
 
 @needs_tree

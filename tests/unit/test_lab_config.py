@@ -10,13 +10,18 @@ import pytest
 
 from harness.kazoo.release import KAZOO_4_3, RELEASE_NAMES, release
 from harness.lab.kamailio import (
+    STYLE_SWITCHES,
     LabKamailio,
     LabStyle,
     dispatcher_list_text,
     free_port,
     free_ports,
     kamailio_available,
+    parse_trusted,
     render_config,
+    style_flags,
+    trusted_flags,
+    trusted_route,
 )
 
 
@@ -43,14 +48,43 @@ def test_every_placeholder_filled(release_name: str) -> None:
 def test_kazoo43_lines_carry_callid_and_area() -> None:
     text = _render("kazoo-4.3")
     assert '"$ci|end|dropping insane message from $si:$sp\\n"' in text
-    assert "#!define REWRITE_604" not in text and "log_prefix" not in text
+    assert "#!define REWRITE_604" not in text and '"xlog", "prefix"' not in text
+    assert "#!define SBC_RELAYS_MEDIA_407" in text and "#!define SBC_CHALLENGES_UNTRUSTED" not in text
 
 
-def test_kazoo5_lines_use_area_dash_and_log_prefix() -> None:
+def test_kazoo5_lines_use_xlogs_prefix_and_the_5x_switches() -> None:
     text = _render("kazoo-5")
     assert '"end - dropping insane message from $si:$sp\\n"' in text
-    assert "#!define REWRITE_604" in text
-    assert 'log_prefix="{$mt $hdr(CSeq) $ci} "' in text
+    assert 'modparam("xlog", "prefix", "|$ci|$cfg(file):$cfg(line) ($(cfg(route){s.tolower})) ")' in text
+    defines = ("REWRITE_604", "SBC_CHALLENGES_UNTRUSTED", "SBC_REMOVES_INITIAL_ROUTE",
+               "SBC_ACCEPTS_TCP_WITHOUT_CL", "SBC_X_AUTH_FOR_AUTHORIZED_ONLY", "PREFIXED_LOG")  # fmt: skip
+    for define in defines:
+        assert f"#!define {define}\n" in text, define
+    assert "#!define SBC_RELAYS_MEDIA_407" not in text
+
+
+def test_trusted_sources_become_address_checks() -> None:
+    text = render_config(
+        listen_ip="127.0.0.5", port=5099, dispatcher_list=Path("/x"), module_dir=Path("/m"),
+        style=release("kazoo-5"), sanity_drops_request=True,
+        trusted=[("127.0.0.10", 32, 0), ("127.0.0.20", 32, 5070)],
+    )  # fmt: skip
+    assert "if (src_ip == 127.0.0.10/32) { setflag(FLAG_TRUSTED_SOURCE); return; }" in text
+    with_port = "if (src_ip == 127.0.0.20/32 && src_port == 5070) { setflag(FLAG_TRUSTED_SOURCE); return; }"
+    assert with_port in text
+    with pytest.raises(ValueError, match="loopback"):
+        trusted_route([("10.0.0.1", 32, 0)])
+
+
+def test_the_image_flags_carry_every_switch_both_ways() -> None:
+    for name in RELEASE_NAMES:
+        flags = style_flags(release(name))
+        assert flags[:2] == ["--log-style", release(name).kamailio_log_style]
+        assert len(flags) == 2 + len(STYLE_SWITCHES)
+    assert trusted_flags([("127.0.0.20", 32, 5070)]) == ["--trusted", "127.0.0.20/32:5070"]
+    assert parse_trusted("127.0.1.0/24:0") == ("127.0.1.0", 24, 0)
+    with pytest.raises(ValueError):
+        parse_trusted("10.0.0.1/32:0")
 
 
 @pytest.mark.parametrize(("drops", "noreply"), [(True, "1"), (False, "0")])
@@ -63,7 +97,7 @@ def test_sanity_flag(drops: bool, noreply: str) -> None:
 
 def test_unknown_log_style_refused() -> None:
     with pytest.raises(ValueError, match="unknown log style"):
-        LabStyle(kamailio_log_style="slash", sbc_rewrites_604=False)
+        LabStyle(kamailio_log_style="slash")
 
 
 def test_dispatcher_list_holds_the_media_role_probed() -> None:

@@ -3,15 +3,21 @@ with the demo data's account realm and wall time the test sets."""
 
 from __future__ import annotations
 
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from harness.kazoo.frontier import DEFAULT_RATES, rate_limits_answer
 from harness.kazoo.release import release
+from harness.kazoo_sbc.edits_5x import port_5x
+from harness.kazoo_sbc.launcher import copy_config
+from harness.kazoo_sbc.releases import sbc_release
 from harness.model.demo import load_demo
 from harness.model.rate_limiter import Decision, LimitedRequest, RateLimiterRole
+from harness.model.sbc_lines import Where
 from harness.model.store import DocumentStore
 
 REALM = "demo-account.kazoo-model.local"
@@ -27,11 +33,13 @@ def store() -> DocumentStore:
 class Recorder:
     def __init__(self, store: DocumentStore) -> None:
         self.lines: list[Line] = []
+        self.wheres: list[Where | None] = []
         self.queries: list[dict[str, Any]] = []
         self.store = store
 
-    def log(self, level: str, message: str, call_id: str | None, area: str) -> None:
+    def log(self, level: str, message: str, call_id: str | None, area: str, where: Where | None) -> None:
         self.lines.append((level, message, call_id, area))
+        self.wheres.append(where)
 
     def frontier(self, query: dict[str, Any]) -> dict[str, Any]:
         self.queries.append(query)
@@ -195,3 +203,34 @@ def test_frontier_unreachable_lets_the_request_on(store: DocumentStore) -> None:
     limiter = RateLimiterRole(release("kazoo-4.3"), rec.log, lambda query: None, start=T0)
     assert limiter.check(device_invite(), T0) == Decision(((100, "Attempting K query"),))
     assert rec.lines[-1] == ("error", f" INVITE DB unreachable for entity: alice@{REALM}", "cid-1", "RL log")
+
+
+PRISTINE_5X = sbc_release("kazoo-5").pristine
+_XLOG_TEXT = re.compile(r'xlog\("L_[A-Z]+",\s*"((?:[^"\\]|\\.)*)"\)')
+_VARIABLE = re.compile(r"\$\w+(?:\((?:[^()]|\([^()]*\))*\))?")  # $rm, $var(x), $sht(t=>$var(x))
+
+
+@pytest.mark.skipif(not PRISTINE_5X.is_dir(), reason="Kazoo's 5.x configuration missing (../shared)")
+def test_each_5x_line_names_the_xlog_that_writes_it(store: DocumentStore, tmp_path: Path) -> None:
+    """Every line the role writes on 5.x names, in xlog's prefix, the file:line of an xlog in the running
+    (ported) tree whose text, its $variables standing for anything, is the line's text."""
+    tree = tmp_path / "kamailio"
+    copy_config(PRISTINE_5X, tree)
+    port_5x(tree)
+    source = (tree / "rate-limiter-role.cfg").read_text(encoding="utf-8").splitlines()
+    limiter, rec = role(store, "kazoo-5")
+    for _ in range(6):
+        limiter.check(device_invite(), T0)
+    limiter.check(carrier_invite(trusted=False), T0)
+    assert len(rec.lines) > 10 and all(where is not None for where in rec.wheres)
+    for (_, message, _, _), where in zip(rec.lines, rec.wheres, strict=True):
+        assert where is not None
+        file, number, route = where
+        found = _XLOG_TEXT.search(source[number - 1])
+        assert found is not None, f"{file}:{number} is not an xlog: {source[number - 1].strip()}"
+        parts = _VARIABLE.split(found.group(1).removesuffix("\\n"))
+        pattern = ".+".join(re.escape(part) for part in parts)
+        assert re.fullmatch(pattern, message, re.S), (
+            f"{file}:{number} logs {found.group(1)!r}, not {message!r}"
+        )
+        assert route == ("do_dos_prevention" if number >= 194 else "dos_prevention")

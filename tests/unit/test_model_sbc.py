@@ -6,7 +6,7 @@ from typing import cast
 
 import pytest
 
-from harness.kazoo.release import KAZOO_4_3, release
+from harness.kazoo.release import KAZOO_4_3, KAZOO_5, release
 from harness.model.media import direct_reach_problem
 from harness.model.routing import callflow_behaviour, reorder_response
 from harness.model.sbc import is_scanner, rewrite_failure, sanity_failure
@@ -57,27 +57,30 @@ def test_failure_route(
 
 
 def test_failure_route_log_lines() -> None:
-    assert rewrite_failure(686, "PICNIC", False, KAZOO_4_3).log == (
-        "info",
-        "failure",
-        "sending 686 reply as 486 PICNIC",
+    """The lines are the release's own (harness.model.sbc_lines): 4.3 relays a media 407 and 604, 5.x has
+    no 407 branch (one more 4xx: 486) and logs the 604 before overriding it."""
+    assert rewrite_failure(686, "PICNIC", False, KAZOO_4_3).lines == (
+        ("sending_6xx", {"code": 686, "reason": "PICNIC", "new_code": 486}),
     )
-    assert rewrite_failure(403, "Forbidden", False, KAZOO_4_3).log == (
-        "warning",
-        "failure",
-        "Failed auth from IP {source_ip}",
+    assert rewrite_failure(403, "Forbidden", False, KAZOO_4_3, source_ip="127.0.0.66").lines == (
+        ("failed_auth", {"ip": "127.0.0.66"}),
     )
-    challenged = rewrite_failure(
-        407, "Proxy Authentication Required", False, "kazoo-4.3", media_uri="sip:x:1"
+    challenged = rewrite_failure(407, "Proxy Authentication Required", False, KAZOO_4_3, media_uri="sip:x:1")
+    assert challenged.lines == (("media_challenged", {"uri": "sip:x:1"}),)
+    on_5 = rewrite_failure(407, "Proxy Authentication Required", False, KAZOO_5)
+    assert (on_5.code, on_5.reason, on_5.lines[0][0]) == (486, "Unable to Comply", "internal_reply")
+    nope = {"code": 604, "reason": "Nope Nope Nope"}
+    assert rewrite_failure(604, "Nope Nope Nope", False, KAZOO_4_3).lines == (("reply_604", nope),)
+    assert rewrite_failure(604, "Nope Nope Nope", False, KAZOO_5).lines == (
+        ("reply_604", nope),
+        ("override_604", {"code": 486, "reason": "Unable to Comply"}),
     )
-    assert (
-        challenged.log is not None
-        and challenged.log[2] == "media sip:x:1 challenged the invite, creating redirect"
-    )
+    assert rewrite_failure(607, "Unwanted", False, KAZOO_4_3).code == 407
+    assert rewrite_failure(607, "Unwanted", False, KAZOO_5).code == 607
 
 
 def test_failure_route_leaves_a_cancelled_transaction_alone() -> None:
-    verdict = rewrite_failure(487, "Request Terminated", False, "kazoo-4.3", cancelled=True)
+    verdict = rewrite_failure(487, "Request Terminated", False, KAZOO_4_3, cancelled=True)
     assert (verdict.code, verdict.reason) == (487, "Request Terminated")
 
 
@@ -96,13 +99,17 @@ def test_call_barred_is_relayed() -> None:
         ("x NiceGuy y", True),
         ("PortSIP VoIP SDK", True),
         ("sipcli/v1.8", True),
-        ("QNQ", True),
         ("kazoo-harness/0.1", False),
         (None, False),
     ],
 )
 def test_scanner_user_agents(agent: str | None, scanner: bool) -> None:
-    assert is_scanner(agent) is scanner
+    assert is_scanner(agent, KAZOO_4_3) is scanner
+    assert is_scanner(agent, KAZOO_5) is scanner
+
+
+def test_qnq_is_a_scanner_on_5x_only() -> None:  # 5.x sanity.cfg:63 adds it; 4.3's list has no QNQ
+    assert is_scanner("QNQ", KAZOO_5) and not is_scanner("QNQ", KAZOO_4_3)
 
 
 @pytest.mark.parametrize(

@@ -82,3 +82,16 @@ def test_framing_error_is_hashable_and_a_sip_parse_error() -> None:
     assert isinstance(err, SipParseError)
     assert hash(err) is not None
     assert err != FramingError("x", "too-large")  # exceptions compare by identity
+
+
+def test_a_framer_that_accepts_no_content_length_frames_bodiless() -> None:
+    """Kamailio's tcp_accept_no_cl=yes (Kazoo 5.x's http.cfg): no usable Content-Length means no body,
+    and the bytes after the headers begin the next message."""
+    framer = StreamFramer(accept_no_content_length=True)
+    head = b"INVITE sip:a@b SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1\r\n\r\n"
+    assert framer.feed(head + b"v=0\r\n") == [head]
+    assert framer.pending == len(b"v=0\r\n")
+    negative = b"INVITE sip:a@b SIP/2.0\r\nContent-Length: -999\r\n\r\n"
+    assert StreamFramer(accept_no_content_length=True).feed(negative) == [negative]
+    with pytest.raises(FramingError):
+        StreamFramer().feed(negative)
