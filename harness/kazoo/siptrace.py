@@ -18,6 +18,8 @@ sanity and ACL checks, so what those drop is never captured (docs/hep.md says wh
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from harness.sip.framing import FramingError, StreamFramer
 
 TCP_READ_BUFFER = 80_000  # tcp_rd_buf_size in Kazoo's configuration and in the lab's
@@ -39,15 +41,70 @@ def sip_first_line(data: bytes) -> bool:
     return end >= 10 and data[end - 8 : end] == b" " + _VERSION
 
 
-def unmirrored_reason(data: bytes, transport: str, *, stream_buffer: int = TCP_READ_BUFFER) -> str | None:
-    """None when a complete Kamailio capture mirrors ``data`` received over ``transport``; else why not."""
-    if transport in ("tcp", "tls"):
+FIRST_LINE = "its first line is not a SIP/2.0 request or status line (core sip_check_fline)"
+# what the core mirrors of one message sent, in order: the pieces it reads as messages and captures, and
+# why that is not the message as sent (None: it is)
+CoreRead = tuple[tuple[bytes, ...], "str | None"]
+
+
+def core_reads(
+    sent: Sequence[tuple[bytes, str, object]],
+    *,
+    stream_buffer: int = TCP_READ_BUFFER,
+    accept_no_content_length: bool = False,
+) -> list[CoreRead]:
+    """What a complete Kamailio capture mirrors of each message sent as ``(data, transport, stream)``, in
+    order. A datagram is one message. On a stream (one per ``stream`` key, e.g. the destination) the
+    reader frames the bytes as they come: by Content-Length, or, with ``accept_no_content_length``
+    (Kazoo 5.x's ``tcp_accept_no_cl=yes``), a message without it as its headers alone, the rest starting
+    the next one; after a framing error, or a framed message the core cannot read, the reader closes the
+    connection and reads nothing more."""
+    framers: dict[tuple[str, object], StreamFramer] = {}
+    closed: dict[tuple[str, object], str] = {}
+    out: list[CoreRead] = []
+    for data, transport, stream in sent:
+        if transport not in ("tcp", "tls"):
+            out.append(((data,), None) if sip_first_line(data) else ((), FIRST_LINE))
+            continue
+        key = (transport, stream)
+        if key in closed:
+            out.append(((), closed[key]))
+            continue
+        framer = framers.setdefault(
+            key, StreamFramer(stream_buffer, accept_no_content_length=accept_no_content_length)
+        )
         try:
-            framed = StreamFramer(stream_buffer).feed(data)
+            framed = framer.feed(data)
         except FramingError as exc:
-            return f"Kamailio cannot frame it on the stream ({exc.reason}): it never reaches the core"
-        if not framed:
-            return "an incomplete message on the stream: it never reaches the core"
-    if not sip_first_line(data):
-        return "its first line is not a SIP/2.0 request or status line (core sip_check_fline)"
-    return None
+            closed[key] = f"sent after Kamailio closed the stream ({exc.reason})"
+            out.append(
+                ((), f"Kamailio cannot frame it on the stream ({exc.reason}): it never reaches the core")
+            )
+            continue
+        pieces = tuple(piece for piece in framed if sip_first_line(piece))
+        if len(pieces) < len(framed):  # the core cannot read one: the reader closes the connection
+            closed[key] = "sent after Kamailio closed the stream (it could not parse what it framed)"
+        if framed == [data]:
+            out.append((pieces, None if pieces else FIRST_LINE))
+        elif not framed:
+            out.append(((), "an incomplete message on the stream: it never reaches the core"))
+        else:
+            out.append(
+                (
+                    pieces,
+                    f"the stream reader framed it as {len(framed)} message(s), not as sent"
+                    + (
+                        " (no Content-Length: its headers alone, tcp_accept_no_cl)"
+                        if accept_no_content_length
+                        else ""
+                    ),
+                )
+            )
+    return out
+
+
+def unmirrored_reason(data: bytes, transport: str, *, stream_buffer: int = TCP_READ_BUFFER) -> str | None:
+    """None when a complete Kamailio capture mirrors ``data`` received over ``transport`` (alone on its
+    stream); else why not."""
+    ((_, why),) = core_reads([(data, transport, None)], stream_buffer=stream_buffer)
+    return why

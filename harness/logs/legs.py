@@ -14,6 +14,7 @@ SBC captured: every message once, byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections import Counter
@@ -28,7 +29,9 @@ from harness.net.exchange import Address, Exchange, WireEvent
 from harness.sip.errors import SipParseError
 from harness.sip.message import Request, Response, parse_message
 
-Unmirrored = Callable[[bytes, str], "str | None"]  # (data, transport) -> why a capture cannot hold it
+# what the capture agent's core reads of each message sent, (data, transport, stream) in order: the pieces
+# it mirrors and why that is not the message as sent (harness.kazoo.siptrace.core_reads)
+CoreReads = Callable[[Sequence[tuple[bytes, str, object]]], "list[tuple[tuple[bytes, ...], str | None]]"]
 _STATUS = re.compile(r"^SIP/\d+\.\d+ (\d{3})")
 _METHOD = re.compile(r"^([A-Za-z]+) \S+ SIP/")
 
@@ -281,14 +284,14 @@ async def check_legs(
     deadline: float,
     sources: Sequence[str],
     parity_check: bool = False,
-    unmirrored: Unmirrored | None = None,
+    core_reads: CoreReads | None = None,
     quiet: float = 0.05,
 ) -> LegVerdict:
     """Follow the hub's HEP lines from ``since`` until what must be captured is (every "present"
     expectation, and with ``parity_check`` every carrier<->SBC message), or ``deadline`` (epoch
     seconds) passes; then ``quiet`` seconds more for what must not be (forbidden legs, exact counts,
-    copies). A forbidden leg ends the check at once. ``unmirrored`` says which carrier messages the
-    capture cannot hold (see ``parity``)."""
+    copies). A forbidden leg ends the check at once. ``core_reads`` says what the capture can hold of the
+    carrier's messages (see ``parity``)."""
     names = set(sources)
     cursor = hub.cursor(since)
     lines: list[HepLine] = []
@@ -301,7 +304,7 @@ async def check_legs(
             if any(t.violated for t in tallies):
                 early = True
                 break
-            if settle_at is None and _proven(tallies, exchange, legs, roles, parity_check, unmirrored):
+            if settle_at is None and _proven(tallies, exchange, legs, roles, parity_check, core_reads):
                 early = True
                 settle_at = min(deadline, time.time() + quiet)
             changed = False
@@ -323,7 +326,7 @@ async def check_legs(
         else:
             verdict.wrong_count.append((e, len(t.hits)))
     if parity_check:
-        verdict.parity = parity(exchange, legs, roles, unmirrored)
+        verdict.parity = parity(exchange, legs, roles, core_reads)
     verdict.errors = {name: repr(error) for name, error in hub.errors.items() if name in names}
     verdict.ok = not (
         verdict.errors
@@ -341,14 +344,14 @@ def _proven(
     legs: list[Leg],
     roles: Roles,
     parity_check: bool,
-    unmirrored: Unmirrored | None,
+    core_reads: CoreReads | None,
 ) -> bool:
     """Everything that must be captured is (exact counts are reached, never exceeded: that is settled)."""
     for t in tallies:
         e = t.expectation
         if e.present and (len(t.hits) < (e.count or 1)):
             return False
-    return not parity_check or not parity(exchange, legs, roles, unmirrored).missing
+    return not parity_check or not parity(exchange, legs, roles, core_reads).missing
 
 
 # -- parity with the carrier's view -------------------------------------------------------------------
@@ -394,16 +397,26 @@ class Parity:
 
 
 def parity(
-    exchange: Exchange, legs: Sequence[Leg], roles: Roles, unmirrored: Unmirrored | None = None
+    exchange: Exchange, legs: Sequence[Leg], roles: Roles, core_reads: CoreReads | None = None
 ) -> Parity:
     """Every message between the carrier and the SBC appears in the SBC's capture once, byte exact: each
     one the carrier sent as carrier->sbc, each one it received from the SBC as sbc->carrier.
-    ``unmirrored(data, transport)`` names the carrier messages the capture agent never sees (bytes its
-    core cannot read as SIP): they are reported, not required. What the SBC sent the carrier after the
-    capture of the last message the carrier read from it is ``late``, not foreign."""
+    ``core_reads`` says what the capture agent's core reads of the carrier's messages (bytes it cannot
+    read as SIP are never seen; a stream may be framed otherwise than sent): what it reads is required,
+    the rest reported. What the SBC sent the carrier after the capture of the last message the carrier
+    read from it is ``late``, not foreign."""
     sent = [e for e in exchange.sent if roles.of(e.dst) == "sbc"]
-    unseen = [(e, why) for e in sent if unmirrored and (why := unmirrored(e.data, e.transport))]
-    out_wire = [e for e in sent if all(e is not u for u, _ in unseen)]
+    reads = (
+        core_reads([(e.data, e.transport, e.dst) for e in sent])
+        if core_reads is not None
+        else [((e.data,), None) for e in sent]
+    )
+    unseen = [(e, why) for e, (_, why) in zip(sent, reads, strict=True) if why]
+    out_wire = [
+        dataclasses.replace(e, data=piece)
+        for e, (pieces, _) in zip(sent, reads, strict=True)
+        for piece in pieces
+    ]
     in_wire = [e for e in exchange.received if roles.of(e.src) == "sbc"]
     missing: list[WireEvent] = []
     duplicated: list[tuple[str, int]] = []

@@ -11,10 +11,11 @@ carrier<->SBC message captured once, byte exact, except the bytes Kamailio's cor
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
-from harness.kazoo.siptrace import unmirrored_reason
+from harness.kazoo.siptrace import core_reads
 from harness.logs.hub import LogHub
 from harness.logs.legs import Leg, LegVerdict, Roles, check_legs
 from harness.net.exchange import Exchange
@@ -47,7 +48,9 @@ async def check_capture(
         deadline=time.time() + CAPTURE_GRACE,
         sources=[c.name for c in captures],
         parity_check=planned.parity,
-        unmirrored=unmirrored_reason,
+        core_reads=functools.partial(
+            core_reads, accept_no_content_length=target.release.sbc_accepts_tcp_without_content_length
+        ),
     )
 
 

@@ -74,6 +74,35 @@ class SbcSetup(ModelSetup):
     def media_down(self, target: Target) -> AbstractContextManager[Target]:
         return self._media_down(target)
 
+    def _start_twin(self, config: Path, wanted: frozenset[str]) -> tuple[KazooSbc, bool]:
+        """Kazoo's configuration in ``config`` started beside the first, mirroring to the same capture
+        (its own address tells its legs apart), and whether it does. Kazoo 5.x's tree is close to
+        Kamailio's MAX_DEFINES: an optional role and the SIP_TRACE_ROLE together may not parse
+        (docs/kazoo-sbc-5x-port.md); then the twin runs without the trace role (what the tree allows)."""
+        trace_to = self.sbc.trace_to
+        while True:
+            twin = KazooSbc(
+                self.sbc.release,
+                config_dir=config,
+                media=self.sbc.media,
+                trusted=self.sbc.trusted,
+                broker_url=self.sbc.amqp_url,  # the broker of the first: one per target
+                trace_to=trace_to,
+            )
+            try:
+                twin.start()
+                return twin, trace_to is not None
+            except SbcError as exc:
+                if trace_to is None or TOO_MANY_DEFINES not in str(exc):
+                    raise TargetStartError(
+                        f"Kazoo's Kamailio configuration with {', '.join(sorted(wanted))}: {exc}"
+                    ) from exc
+                trace_to = None
+            except (BrokerError, OSError, ValueError) as exc:
+                raise TargetStartError(
+                    f"Kazoo's Kamailio configuration with {', '.join(sorted(wanted))}: {exc}"
+                ) from exc
+
     @contextmanager
     def _with_roles(self, target: Target, roles: Mapping[str, bool]) -> Iterator[Target]:
         running = self.sbc.roles & frozenset(OPTIONAL_ROLES)
@@ -91,20 +120,10 @@ class SbcSetup(ModelSetup):
             copy_config(self.sbc.config_source, config)
             local = config / "local.cfg"
             local.write_text(set_roles(local.read_text(encoding="utf-8"), on, off), encoding="utf-8")
-            twin = KazooSbc(
-                self.sbc.release,
-                config_dir=config,
-                media=self.sbc.media,
-                trusted=self.sbc.trusted,
-                broker_url=self.sbc.amqp_url,  # the broker of the first: one per target
-                trace_to=self.sbc.trace_to,  # mirroring to the same capture (its own address tells apart)
-            )
-            try:
-                twin.start()
-            except (SbcError, BrokerError, OSError, ValueError) as exc:
-                raise TargetStartError(
-                    f"Kazoo's Kamailio configuration with {', '.join(sorted(wanted))}: {exc}"
-                ) from exc
+            twin, traced = self._start_twin(config, wanted)
+            logs = {**target.logs, **file_logs({"kamailio": twin.log_path})}
+            if not traced:  # its SBC sends no capture: the twin has none to judge by
+                logs = {name: source for name, source in logs.items() if name not in _capture_names(target)}
             try:
                 yield dataclasses.replace(
                     target,
@@ -112,11 +131,18 @@ class SbcSetup(ModelSetup):
                     profile=target.profile.with_roles(wanted),
                     sbc=twin.address,
                     carriers={**target.carriers, "sbc_self": (twin.address[0], None)},
-                    logs={**target.logs, **file_logs({"kamailio": twin.log_path})},
+                    logs=logs,
                     setup=SbcSetup(self.model, twin),
                 )
             finally:
                 twin.stop()
+
+
+TOO_MANY_DEFINES = "too many defines -- adjust MAX_DEFINES"  # Kamailio's cfg.lex, at its compile-time cap
+
+
+def _capture_names(target: Target) -> set[str]:
+    return {capture.name for capture in target.captures}
 
 
 @contextmanager

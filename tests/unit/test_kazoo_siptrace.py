@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.kazoo.siptrace import sip_first_line, unmirrored_reason
+from harness.kazoo.siptrace import core_reads, sip_first_line, unmirrored_reason
 
 REQUEST = b"INVITE sip:+14155550100@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n"
 
@@ -42,3 +42,39 @@ def test_unmirrored_reasons() -> None:
     assert unmirrored_reason(big, "tcp", stream_buffer=200_000) is None
     assert "incomplete" in (unmirrored_reason(REQUEST[:-5], "tcp") or "")
     assert "sip_check_fline" in (unmirrored_reason(b"SIP/7.0 200 OK\r\n\r\n", "udp") or "")
+
+
+INVITE_NO_LENGTH = (
+    b"INVITE sip:+14155550100@127.0.0.1 SIP/2.0\r\nCall-ID: a\r\n\r\nv=0\r\no=- 1 1 IN IP4 127.0.0.1\r\n"
+)
+ACK = b"ACK sip:+14155550100@127.0.0.1 SIP/2.0\r\nCall-ID: a\r\nContent-Length: 0\r\n\r\n"
+STREAM = ("127.0.0.1", 5060)
+
+
+def test_a_stream_without_content_length_as_kazoo_5_reads_it() -> None:
+    """tcp_accept_no_cl=yes: the INVITE is read as its headers alone (what the capture holds), its body
+    starts the next message, which swallows the ACK that follows on the same stream."""
+    sent = [(INVITE_NO_LENGTH, "tcp", STREAM), (ACK, "tcp", STREAM)]
+    (invite_pieces, invite_why), (ack_pieces, ack_why) = core_reads(sent, accept_no_content_length=True)
+    assert invite_pieces == (INVITE_NO_LENGTH[: INVITE_NO_LENGTH.index(b"\r\n\r\n") + 4],)
+    assert invite_why is not None and "tcp_accept_no_cl" in invite_why
+    assert ack_pieces == () and ack_why is not None  # read as part of "v=0 ..." and never mirrored
+    # which the core cannot parse: the connection is closed, and a BYE after it never read
+    (_, bye_why) = core_reads(
+        [*sent, (ACK.replace(b"ACK", b"BYE"), "tcp", STREAM)], accept_no_content_length=True
+    )[2]
+    assert "closed the stream" in (bye_why or "")
+    # another stream is read on its own
+    assert core_reads([*sent, (ACK, "tcp", ("127.0.0.2", 5060))], accept_no_content_length=True)[2] == (
+        (ACK,),
+        None,
+    )
+
+
+def test_a_stream_without_content_length_as_kazoo_4_3_reads_it() -> None:
+    """Without tcp_accept_no_cl the reader cannot frame it and closes the connection: nothing after it."""
+    (invite_pieces, invite_why), (ack_pieces, ack_why) = core_reads(
+        [(INVITE_NO_LENGTH, "tcp", STREAM), (ACK, "tcp", STREAM)]
+    )
+    assert invite_pieces == () and "no-content-length" in (invite_why or "")
+    assert ack_pieces == () and "closed the stream" in (ack_why or "")

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from harness.hep import HepPacket
-from harness.kazoo.siptrace import unmirrored_reason
+from harness.kazoo.siptrace import core_reads
 from harness.logs.hep_source import HepLine, hep_line
 from harness.logs.hub import LogHub
 from harness.logs.legs import LegExpectation, LegVerdict, Roles, check_legs, legs_of, parity
@@ -138,7 +138,7 @@ async def _check(
         started = time.monotonic()
         verdict = await check_legs(
             hub, ex, ROLES, expectations, since=0.0, deadline=time.time() + window, sources=["cap"],
-            parity_check=parity_check, unmirrored=unmirrored_reason,
+            parity_check=parity_check, core_reads=core_reads,
         )  # fmt: skip
         return verdict, time.monotonic() - started
 
@@ -187,15 +187,15 @@ def test_parity_missing_duplicated_foreign_and_unseen() -> None:
         line(TRYING, SBC, CARRIER, T0),
         line(INVITE, CARRIER, SBC, T0),
     ]
-    ok = parity(ex, legs_of(complete, ex, ROLES), ROLES, unmirrored_reason)
+    ok = parity(ex, legs_of(complete, ex, ROLES), ROLES, core_reads)
     assert ok.ok and ok.compared == 3
     assert [(e.first_line, why) for e, why in ok.unseen] == [
         ("garbage garbage", "its first line is not a SIP/2.0 request or status line (core sip_check_fline)")
     ]
     assert "not capturable" in ok.summary()
-    short = parity(ex, legs_of(complete[:2], ex, ROLES), ROLES, unmirrored_reason)
+    short = parity(ex, legs_of(complete[:2], ex, ROLES), ROLES, core_reads)
     assert [e.t for e in short.missing] == [0.002]  # the retransmission is the copy not seen
-    doubled = parity(ex, legs_of([*complete, complete[1]], ex, ROLES), ROLES, unmirrored_reason)
+    doubled = parity(ex, legs_of([*complete, complete[1]], ex, ROLES), ROLES, core_reads)
     assert doubled.duplicated == (("SIP/2.0 100 Trying", 1),)
     foreign = parity(ex, legs_of([*complete, line(CHALLENGE, SBC, CARRIER, T0)], ex, ROLES), ROLES)
     assert [leg.kind for leg in foreign.foreign] == ["407"] and not foreign.ok
