@@ -348,8 +348,11 @@ class ScenarioItem(pytest.Function):
 
 
 def reproduce_command(case: ScenarioCase, config: pytest.Config) -> str:
-    rel = os.path.relpath(case.path, config.rootpath) if case.path.is_absolute() else str(case.path)
-    parts = ["pytest", f"{rel}::{case.test_id}"]
+    # runnable from where pytest was started: the path relative to there, or absolute outside it
+    here = config.invocation_params.dir
+    path = case.path if case.path.is_absolute() else here / case.path
+    rel = os.path.relpath(path, here)
+    parts = ["pytest", f"{rel if not rel.startswith('..') else path}::{case.test_id}"]
     target = _option(config, "kazoo_target")
     if target != "embedded":
         parts += ["--kazoo-target", target]

@@ -16,6 +16,7 @@ import typer
 
 from harness.commands.common import EXIT_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE, opened
 from harness.kazoo.release import DEFAULT_RELEASE
+from harness.targets.kinds import builtin_names
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -55,7 +56,7 @@ def load(
         typer.Option(
             "--target",
             envvar="KAZOO_TARGET",
-            help="embedded (default), lab, kazoo-sbc, docker, HOST:PORT or a target file",
+            help=f"{', '.join(builtin_names())}, HOST:PORT, or a target file (default: embedded)",
         ),
     ] = "embedded",
     profile: Annotated[

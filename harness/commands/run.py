@@ -25,6 +25,7 @@ from harness.kazoo.release import DEFAULT_RELEASE, RELEASES
 from harness.progress import listening
 from harness.report.html_report import write_html
 from harness.targets.file import sbc_refs
+from harness.targets.kinds import builtin_names
 
 LABEL_WIDTH = 60  # the progress bar's label: what runs now
 
@@ -158,7 +159,7 @@ def run(
         typer.Option(
             "--target",
             envvar="KAZOO_TARGET",
-            help="embedded (default), lab, docker, model, HOST:PORT, or a target file",
+            help=f"{', '.join(builtin_names())}, HOST:PORT, or a target file (default: embedded)",
         ),
     ] = "embedded",
     profile: Annotated[

@@ -80,7 +80,7 @@ def judge(
         if never == "ringing_without_audio" and any(c in (180, 183) for c in ex.provisional_codes):
             failures.append(f"the caller must never hear ringing here, got {ex.provisional_codes}")
     if logs is not None and not logs.ok:
-        failures.append("log expectations not met:\n" + logs.explain())
+        failures.append(logs.explain())  # its first line: "log expectations: NOT met"
     if capture is not None and not capture.ok:
         failures.append("captured legs not as expected:\n" + capture.explain())
     return failures

@@ -68,6 +68,19 @@ def test_wrong_expectation_explains_itself(pytester: pytest.Pytester) -> None:
     assert "MISSING" in out and "New Channel" in out
     assert "reproduce: pytest scenarios/wrong.yaml::deliberately_wrong_expectation" in out
     assert "--harness-seed 11" in out
+    assert out.count("log expectations") == 1, out  # said once, not twice
+
+
+def test_reproduce_names_a_scenario_outside_the_invocation_dir_by_its_absolute_path(
+    pytester: pytest.Pytester, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    elsewhere = tmp_path_factory.mktemp("elsewhere") / "wrong.yaml"
+    elsewhere.write_text(WRONG, encoding="utf-8")
+    result = pytester.runpytest(str(elsewhere), "--harness-seed", "11")
+    result.assert_outcomes(failed=1)
+    found = re.search(r"reproduce: pytest (\S+)::deliberately_wrong_expectation", result.stdout.str())
+    assert found is not None, result.stdout.str()
+    assert found.group(1) == str(elsewhere)  # not "wrong.yaml", which only works from its own folder
 
 
 def test_junit_xml(pytester: pytest.Pytester) -> None:
