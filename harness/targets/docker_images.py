@@ -150,7 +150,11 @@ def ensure_images(
         digest = "ctx-" + hashlib.sha256(context).hexdigest()[:16]
         repository = tag.rsplit(":", 1)[0]
         tags[role] = tag
-        if not rebuild and _image_exists(client, f"{repository}:{digest}") and _image_exists(client, tag):
+        built = f"{repository}:{digest}"
+        if not rebuild and _image_exists(client, built):
+            # `tag` may name another checkout's build on a shared engine: put it back on this context's
+            if not _image_exists(client, tag) or client.images.get(tag).id != client.images.get(built).id:
+                client.images.get(built).tag(repository, tag=tag.rsplit(":", 1)[1])
             continue
         base = base_image or default_base_image(client)
         (progress or step)(f"building {tag} from {dockerfile} (BASE_IMAGE={base})")

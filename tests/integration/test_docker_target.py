@@ -23,7 +23,7 @@ import pytest
 from harness.kazoo.profile import load_profile
 from harness.kazoo.release import KAZOO_4_3, KAZOO_5
 from harness.logs.line import LogLine
-from harness.targets.docker_images import docker_client, engine_unavailable_reason
+from harness.targets.docker_images import IMAGES, docker_client, engine_unavailable_reason, ensure_images
 from harness.targets.docker_stack import (
     LABEL_OWNER_PID,
     LABEL_SESSION,
@@ -104,6 +104,22 @@ def test_kamailio_container_log_reaches_the_target_sources(stack: DockerStack) -
     assert "too much hops" in line.raw
     assert target.sbc == stack.sbc and target.kind == "docker"
     assert set(target.logs) == {"freeswitch", "kamailio", "kazoo"}
+
+
+def test_images_follow_this_checkout_when_another_moved_the_tag(stack: DockerStack) -> None:
+    """Two checkouts on one engine: the other's build took `latest`; this one's context build is back on
+    it without a rebuild (a stale `latest` once ran an entrypoint that refused this release's flags)."""
+    client = docker_client()
+    try:
+        tag = IMAGES["kamailio"][1]
+        mine = client.images.get(tag).id
+        other = client.images.get(IMAGES["model"][1])  # any other image stands for the other build
+        other.tag(tag.rsplit(":", 1)[0], tag=tag.rsplit(":", 1)[1])
+        assert client.images.get(tag).id == other.id
+        ensure_images(client, ["kamailio"], progress=lambda message: None)
+        assert client.images.get(tag).id == mine
+    finally:
+        client.close()
 
 
 def test_stop_removes_containers_and_log_dir() -> None:
