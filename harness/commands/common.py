@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import Annotated, NoReturn
 
 import typer
 
-from harness.targets.kinds import open_target
+from harness.kazoo.release import DEFAULT_RELEASE, RELEASES
+from harness.targets.kinds import builtin_names, open_target
 from harness.targets.target import Target, TargetError, TargetStartError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INFRA = 0, 1, 2, 3  # 1: scenario failures, or a cause found
@@ -41,3 +42,23 @@ def opened(
         except TargetStartError as exc:
             fail(f"{what} {ref}: {exc}", EXIT_INFRA)
         yield target
+
+
+# The --target and --profile options every command that opens a target takes, spelled once
+TargetOption = Annotated[
+    str,
+    typer.Option(
+        "--target",
+        envvar="KAZOO_TARGET",
+        help=f"{', '.join(builtin_names())}, HOST:PORT, or a target file (default: embedded)",
+    ),
+]
+ProfileOption = Annotated[
+    str | None,
+    typer.Option(
+        "--profile",
+        envvar="KAZOO_PROFILE",
+        help=f"{', '.join(RELEASES)} or a profile file (default: the target file's, else "
+        f"{DEFAULT_RELEASE.name})",
+    ),
+]

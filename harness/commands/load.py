@@ -14,9 +14,15 @@ from typing import Annotated, Any
 
 import typer
 
-from harness.commands.common import EXIT_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE, opened
-from harness.kazoo.release import DEFAULT_RELEASE
-from harness.targets.kinds import builtin_names
+from harness.commands.common import (
+    EXIT_FAILED,
+    EXIT_INFRA,
+    EXIT_OK,
+    EXIT_USAGE,
+    ProfileOption,
+    TargetOption,
+    opened,
+)
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -51,23 +57,8 @@ def load(
     scenario: Annotated[
         str | None, typer.Argument(help="a scenario file, or FILE::case (not with --worker)")
     ] = None,
-    target: Annotated[
-        str,
-        typer.Option(
-            "--target",
-            envvar="KAZOO_TARGET",
-            help=f"{', '.join(builtin_names())}, HOST:PORT, or a target file (default: embedded)",
-        ),
-    ] = "embedded",
-    profile: Annotated[
-        str | None,
-        typer.Option(
-            "--profile",
-            envvar="KAZOO_PROFILE",
-            help=f"a release's profile or a profile file (default: the target file's, else "
-            f"{DEFAULT_RELEASE.name})",
-        ),
-    ] = None,
+    target: TargetOption = "embedded",
+    profile: ProfileOption = None,
     param: Annotated[str | None, typer.Option("--param", help="the params id of the case to load")] = None,
     workers: Annotated[
         int | None,

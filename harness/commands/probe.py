@@ -19,8 +19,7 @@ from typing import Annotated
 import typer
 from prometheus_client import disable_created_metrics
 
-from harness.commands.common import EXIT_FAILED, EXIT_INFRA, EXIT_OK, fail, opened
-from harness.kazoo.release import DEFAULT_RELEASE, RELEASES
+from harness.commands.common import EXIT_FAILED, EXIT_INFRA, EXIT_OK, ProfileOption, fail, opened
 from harness.probes.probe import ProbeRefused, Status
 from harness.probes.server import ProbeExporter
 from harness.probes.service import DEFAULT_CATALOG, ProbeService
@@ -44,15 +43,6 @@ TargetOpt = Annotated[
         "--target",
         envvar="KAZOO_TARGET",
         help="a target file (FILE, FILE#node), embedded, lab, model or HOST:PORT",
-    ),
-]
-ProfileOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--profile",
-        envvar="KAZOO_PROFILE",
-        help=f"{', '.join(RELEASES)} or a profile file (default: the target file's, else "
-        f"{DEFAULT_RELEASE.name})",
     ),
 ]
 ConfigOpt = Annotated[
@@ -110,7 +100,7 @@ def serve(
     listen: Annotated[str, typer.Option("--listen", help="HOST:PORT to serve on")] = DEFAULT_LISTEN,
     config: ConfigOpt = None,
     catalog: CatalogOpt = None,
-    profile: ProfileOpt = None,
+    profile: ProfileOption = None,
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", help="probes at once per SBC node (default 1)")
     ] = None,
@@ -156,7 +146,7 @@ def once(
     sbc: Annotated[str | None, typer.Option("--sbc", help="an SBC node of the target file")] = None,
     config: ConfigOpt = None,
     catalog: CatalogOpt = None,
-    profile: ProfileOpt = None,
+    profile: ProfileOption = None,
     timeout: TimeoutOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
 ) -> None:

@@ -19,13 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from harness.commands.common import EXIT_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE
+from harness.commands.common import EXIT_FAILED, EXIT_INFRA, EXIT_OK, EXIT_USAGE, ProfileOption, TargetOption
 from harness.kazoo.causes import CATEGORIES
-from harness.kazoo.release import DEFAULT_RELEASE, RELEASES
 from harness.progress import listening
 from harness.report.html_report import write_html
 from harness.targets.file import sbc_refs
-from harness.targets.kinds import builtin_names
 
 LABEL_WIDTH = 60  # the progress bar's label: what runs now
 
@@ -154,23 +152,8 @@ def run(
     paths: Annotated[
         list[str] | None, typer.Argument(help="scenario files or folders (default: scenarios/)")
     ] = None,
-    target: Annotated[
-        str,
-        typer.Option(
-            "--target",
-            envvar="KAZOO_TARGET",
-            help=f"{', '.join(builtin_names())}, HOST:PORT, or a target file (default: embedded)",
-        ),
-    ] = "embedded",
-    profile: Annotated[
-        str | None,
-        typer.Option(
-            "--profile",
-            envvar="KAZOO_PROFILE",
-            help=f"{', '.join(RELEASES)} or a profile file (default: the target file's, else "
-            f"{DEFAULT_RELEASE.name})",
-        ),
-    ] = None,
+    target: TargetOption = "embedded",
+    profile: ProfileOption = None,
     keyword: Annotated[
         str | None, typer.Option("-k", help="only scenarios matching this pytest -k expression")
     ] = None,

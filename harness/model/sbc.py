@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from harness.kazoo.acls import EdgeSource, edge_sources, edge_trusts, entries_from_store
-from harness.kazoo.frontier import rate_limits_answer
+from harness.kazoo.frontier import account_by_realm, rate_limits_answer
 from harness.kazoo.logformat import KAMAILIO_NULL
 from harness.kazoo.release import DEFAULTS, KazooRelease
 from harness.model.antiflood import AntifloodRole, AntifloodSettings, FloodRequest
@@ -223,16 +223,9 @@ def _second_header(data: bytes, name: str) -> str:
 
 def realm_acls(store: DocumentStore, realm: str) -> Mapping[str, object] | None:
     """The ``acls`` object of the account whose ``realm`` is ``realm`` (what frontier answers)."""
-    try:
-        rows = store.all_docs("accounts", include_docs=True)
-    except LookupError:
-        return None
-    for row in rows:
-        doc = row.get("doc")
-        if isinstance(doc, dict) and str(doc.get("realm", "")).lower() == realm.lower():
-            acls = doc.get("acls")
-            return acls if isinstance(acls, dict) else None
-    return None
+    account = account_by_realm(store, realm)
+    acls = account.get("acls") if account is not None else None
+    return acls if isinstance(acls, dict) else None
 
 
 def _in_cidr(ip: str, cidr: object) -> bool:
