@@ -34,7 +34,7 @@ REALM = "demo-account.kazoo-model.local"
 BURST = 120
 ALLOWED = 63  # pike in a fresh tree: 14 requests grow the path to the leaf, 49 are counted on it
 DEADLINE = 10.0
-UNTRUSTED_FINAL = {"kazoo-4.3": 407, "kazoo-5": 403}
+UNTRUSTED_FINAL = {"kazoo-4.3": 407, "kazoo-5": 407}  # FreeSWITCH challenges on 4.3, Kamailio itself on 5.x
 ABSENT_FINAL = {"kazoo-4.3": 604, "kazoo-5": 486}
 
 
