@@ -27,8 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
+from harness import lifetime
 from harness.kazoo.release import DEFAULT_RELEASE
-from harness.kazoo_sbc import lifetime
 from harness.kazoo_sbc.database import (
     AddressRow,
     DispatcherRow,

@@ -27,7 +27,7 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 
-from harness.kazoo_sbc import lifetime
+from harness import lifetime
 from harness.lab.kamailio import free_ports
 
 SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"

@@ -12,11 +12,9 @@ the next start.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import os
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -24,9 +22,9 @@ import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
+from harness import lifetime
 from harness.kazoo.access import StackAccess
 from harness.kazoo.acls import edge_sources, entries_from_store
 from harness.kazoo.profile import Profile
@@ -77,9 +75,9 @@ class DockerStack:
     def stop(self) -> None:
         with self._lock:
             containers, self.containers = self.containers, {}
-            _LIVE.discard(self)
         _remove_containers(self.client, containers.values())
         shutil.rmtree(self.log_dir, ignore_errors=True)
+        lifetime.unregister(self)
 
     __hash__ = object.__hash__  # kept in a set by identity
 
@@ -173,14 +171,13 @@ def start_docker_stack(
     remove_stale_containers(client)
     step("checking the model and Kamailio images")
     images = ensure_images(client, ("model", "kamailio"))
-    _install_exit_handlers()
     stack = DockerStack(
         client=client,
         session=uuid.uuid4().hex[:12],
         release=release,
         log_dir=Path(tempfile.mkdtemp(prefix="kazoo-docker-logs-")),
     )
-    _LIVE.add(stack)
+    lifetime.register(stack)  # removed at exit, on Ctrl-C, SIGTERM or SIGHUP too
     try:
         sbc, media, esl, couch, own_sbc = free_ports(LISTEN_IP, 5)
         stack.sbc, stack.media, stack.esl, stack.couch = ((LISTEN_IP, p) for p in (sbc, media, esl, couch))
@@ -274,41 +271,6 @@ def open_docker(profile: Profile) -> Iterator[Target]:
     """The `docker` target for ``profile``; the stack is removed when the block ends (or at exit)."""
     with docker_stack(profile.release) as stack:
         yield target_for_stack(stack, profile)
-
-
-# -- removal at exit, on SIGTERM/SIGHUP --------------------------------------------------------------
-
-_LIVE: set[DockerStack] = set()
-_HANDLERS_INSTALLED = False
-
-
-def stop_all() -> None:
-    """Stop every stack this process started (atexit, signals)."""
-    for stack in list(_LIVE):
-        with contextlib.suppress(Exception):
-            stack.stop()
-
-
-def _on_signal(signum: int, frame: FrameType | None) -> None:
-    stop_all()
-    # then die of the same signal, as without the handler
-    signal.signal(signum, signal.SIG_DFL)
-    os.kill(os.getpid(), signum)
-
-
-def _install_exit_handlers() -> None:
-    """atexit covers normal exit and Ctrl-C (KeyboardInterrupt unwinds pytest); SIGTERM and SIGHUP kill
-    without unwinding, so they get a handler — only where none is installed and in the main thread."""
-    global _HANDLERS_INSTALLED
-    if _HANDLERS_INSTALLED:
-        return
-    _HANDLERS_INSTALLED = True
-    atexit.register(stop_all)
-    if threading.current_thread() is not threading.main_thread():
-        return
-    for signum in (signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(signum) is signal.SIG_DFL:
-            signal.signal(signum, _on_signal)
 
 
 @contextlib.contextmanager

@@ -13,6 +13,7 @@ ALLOWED: dict[str, set[str]] = {
     "sip": set(),
     "yaml_schema": set(),
     "progress": set(),
+    "lifetime": set(),
     "hep": set(),  # sans-I/O HEP: bytes in, packets out, nothing of the house
     "kazoo": {"sip", "yaml_schema"},
     "net": {"sip"},
@@ -20,8 +21,8 @@ ALLOWED: dict[str, set[str]] = {
     "model": {"kazoo", "sip"},
     "lab": {"kazoo"},
     "media": {"kazoo", "net", "sip"},
-    "kazoo_sbc": {"kazoo", "lab"},
-    "targets": {"kazoo", "kazoo_sbc", "lab", "logs", "model", "net", "progress", "sip"},
+    "kazoo_sbc": {"kazoo", "lab", "lifetime"},
+    "targets": {"kazoo", "kazoo_sbc", "lab", "lifetime", "logs", "model", "net", "progress", "sip"},
     "scenario": {"kazoo", "logs", "net", "sip", "targets", "yaml_schema"},
     "replay": {"hep", "kazoo", "logs", "net", "sip", "targets"},
     "interop": {"kazoo", "kazoo_sbc", "lab", "logs", "model", "net", "sip", "targets"},
