@@ -25,9 +25,10 @@ from harness.kazoo.release import KazooRelease
 from harness.model.pike import PikeSettings, PikeTree, Verdict
 from harness.model.sbc_lines import SCRIPT, Where
 
-# level, message, call id (None: pike's own line, without the script's prefix), 4.3's area ("" = none),
-# and 5.x's xlog file/line/route
+# a script line: level, message, call id, 4.3's area ("" = none), and 5.x's xlog file/line/route
 LineSink = Callable[[str, str, str | None, str, Where | None], None]
+# a module line: its key in harness.model.sbc_lines.CORE and its text (pike's own BLOCK/UNBLOCK lines)
+ModuleSink = Callable[[str, str], None]
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,7 @@ class AntifloodRole:
         self,
         release: KazooRelease,
         log: LineSink,
+        module_log: ModuleSink,
         *,
         settings: AntifloodSettings | None = None,
         start: float = 0.0,
@@ -79,10 +81,9 @@ class AntifloodRole:
         self.rules = flood_rules(release)
         self.settings = settings or AntifloodSettings()
         self._log = log
-        self.pike = PikeTree(self.settings.pike, start=start, log=self._pike_line)
-
-    def _pike_line(self, text: str) -> None:
-        self._log("warning", text, None, "", None)  # pike_log_level L_WARN, from the module
+        self.pike = PikeTree(
+            self.settings.pike, start=start, log=lambda event, text: module_log(f"pike_{event}", text)
+        )
 
     def tick(self, now: float) -> None:
         """Run pike's timers up to ``now`` (so UNBLOCK lines are written while nobody sends)."""

@@ -34,6 +34,7 @@ import enum
 import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 PREV, CURR = 0, 1
 MAX_HITS = 0xFFFF - 1  # unsigned short counters stop one below their maximum
@@ -50,6 +51,9 @@ class PikeSettings:
     def __post_init__(self) -> None:
         if self.sampling_time_unit < 1 or self.reqs_density_per_unit < 1 or self.remove_latency < 1:
             raise ValueError("pike's time unit, density and remove latency must be positive")
+
+
+PikeEvent = Literal["block", "unblock"]  # which of pike's own lines (sbc_lines.CORE pike_block/unblock)
 
 
 class Verdict(enum.Enum):
@@ -84,7 +88,7 @@ class PikeTree:
         settings: PikeSettings | None = None,
         *,
         start: float = 0.0,
-        log: Callable[[str], None] | None = None,
+        log: Callable[[PikeEvent, str], None] | None = None,
     ) -> None:
         self.settings = settings or PikeSettings()
         self.max_hits = self.settings.reqs_density_per_unit
@@ -92,7 +96,7 @@ class PikeTree:
         self._ticks = 0
         self._roots: dict[int, _Node] = {}
         self._timer: dict[_Node, None] = {}  # insertion-ordered, as pike's timer list
-        self._log = log or (lambda _text: None)
+        self._log = log or (lambda _event, _text: None)
 
     # ------------------------------------------------------------------ the hot/warm tests (ip_tree.c)
     def _hot_leaf(self, node: _Node) -> bool:
@@ -120,7 +124,7 @@ class PikeTree:
         elif (node.ip_leaf or not node.kids) and not no_update:
             self._timer_add(node)  # update_in_timer: a later expiry, at the list's end
         if newly_red:
-            self._log(f"PIKE - BLOCKing ip {ip}, node={self._pointer(node)}")
+            self._log("block", f"PIKE - BLOCKing ip {ip}, node={self._pointer(node)}")
             return Verdict.NEWLY_BLOCKED
         return Verdict.BLOCKED if red else Verdict.ALLOWED
 
@@ -215,7 +219,7 @@ class PikeTree:
             node.leaf_hits[PREV], node.leaf_hits[CURR] = node.leaf_hits[CURR], 0
             if node.red and not self._hot_leaf(node):
                 node.red = False
-                self._log(f"PIKE - UNBLOCKing node {self._pointer(node)}")
+                self._log("unblock", f"PIKE - UNBLOCKing node {self._pointer(node)}")
             stack.extend(node.kids.values())
 
     @staticmethod
@@ -223,8 +227,8 @@ class PikeTree:
         return f"0x{id(node):x}"
 
     # ------------------------------------------------------------------ introspection (tests, docs)
-    def leaf_hits(self, ip: str) -> tuple[int, int] | None:
-        """The (previous, current) hit counters of ``ip``'s leaf, or None when it has none."""
+    def _node_of(self, ip: str) -> _Node | None:
+        """The node at the end of ``ip``'s full path, None when the tree has not grown that far."""
         node: _Node | None = None
         kids = self._roots
         for byte in ipaddress.ip_address(ip).packed:
@@ -232,16 +236,15 @@ class PikeTree:
             if node is None:
                 return None
             kids = node.kids
+        return node
+
+    def leaf_hits(self, ip: str) -> tuple[int, int] | None:
+        """The (previous, current) hit counters of ``ip``'s leaf, or None when it has none."""
+        node = self._node_of(ip)
         return (node.leaf_hits[PREV], node.leaf_hits[CURR]) if node is not None and node.ip_leaf else None
 
     def is_blocked(self, ip: str) -> bool:
-        node: _Node | None = None
-        kids = self._roots
-        for byte in ipaddress.ip_address(ip).packed:
-            node = kids.get(byte)
-            if node is None:
-                return False
-            kids = node.kids
+        node = self._node_of(ip)
         return node is not None and node.red
 
     @property

@@ -316,7 +316,13 @@ class SbcRole:
         self._relay_address: Address = (host, 0)
         self._auth_queries: set[asyncio.TimerHandle] = set()
         self.clock = clock
-        self.antiflood = AntifloodRole(release, self._role_line, settings=antiflood, start=clock.monotonic())
+        self.antiflood = AntifloodRole(
+            release,
+            self._role_line,
+            lambda key, text: self._core(key, text=text),
+            settings=antiflood,
+            start=clock.monotonic(),
+        )
         reader = store.reader()
         self.rate_limiter = RateLimiterRole(
             release, self._role_line, lambda query: rate_limits_answer(reader, query), start=clock.time()
@@ -379,16 +385,11 @@ class SbcRole:
     def _role_line(
         self, level: str, message: str, call_id: str | None, area: str, where: Where | None = None
     ) -> None:
-        """A line of the antiflood or rate-limiter role (harness.model.antiflood, rate_limiter): a script
-        line at ``where`` (5.x's prefix) with ``area`` (4.3's), or pike's own (no Call-ID, no area).
-        Kazoo runs Kamailio at ``debug = KAZOO_LOG_LEVEL`` (defs.cfg: L_INFO): L_DBG is not written."""
-        if level == "debug":
-            return
-        if call_id is None and not area:
-            key = "pike_unblock" if "UNBLOCK" in message else "pike_block"
-            self.bus.kamailio_core(level, CORE[key].render(text=message), message)
-            return
-        self.bus.kamailio(level, message, call_id, area, where=where)
+        """A script line of the antiflood or rate-limiter role (harness.model.antiflood, rate_limiter), at
+        ``where`` (5.x's prefix) with ``area`` (4.3's). Kazoo runs Kamailio at ``debug =
+        KAZOO_LOG_LEVEL`` (defs.cfg: L_INFO): L_DBG is not written."""
+        if level != "debug":
+            self.bus.kamailio(level, message, call_id, area, where=where)
 
     def _core(self, key: str, **values: object) -> None:
         """A line of Kamailio's core or of a module (harness.model.sbc_lines.CORE)."""

@@ -19,13 +19,13 @@ def burst(tree: PikeTree, ip: str, count: int, now: float) -> list[Verdict]:
 
 def test_fresh_tree_lets_63_through_then_blocks() -> None:
     lines: list[str] = []
-    tree = PikeTree(start=0.0, log=lines.append)
+    tree = PikeTree(start=0.0, log=lambda event, text: lines.append(f"{event}: {text}"))
     verdicts = burst(tree, SOURCE, 120, 0.5)
     assert all(v is Verdict.ALLOWED for v in verdicts[:63])
     assert verdicts[63] is Verdict.NEWLY_BLOCKED  # 14 grow the path to the leaf, 49 counted on it
     assert all(v is Verdict.BLOCKED for v in verdicts[64:])
     assert tree.leaf_hits(SOURCE) == (0, 106)  # blocked requests are counted too: 120 - 14 to grow it
-    assert len(lines) == 1 and lines[0].startswith(f"PIKE - BLOCKing ip {SOURCE}, node=0x")
+    assert len(lines) == 1 and lines[0].startswith(f"block: PIKE - BLOCKing ip {SOURCE}, node=0x")
 
 
 def test_a_neighbour_inherits_the_grown_prefix() -> None:
@@ -65,11 +65,11 @@ def test_a_slow_source_is_never_blocked_and_its_prefix_expires() -> None:
 
 def test_the_ban_ends_at_the_first_swap_that_finds_the_leaf_cold() -> None:
     lines: list[str] = []
-    tree = PikeTree(start=0.0, log=lines.append)
+    tree = PikeTree(start=0.0, log=lambda event, text: lines.append(f"{event}: {text}"))
     burst(tree, SOURCE, 120, 0.5)
     assert tree.check(SOURCE, 2.5) is Verdict.BLOCKED  # swap at 2: the previous unit was hot
     assert tree.check(SOURCE, 4.5) is Verdict.ALLOWED  # swap at 4: one hit in unit 1, cold
-    assert lines[-1].startswith("PIKE - UNBLOCKing node 0x")
+    assert lines[-1].startswith("unblock: PIKE - UNBLOCKing node 0x")
 
 
 def test_an_idle_leaf_is_removed_after_the_remove_latency() -> None:
