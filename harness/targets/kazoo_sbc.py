@@ -79,8 +79,8 @@ class SbcSetup(ModelSetup):
         (its own address tells its legs apart), and whether it does. Kazoo 5.x's tree is close to
         Kamailio's MAX_DEFINES: an optional role and the SIP_TRACE_ROLE together may not parse
         (docs/kazoo-sbc-5x-port.md); then the twin runs without the trace role (what the tree allows)."""
-        trace_to = self.sbc.trace_to
-        while True:
+
+        def started(trace_to: tuple[str, int] | None) -> KazooSbc:
             twin = KazooSbc(
                 self.sbc.release,
                 config_dir=config,
@@ -89,19 +89,21 @@ class SbcSetup(ModelSetup):
                 broker_url=self.sbc.amqp_url,  # the broker of the first: one per target
                 trace_to=trace_to,
             )
+            twin.start()
+            return twin
+
+        traced = self.sbc.trace_to
+        try:
             try:
-                twin.start()
-                return twin, trace_to is not None
+                return started(traced), traced is not None
             except SbcError as exc:
-                if trace_to is None or TOO_MANY_DEFINES not in str(exc):
-                    raise TargetStartError(
-                        f"Kazoo's Kamailio configuration with {', '.join(sorted(wanted))}: {exc}"
-                    ) from exc
-                trace_to = None
-            except (BrokerError, OSError, ValueError) as exc:
-                raise TargetStartError(
-                    f"Kazoo's Kamailio configuration with {', '.join(sorted(wanted))}: {exc}"
-                ) from exc
+                if traced is None or TOO_MANY_DEFINES not in str(exc):
+                    raise
+            return started(None), False
+        except (SbcError, BrokerError, OSError, ValueError) as exc:
+            raise TargetStartError(
+                f"Kazoo's Kamailio configuration with {', '.join(sorted(wanted))}: {exc}"
+            ) from exc
 
     @contextmanager
     def _with_roles(self, target: Target, roles: Mapping[str, bool]) -> Iterator[Target]:
