@@ -101,10 +101,3 @@ def core_reads(
                 )
             )
     return out
-
-
-def unmirrored_reason(data: bytes, transport: str, *, stream_buffer: int = TCP_READ_BUFFER) -> str | None:
-    """None when a complete Kamailio capture mirrors ``data`` received over ``transport`` (alone on its
-    stream); else why not."""
-    ((_, why),) = core_reads([(data, transport, None)], stream_buffer=stream_buffer)
-    return why

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from harness.kazoo.siptrace import core_reads, sip_first_line, unmirrored_reason
+from harness.kazoo.siptrace import TCP_READ_BUFFER, core_reads, sip_first_line
 
 REQUEST = b"INVITE sip:+14155550100@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r\n"
 
@@ -29,6 +29,12 @@ REQUEST = b"INVITE sip:+14155550100@127.0.0.1 SIP/2.0\r\nContent-Length: 0\r\n\r
 )
 def test_sip_first_line(data: bytes, mirrored: bool) -> None:
     assert sip_first_line(data) is mirrored
+
+
+def unmirrored_reason(data: bytes, transport: str, *, stream_buffer: int = TCP_READ_BUFFER) -> str | None:
+    """Why a message alone on its stream (or a datagram) is not mirrored as sent; None when it is."""
+    ((_, why),) = core_reads([(data, transport, None)], stream_buffer=stream_buffer)
+    return why
 
 
 def test_unmirrored_reasons() -> None:

@@ -233,4 +233,7 @@ def test_each_5x_line_names_the_xlog_that_writes_it(store: DocumentStore, tmp_pa
         assert re.fullmatch(pattern, message, re.S), (
             f"{file}:{number} logs {found.group(1)!r}, not {message!r}"
         )
-        assert route == ("do_dos_prevention" if number >= 194 else "dos_prevention")
+        routes = re.findall(r"^route\[([^\]]+)\]", "\n".join(source[:number]), re.M)
+        assert routes and route == routes[-1].lower(), (
+            f"{file}:{number} is in route {routes[-1:]}, not {route}"
+        )
