@@ -57,7 +57,7 @@ def test_two_workers_statistics_are_merged_by_the_master(kazoo: Target, tmp_path
 
 def test_an_untrusted_burst_loses_its_tail_to_antiflood_with_the_drop_lines(kazoo: Target) -> None:
     """120 INVITEs in 200 ms from 127.0.0.66, two workers, the model's ANTIFLOOD role on (the scenario's
-    setup): pike lets 63 through in a fresh unit (up to 109 when a unit ends inside the burst), drops the
+    setup): pike lets 63 through in a fresh unit (up to 112 when a unit ends inside the burst), drops the
     rest without a reply, and Kamailio logs a drop line for every INVITE copy it drops."""
     (case,) = load_cases(UNTRUSTED_BURST)
     result = execute(case, kazoo, workers=2)
@@ -67,7 +67,7 @@ def test_an_untrusted_burst_loses_its_tail_to_antiflood_with_the_drop_lines(kazo
     silent = summary.outcomes["silence"]["count"]
     challenged = sum(o["count"] for name, o in summary.outcomes.items() if name.startswith(("407", "403")))
     assert silent + challenged == 120
-    assert 11 <= silent <= 57  # pike's density of 50 per 2 s unit, as Kamailio's tree counts it
+    assert 8 <= silent <= 57  # pike's density of 50 per 2 s unit, as Kamailio's tree counts it
     drop_lines = next(c.count for c in result.logs if "due to rate of requests" in c.pattern)
     # each silent call's every copy (the INVITE and timer A's retransmissions) was dropped with its line
     assert silent <= drop_lines <= silent + summary.counters["retransmissions"]

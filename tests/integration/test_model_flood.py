@@ -207,13 +207,14 @@ def test_rate_drop_off_logs_and_lets_the_request_on(tmp_path: Path) -> None:
 
 
 def test_a_burst_on_the_real_clock(tmp_path: Path) -> None:
-    """Real time: a pike swap may fall inside the burst and let more through (at most 109 of 120 while the
-    burst lasts under 2 s), never fewer than in one unit; every dropped INVITE has its line."""
+    """Real time: a pike swap may fall inside the burst and let more through (at most 112 of 120 while the
+    burst lasts under 2 s: tests/unit/test_model_pike.py), never fewer than in one unit; every dropped
+    INVITE has its line."""
     with model(tmp_path, "kazoo-4.3", role_switches={"antiflood": True}) as running:
         with UdpPeer(UNLISTED) as peer:
             seen = burst(peer, running, invites(peer, running))
         drops = log_lines(running, "kamailio", "due to rate of requests")
-        assert ALLOWED <= len(seen) <= 109
+        assert ALLOWED <= len(seen) <= 112
         assert len(seen) + len(drops) == BURST
 
 

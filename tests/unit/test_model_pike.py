@@ -49,6 +49,18 @@ def test_a_burst_split_by_the_swap_passes_whole() -> None:
     assert Verdict.NEWLY_BLOCKED not in verdicts and Verdict.BLOCKED not in verdicts
 
 
+def test_the_most_a_burst_of_120_can_pass_is_112_when_the_swap_falls_after_its_63rd() -> None:
+    """The bound the untrusted-burst load scenario allows: 63 in one unit (the 64th would be blocked),
+    then the swap makes them the previous unit's 49 leaf hits, a mean under 50, and 49 more pass."""
+    passed = []
+    for split in range(121):
+        tree = PikeTree(start=0.0)
+        verdicts = burst(tree, SOURCE, split, 1.99) + burst(tree, SOURCE, 120 - split, 2.01)
+        passed.append(verdicts.count(Verdict.ALLOWED))
+    assert max(passed) == 112 and passed.index(112) == 63
+    assert min(passed) == 63  # never fewer than a fresh unit lets through
+
+
 def test_sustained_30_per_second_is_blocked_in_the_second_unit_and_stays_blocked() -> None:
     tree = PikeTree(start=0.0)
     verdicts = [tree.check(SOURCE, i / 30) for i in range(300)]
