@@ -51,6 +51,18 @@ class UdpPeer:
         with self._lock:
             return [r for r in self.received if r[0].method == method]
 
+    def first_requests(self, method: str) -> list[tuple[Request, Address, float]]:
+        """The first arrival of each ``method`` transaction: a retransmission (timer A fires when the
+        machine is busy and the answer is late) is the same call, not another one."""
+        seen: set[tuple[str, int]] = set()
+        first = []
+        for entry in self.requests(method):
+            key = (entry[0].call_id, entry[0].cseq.number)
+            if key not in seen:
+                seen.add(key)
+                first.append(entry)
+        return first
+
     def wait_requests(
         self, method: str, count: int, timeout: float = 3.0
     ) -> list[tuple[Request, Address, float]]:
