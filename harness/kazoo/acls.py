@@ -264,13 +264,27 @@ class EdgeSource:
     port: int
     entry: AclEntry
 
+    network: ipaddress.IPv4Network | ipaddress.IPv6Network = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:  # parsed once, not per request
+        object.__setattr__(self, "network", ipaddress.ip_network(f"{self.ip}/{self.mask}", strict=False))
+
     def matches(self, ip: str, port: int) -> bool:
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
+        address = _address(ip)
+        if address is None:
             return False
-        network = ipaddress.ip_network(f"{self.ip}/{self.mask}", strict=False)
+        network = self.network
         return address.version == network.version and address in network and self.port in (0, port)
+
+
+@functools.lru_cache(maxsize=4096)
+def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A source address parsed once: every request asks about its source, and a load run's sources are
+    a handful (parsing them per row was 8% of the model's CPU per transaction)."""
+    try:
+        return ipaddress.ip_address(ip)
+    except ValueError:
+        return None
 
 
 def edge_sources(entries: Iterable[AclEntry]) -> list[EdgeSource]:
