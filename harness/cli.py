@@ -18,7 +18,17 @@ app = typer.Typer(
 
 # Subcommand modules, in the order --help lists them.
 COMMANDS = [
-    "run", "report", "send", "model", "mutators", "target", "diagnose", "restore", "replay", "probe", "load",
+    "run",
+    "report",
+    "send",
+    "model",
+    "mutators",
+    "target",
+    "diagnose",
+    "restore",
+    "replay",
+    "probe",
+    "load",
 ]
 
 

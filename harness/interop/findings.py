@@ -117,10 +117,10 @@ FINDINGS: tuple[Finding, ...] = (
         "|<call-id>|authorization.cfg:62 (authorization) challenging INVITE from <user>@<host> "
         "(sip:<user>@<host>) <ip>:<port>`",
         "authorization.cfg is included unconditionally (default.cfg:186); MAIN -> AUTHORIZATION "
-        "(default.cfg:261) -> not trusted, not internal, not the SBC itself -> auth_challenge(..., \"4\") "
+        '(default.cfg:261) -> not trusted, not internal, not the SBC itself -> auth_challenge(..., "4") '
         "(authorization.cfg:62-63)",
         "403 from FreeSWITCH (`Rejected by acls and auth-calls-acl-only`); kazoo-behaviour.md: a 407 only "
-        "\"with Kamailio's optional AUTHORIZATION role\"",
+        '"with Kamailio\'s optional AUTHORIZATION role"',
         "release field `sbc_challenges_untrusted`: the model's SBC challenges (harness/model/sbc.py "
         "_authorization_stop), so does the lab (auth module); profile kazoo-5 `acl_rejected`: 407 with the "
         "challenge line; `acl_rejected@media` keeps FreeSWITCH's 403",
@@ -146,11 +146,11 @@ FINDINGS: tuple[Finding, ...] = (
         "trusted carrier, INVITE with `Route: <sip:127.0.0.1;lr>` (an_initial_invite_with_a_route_header)",
         "relayed: 100, 180, 200; the Route header is removed; `call is not from internal source, "
         "recording route`",
-        "default.cfg:605-610 (PREPARE_INITIAL_REQUESTS: not internal -> remove_hf(\"Route\"), record_route)",
+        'default.cfg:605-610 (PREPARE_INITIAL_REQUESTS: not internal -> remove_hf("Route"), record_route)',
         "403 No pre-loaded routes (4.3's default.cfg:609-618, and kazoo-behaviour.md)",
         "release field `sbc_removes_initial_route`; model and lab relay without the Route set; profile "
         "kazoo-5 `preloaded_route`: the call routes, cause none (nothing refused it); the scenario's name "
-        "no longer says \"is refused\"",
+        'no longer says "is refused"',
     ),
     Finding(
         "the 480's line (5.x)",
@@ -171,7 +171,7 @@ FINDINGS: tuple[Finding, ...] = (
         "message's Call-ID `123`",
         "defs.cfg:134 KZ_LOG_SCRIPT_PREFIX, default.cfg:88-89 (the port's log-prefix-stock-xlog edit)",
         "`end - <text>` with the Call-ID in Kamailio's log_prefix",
-        "style \"prefixed\" in harness/kazoo/logformat.py (writer and parser: Call-ID, file, line); the "
+        'style "prefixed" in harness/kazoo/logformat.py (writer and parser: Call-ID, file, line); the '
         "model writes each 5.x line at its file, line and route (harness/model/sbc_lines.py, checked "
         "against the ported tree by tests/unit/test_model_sbc_lines.py); the lab sets xlog's prefix",
     ),
@@ -222,7 +222,7 @@ FINDINGS: tuple[Finding, ...] = (
         "5.x drops QNQ and the portsip SDP (`end - dropping message with 's=portsip.com' string in SDP "
         "from <ip>:<port>`, no answer) and answers the OPTIONS 200 Rawr!!; 4.3 routes the QNQ call (200) "
         "and answers the OPTIONS 483",
-        "5.x sanity.cfg:50 (`if (!is_method(\"OPTIONS\"))`), :63 (QNQ), :69-75; 4.3 sanity.cfg:52-66",
+        '5.x sanity.cfg:50 (`if (!is_method("OPTIONS"))`), :63 (QNQ), :69-75; 4.3 sanity.cfg:52-66',
         "QNQ and the portsip SDP dropped on both releases, Max-Forwards checked on OPTIONS",
         "release fields `sbc_drops_qnq_and_portsip_sdp`, `sbc_max_forwards_skips_options`; model and lab",
     ),
@@ -233,8 +233,8 @@ FINDINGS: tuple[Finding, ...] = (
         "4.3 logs `<call-id>|failure|internal reply 604 Nope Nope Nope` and relays the 604; 5.x logs "
         "`604 Nope Nope Nope` then `overriding reply code 604 with 486 Unable to Comply` (default.cfg:915, "
         ":928); 5.x's 4xx line is `<code> <reason>` (4.3: `internal reply <code> <reason>`), its 403 line "
-        "`failed auth from ip <ip>` (4.3: `Failed auth from IP`), \"ignoring failure after session "
-        "progress\" is DEBUG; 5.x has no 407 branch (a media 407 is one more 4xx: 486) and leaves 607 alone",
+        '`failed auth from ip <ip>` (4.3: `Failed auth from IP`), "ignoring failure after session '
+        'progress" is DEBUG; 5.x has no 407 branch (a media 407 is one more 4xx: 486) and leaves 607 alone',
         "4.3 default.cfg:781-849; 5.x default.cfg:851-936",
         "no line for the 604; 5.x's texts as 4.3's; a media 407 relayed and 607 rewritten on both",
         "harness/model/sbc.py rewrite_failure returns the release's lines (harness/model/sbc_lines.py); "
@@ -273,7 +273,7 @@ FINDINGS: tuple[Finding, ...] = (
         "RFC 4475 mpart01 (a MESSAGE with a Route set) from an untrusted source",
         "4.3: 405 Method Not Allowed (before the Route check); 5.x: 407 (its authorization comes first), "
         "else 405",
-        "4.3 default.cfg request route `#!else if (is_method(\"MESSAGE\")) sl_send_reply(\"405\", ...)`; "
+        '4.3 default.cfg request route `#!else if (is_method("MESSAGE")) sl_send_reply("405", ...)`; '
         "5.x default.cfg MAIN, the same after AUTHORIZATION",
         "403 No pre-loaded routes (the model and the lab went on to the Route check)",
         "the model and the lab answer MESSAGE 405 where Kazoo's configuration does",

@@ -60,9 +60,7 @@ class ProvisionedSetup:
             f"target {target.name!r} cannot take its media servers down (setup media: down)"
         )
 
-    def kamailio_roles(
-        self, target: Target, roles: Mapping[str, bool]
-    ) -> AbstractContextManager[Target]:
+    def kamailio_roles(self, target: Target, roles: Mapping[str, bool]) -> AbstractContextManager[Target]:
         if self.fixed_roles is not None:
             return roles_as_run(target, roles, frozenset(), self.fixed_roles)
         running = profile_roles(target)

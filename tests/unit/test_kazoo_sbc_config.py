@@ -211,5 +211,3 @@ def test_the_profile_follows_the_roles_a_configuration_turns_on(tmp_path: Path) 
     followed = profile.with_roles(configuration_roles(profile, operator))
     assert followed.role_on("antiflood") and not followed.role_on("traffic_filter")
     assert followed.release == profile.release and not profile.role_on("antiflood")
-
-

@@ -71,9 +71,7 @@ def test_a_shape_that_cannot_run_names_the_scenario(tmp_path: Path) -> None:
 def test_shares_are_fractions(tmp_path: Path) -> None:
     path = _file(tmp_path, "load:\n  expect:\n    outcomes:\n      unknown_number: {min: 99.9}\n")
     (case,) = load_cases(path)
-    with pytest.raises(
-        SchemaError, match=r"load\.expect\.outcomes\.unknown_number\.min: a share is 0\.\.1"
-    ):
+    with pytest.raises(SchemaError, match=r"load\.expect\.outcomes\.unknown_number\.min: a share is 0\.\.1"):
         load_spec(case)
 
 
