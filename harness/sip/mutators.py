@@ -441,8 +441,13 @@ def _truncate(data: bytes, arg: str | None, rng: random.Random) -> bytes:
 
 @mutator("garbage", "N", _needs("garbage", _INT, "a byte count"))
 def _garbage(data: bytes, arg: str | None, rng: random.Random) -> bytes:
-    """Replace everything with N random bytes (from the seeded generator)."""
-    return rng.randbytes(int(arg or 0))
+    """Replace everything with N random bytes (from the seeded generator), never starting with 0x00: Kazoo's
+    Kamailio loads stun.so, and a UDP datagram with a zero first byte goes to its STUN module
+    (src/core/udp_server.c), which answers a STUN error instead of failing to parse SIP."""
+    data = rng.randbytes(int(arg or 0))
+    if data[:1] == b"\x00":
+        data = bytes([rng.randrange(1, 256)]) + data[1:]
+    return data
 
 
 # -- specs -----------------------------------------------------------------------------------------

@@ -176,6 +176,16 @@ def test_pad_body(size: int) -> None:
     assert (padded.port, padded.rtpmap) == (original.port, original.rtpmap)  # still the same offer
 
 
+def test_garbage_never_starts_with_a_zero_byte() -> None:
+    """Kazoo's Kamailio loads stun.so (default.cfg, both releases): a UDP datagram whose first byte is 0x00
+    goes to the STUN module (src/core/udp_server.c), which answers a STUN error, not a SIP parse failure.
+    The session seed 894743 gave the garbage scenario the case seed 1761455840, whose 300 bytes began with
+    0x00 0x85: Kamailio logged `unsupported type of STUN message: 85`, answered, and the scenario failed."""
+    firsts = {mutate(b"", "garbage=300", seed=seed)[0] for seed in [1761455840, *range(3000)]}
+    assert 0 not in firsts
+    assert len(firsts) == 255  # every other first byte still occurs
+
+
 def test_truncate_and_garbage() -> None:
     assert mutate(INVITE, "truncate=10") == INVITE[:10]
     junk = mutate(INVITE, "garbage=64", seed=1)
