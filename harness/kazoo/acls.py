@@ -264,16 +264,11 @@ class EdgeSource:
     port: int
     entry: AclEntry
 
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:  # parsed once, not per request
-        object.__setattr__(self, "network", ipaddress.ip_network(f"{self.ip}/{self.mask}", strict=False))
-
     def matches(self, ip: str, port: int) -> bool:
         address = _address(ip)
         if address is None:
             return False
-        network = self.network
+        network = _network(f"{self.ip}/{self.mask}")
         return address.version == network.version and address in network and self.port in (0, port)
 
 
