@@ -63,16 +63,43 @@ def reject_604(request: Request, source: Address) -> list[tuple[float, bytes]]:
 def test_each_call_is_one_outcome_and_each_non_2xx_final_is_acked() -> None:
     with UdpPeer(reject_604) as peer:
         recorder, counters = _run(peer, calls=30)
-        acks = peer.wait_requests("ACK", 30)
+        acks = peer.wait_requests("ACK", counters.acks)
+        sent = peer.requests("INVITE")
     assert recorder.names == Counter({"604 Nope Nope Nope": 30})
     assert len(recorder.provisionals) == 30
-    invites = {r.call_id: r for r, _, _ in peer.requests("INVITE")}
-    assert len(invites) == 30 and len(acks) == 30 and counters.acks == 30
+    invites = {r.call_id: r for r, _, _ in sent}
+    # On a busy machine an answer can come after timer A: the retransmitted INVITE is answered again
+    # and that 604 is ACKed again (RFC 3261 17.1.1.2), so the wire, not a fixed 30, is the reference.
+    assert len(invites) == 30 and {ack.call_id for ack, _, _ in acks} == set(invites)
+    assert len(acks) == counters.acks >= 30
+    assert counters.retransmissions == len(sent) - 30
     for ack, _, _ in acks:
         invite = invites[ack.call_id]
         assert ack.top_via.branch == invite.top_via.branch  # RFC 3261 17.1.1.3: same transaction
         assert ack.to.tag == "peer" and ack.cseq.method == "ACK" and ack.uri_text == invite.uri_text
-    assert counters.retransmissions == 0 and counters.stray == 0
+    assert counters.stray == 0
+
+
+def test_a_retransmitted_final_is_acked_again() -> None:
+    finals: list[bytes] = []
+
+    def resend_the_previous(request: Request, source: Address) -> list[tuple[float, bytes]]:
+        # as a UAS whose ACK was lost resends its 604 (timer G); it goes out before the next call's
+        # answer, so the sender is still running when it arrives
+        if request.method != "INVITE":
+            return []
+        again = [(0.0, finals[-1])] if finals else []
+        finals.append(answer(request, 604, "Nope Nope Nope"))
+        return [*again, (0.0, finals[-1])]
+
+    with UdpPeer(resend_the_previous) as peer:
+        recorder, counters = _run(peer, calls=10, rate=100, t1=0.5)
+        acks = peer.wait_requests("ACK", 19)
+        order = [r.call_id for r, _, _ in peer.first_requests("INVITE")]
+    assert recorder.names == Counter({"604 Nope Nope Nope": 10})
+    acked = Counter(ack.call_id for ack, _, _ in acks)
+    assert [acked[call_id] for call_id in order] == [2] * 9 + [1]
+    assert counters.acks == 19
 
 
 def test_timer_a_retransmits_until_a_response() -> None:
@@ -114,10 +141,14 @@ def test_a_call_ringing_at_its_deadline_is_cancelled_and_its_487_acked() -> None
         return []
 
     with UdpPeer(ringing) as peer:
-        recorder, counters = _run(peer, calls=5, timeout=0.2)
+        recorder, counters = _run(peer, calls=5, timeout=0.4)
         deadline_acks = peer.wait_requests("ACK", 5)
     assert recorder.names == Counter({NO_FINAL: 5})
-    assert counters.cancels == 5 and counters.retransmissions == 0  # no timer A after a provisional
+    assert counters.cancels == 5
+    # no timer A after a provisional: without one, copies go at 50, 150 and 350 ms (4 per call); a
+    # busy machine may deliver the 180 after the first, never after the second
+    per_call = Counter(r.call_id for r, _, _ in peer.requests("INVITE"))
+    assert max(per_call.values()) <= 2 and counters.retransmissions == sum(per_call.values()) - 5
     cancels = peer.requests("CANCEL")
     invites = {r.call_id: r for r, _, _ in peer.requests("INVITE")}
     assert all(c.top_via.branch == invites[c.call_id].top_via.branch for c, _, _ in cancels)
