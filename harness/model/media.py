@@ -24,6 +24,7 @@ from harness.model.rtp import RtpStream, is_loopback
 from harness.model.store import DocumentStore
 from harness.model.timers import DeadlineQueue
 from harness.model.transport import Address, ReplyPath, SipListener
+from harness.sip import scan
 from harness.sip.digest import make_challenge_value, verify
 from harness.sip.errors import SipParseError
 from harness.sip.headers import parse_challenge
@@ -79,8 +80,8 @@ def direct_reach_problem(request: Request, proto: str) -> tuple[int, str, list[t
     """sofia-sip's checks of a request that has a Via: the reply that ends it, or None."""
     if request.version != "SIP/2.0":
         return 505, "Version Not Supported", []
-    for name in ("From", "To", "Call-ID", "CSeq"):
-        if not request.has(name):
+    for name, key in (("From", "from"), ("To", "to"), ("Call-ID", "call-id"), ("CSeq", "cseq")):
+        if not request.has(key):
             return 400, f"Missing {name} Header", []
     try:
         cseq = request.cseq
@@ -188,6 +189,8 @@ class MediaRole:
 
     # ------------------------------------------------------------------ input
     def _on_message(self, data: bytes, path: ReplyPath) -> None:
+        if data.startswith(b"ACK ") and self._absorbed_ack(data):
+            return
         try:
             message = parse_message(data)
         except SipParseError:
@@ -212,6 +215,14 @@ class MediaRole:
             "OPTIONS": self._on_options,
         }.get(message.method, self._on_other)
         handler(message, path)
+
+    def _absorbed_ack(self, data: bytes) -> bool:
+        """The ACK of a call that never answered (the SBC's hop-by-hop ACK of every rejected call) ends
+        its transaction and nothing else: read from its bytes, it needs no parse (sofia never answers
+        an ACK). False sends anything else to the full path."""
+        call_id = scan.header(data, "call-id")
+        call = self.calls.get(call_id.decode("utf-8", "surrogateescape")) if call_id is not None else None
+        return call is not None and call.final is not None and call.rtp is None and not call.answered
 
     def _on_options(self, request: Request, path: ReplyPath) -> None:
         path.respond(request, 200, "OK", headers=[("Allow", ALLOW)], to_tag=secrets.token_hex(5))
@@ -302,9 +313,9 @@ class MediaRole:
             self.bus.freeswitch(
                 "info", "sofia.c", 10411, f"{ip} is a proxy according to the authoritative acl", call.call_id
             )
-            x_ip = invite.get("X-AUTH-IP")
+            x_ip = invite.get("x-auth-ip")
             if x_ip:
-                x_port = invite.get("X-AUTH-PORT") or ""
+                x_port = invite.get("x-auth-port") or ""
                 auth_ip, auth_port = x_ip, int(x_port) if x_port.isdigit() else 0
         match = self._check(TRUSTED, auth_ip, auth_port)
         if match is not None:
@@ -328,7 +339,7 @@ class MediaRole:
             return False
         to = invite.to.uri
         target = f"[{to.user or ''}@{to.host}] from ip {ip}"
-        credentials = invite.get("Proxy-Authorization")
+        credentials = invite.get("proxy-authorization")
         if credentials is None:
             realm = invite.from_.uri.host
             challenge = make_challenge_value(realm, secrets.token_hex(16))
@@ -451,7 +462,7 @@ class MediaRole:
             call,
             200,
             "OK",
-            [("Contact", self._contact(call))] + [("Record-Route", v) for v in invite.values("Record-Route")],
+            [("Contact", self._contact(call))] + [("Record-Route", v) for v in invite.values("record-route")],
             body=call.answer_sdp,
         )
         call.answered = True

@@ -43,6 +43,7 @@ from harness.model.sbc_lines import CORE, PROTO_NUMBERS, SCRIPT, Where
 from harness.model.store import DocumentStore
 from harness.model.timers import Deadline, DeadlineQueue
 from harness.model.transport import Address, ReplyPath, SipListener, UdpSocket
+from harness.sip import scan
 from harness.sip.digest import make_challenge_value
 from harness.sip.errors import SipParseError
 from harness.sip.framing import FramingError
@@ -97,7 +98,7 @@ def sanity_failure(request: Request, proto: str) -> str | None:
         return "Bad Request URI"
     if uri.scheme.lower() not in ("sip", "sips", "tel"):
         return "Unsupported URI Scheme in Request URI"
-    for name in ("From", "To", "Call-ID", "CSeq"):
+    for name in ("from", "to", "call-id", "cseq"):
         if not request.has(name):
             return "Missing Required Header in Request"
     if full_parse_failure(request) is not None:  # sanity parses every header before its checks
@@ -200,6 +201,8 @@ def _duplicate_required(request: Request) -> tuple[str, str | None]:
     """The first of From, To, Call-ID, CSeq that appears twice, and who meets its second one: "core"
     when it comes before the last of the four (receive_msg() parses up to there and refuses it),
     "sanity" after them (its parse of every header fails); ("", None) without one."""
+    if all(len(request.all(name)) < 2 for name in REQUIRED_HEADERS):
+        return "", None  # the common case, from the message's index without a walk over its headers
     seen: set[str] = set()
     for header in request.headers:
         name = _COMPACT.get(header.name.lower(), header.name.lower())
@@ -843,6 +846,8 @@ class SbcRole:
             _log.exception("SBC failed on a message from the media role")
 
     def on_media_message(self, data: bytes) -> None:
+        if data.startswith(b"SIP/2.0 100 ") and self._media_trying(data):
+            return
         try:
             message = parse_message(data)
             if not isinstance(message, Response):
@@ -876,6 +881,21 @@ class SbcRole:
                 if message.code >= 300:
                     self._ack_media(tx, message)
         self._deliver(tx, _without_top_via(message, start_line), final=message.code >= 200)
+
+    def _media_trying(self, data: bytes) -> bool:
+        """A 100 to a relayed INVITE ends there (hop by hop: the caller has our own 100); all it does is
+        tell the dispatcher the media server is alive. Read from its bytes, the one answer of every call
+        that needs no parse; False sends anything unusual to the full path."""
+        branch, cseq = scan.top_via_branch(data), scan.header(data, "cseq")
+        if branch is None or cseq is None or not cseq.endswith(b" INVITE"):
+            return False
+        tx = self.transactions.get((branch.decode("ascii", "replace"), "INVITE"))
+        if tx is not None and tx.final is None:
+            tx.media_heard = True
+            if tx.probe is not None:
+                tx.probe.cancel()
+                tx.probe = None
+        return True
 
     def _failure_route(self, tx: Transaction, response: Response) -> bytes:
         """failure_route[INTERNAL_FAULT]: the start line the caller gets (rewritten or as it came)."""

@@ -17,7 +17,6 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
-from functools import partial
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from harness.sip.errors import SipParseError
@@ -46,11 +45,12 @@ _KEYS = {name: canonical_name(name) for name in (
     "Via", "v", "From", "f", "To", "t", "Call-ID", "i", "CSeq", "Contact", "m", "Max-Forwards",
     "Content-Type", "c", "Content-Length", "l", "User-Agent", "Record-Route", "Route", "Allow",
     "Supported", "k", "Server", "X-AUTH-IP", "X-AUTH-PORT")}  # fmt: skip
-_PLAIN_NAME = re.compile(rb"(" + _TOKEN + rb")[ \t]*\Z")  # what stands before a plain line's colon
-_PLAIN_NAMES: dict[bytes, tuple[str, str]] = {}  # name as written -> (name, canonical key)
+_PLAIN_NAME = re.compile("(" + _TOKEN.decode() + r")[ \t]*\Z")  # what stands before a plain line's colon
+_PLAIN_NAMES: dict[str, tuple[str, str]] = {}  # name as written -> (name, canonical key)
 _PLAIN_NAMES_MAX = 512
-# start line as written -> its message constructor (a partial holding only immutable fields)
-_PLAIN_STARTS: dict[bytes, Callable[..., Request | Response]] = {}
+# start line as written -> its message class and start-line fields (never changed once made)
+_Start = tuple[type["Request"] | type["Response"], dict[str, Any]]
+_PLAIN_STARTS: dict[bytes, _Start] = {}
 _VERSION = re.compile(rb"^SIP/[0-9]+\.[0-9]+$")
 
 
@@ -155,19 +155,26 @@ class SipMessage:
                 found.append(h)
         return index
 
+    def _found(self, name: str) -> list[Header] | None:
+        # the index's keys are canonical, so a name that is one itself ("call-id") needs no
+        # canonicalizing: the hot callers pass such names, everyone else pays one lookup more
+        index = self._by_key
+        found = index.get(name)
+        return found if found is not None else index.get(canonical_name(name))
+
     def all(self, name: str) -> list[Header]:
-        return list(self._by_key.get(canonical_name(name), ()))
+        return list(self._found(name) or ())
 
     def values(self, name: str) -> list[str]:
-        return [h.value for h in self._by_key.get(canonical_name(name), ())]
+        return [h.value for h in self._found(name) or ()]
 
     def get(self, name: str) -> str | None:
         """The first value of a header, or None."""
-        found = self._by_key.get(canonical_name(name))
+        found = self._found(name)
         return found[0].value if found else None
 
     def has(self, name: str) -> bool:
-        return canonical_name(name) in self._by_key
+        return self._found(name) is not None
 
     def _one(self, name: str) -> str:
         v = self.get(name)
@@ -207,7 +214,7 @@ class SipMessage:
         v = self.get("contact")
         return None if v is None or v.strip() == "*" else parse_name_addr(v)
 
-    @property
+    @_memo
     def call_id(self) -> str:
         return self._one("call-id")
 
@@ -365,9 +372,12 @@ def _parse(data: bytes) -> Request | Response:
     if not isinstance(data, bytes | bytearray | memoryview):
         raise SipParseError("message must be bytes")
     data = bytes(data)
+    plain = _parse_plain(data)  # (it refuses a message of blanks: there is no start line)
+    if plain is not None:
+        return plain
     if not data.strip():
         raise SipParseError("empty message", offset=0, line=1)
-    return _parse_plain(data) or _parse_lines(data)
+    return _parse_lines(data)
 
 
 def _parse_lines(data: bytes) -> Request | Response:
@@ -376,7 +386,7 @@ def _parse_lines(data: bytes) -> Request | Response:
     if end < 0:
         raise SipParseError("no line end after the start line", offset=len(data), line=1)
     start_line, start_end = data[:end], data[end : end + n]
-    make = _parse_start_line(start_line)
+    cls, fields = _parse_start_line(start_line)
     headers: list[Header] = []
     pos = end + n
     line_no = 2
@@ -411,12 +421,13 @@ def _parse_lines(data: bytes) -> Request | Response:
         value = " ".join(decode(p).strip(" \t") for p in value_parts).strip(" \t")
         headers.append(Header(data[pos:seg_end], decode(hm.group(1)), value))
         pos = seg_end
-    return make(
+    return cls(
         start_line=start_line,
         start_end=start_end,
         headers=tuple(headers),
         blank=blank,
         body=data[pos:],
+        **fields,
     )
 
 
@@ -424,32 +435,35 @@ def _parse_plain(data: bytes) -> Request | Response | None:
     """The common case in one pass: CRLF line ends only, no folded header, every header line well formed.
     None sends anything else (and every error, to be reported with its line) to the general parser.
 
-    The header block is split on CRLF once and each line on its first colon (a token holds none): no
-    regex per line. Names are checked against the token grammar the first time they are seen, then
+    The header block is split on CRLF once, as bytes (each header's raw segment) and as text decoded
+    once (UTF-8 never puts CR, LF or a colon inside a multi-byte sequence, so decoding the block or each
+    value gives the same text); each line is split on its first colon (a token holds none): no regex
+    per line. Names are checked against the token grammar the first time they are seen, then
     remembered (a bounded cache: a message's names are a handful of the same few)."""
     head_end = data.find(b"\r\n\r\n")
     first_end = data.find(b"\r\n")
     if head_end < 0 or data.find(b"\n", 0, first_end) >= 0:
         return None
     start_line = data[:first_end]
-    make = _PLAIN_STARTS.get(start_line)
-    if make is None:
+    start = _PLAIN_STARTS.get(start_line)
+    if start is None:
         try:
-            make = _parse_start_line(start_line)
+            start = _parse_start_line(start_line)
         except SipParseError:
             return None
         if len(_PLAIN_STARTS) < _PLAIN_NAMES_MAX:  # status lines and a run's R-URIs recur
-            _PLAIN_STARTS[start_line] = make
+            _PLAIN_STARTS[start_line] = start
     block = data[first_end + 2 : head_end]
     lines = block.split(b"\r\n") if head_end > first_end else []
     breaks = len(lines) - 1 if lines else 0
     if block.count(b"\n") != breaks or block.count(b"\r") != breaks:  # a bare LF or CR: not plain
         return None
+    texts = block.decode("utf-8", "surrogateescape").split("\r\n") if lines else []
     headers: list[Header] = []
     index: dict[str, list[Header]] = {}  # the message's _by_key, built on the way
     append, new, names = headers.append, tuple.__new__, _PLAIN_NAMES
-    for line in lines:
-        name_part, colon, value = line.partition(b":")
+    for line, text in zip(lines, texts, strict=True):
+        name_part, colon, value = text.partition(":")
         if not colon:  # not a header line: the general parser says so with its line
             return None
         known = names.get(name_part)
@@ -457,44 +471,48 @@ def _parse_plain(data: bytes) -> Request | Response | None:
             m = _PLAIN_NAME.match(name_part)
             if m is None:  # a folded line, a bad name: the general parser decides
                 return None
-            name = m.group(1).decode("ascii")
+            name = m.group(1)
             known = (name, _KEYS.get(name) or canonical_name(name))
             if len(names) < _PLAIN_NAMES_MAX:
                 names[name_part] = known
         name, key = known
-        header = new(Header, (line + b"\r\n", name, value.decode("utf-8", "surrogateescape").strip(" \t")))
+        header = new(Header, (line + b"\r\n", name, value.strip(" \t")))
         append(header)  # (Header(...) without NamedTuple's Python-level __new__)
         same = index.get(key)
         if same is None:
             index[key] = [header]
         else:
             same.append(header)
-    message = make(
+    cls, fields = start
+    message = _new(cls)  # the fields set as __init__ would (a frozen dataclass's costs 2 us)
+    message.__dict__.update(fields)
+    message.__dict__.update(
         start_line=start_line,
         start_end=b"\r\n",
         headers=tuple(headers),
         blank=b"\r\n",
         body=data[head_end + 4 :],
+        _by_key=index,  # what _memo would compute, already known
     )
-    message.__dict__["_by_key"] = index  # what _memo would compute, already known
     return message
 
 
-def _parse_start_line(line: bytes) -> Callable[..., Request | Response]:
-    """A constructor for the message class the start line names, with its start-line fields bound."""
+_new = object.__new__
+
+
+def _parse_start_line(line: bytes) -> _Start:
+    """The message class the start line names and its start-line fields."""
     if line.startswith(b"SIP/"):
         m = _STATUS_LINE.match(line)
         if not m:
             raise SipParseError(f"bad status line {decode(line[:60])!r}", offset=0, line=1)
-        return partial(
-            Response, code=int(m.group(2)), reason=decode(m.group(3)), sip_version=decode(m.group(1))
-        )
+        fields = {"code": int(m.group(2)), "reason": decode(m.group(3)), "sip_version": decode(m.group(1))}
+        return Response, fields
     m = _REQUEST_LINE.match(line)
     if not m:
         raise SipParseError(f"bad request line {decode(line[:80])!r}", offset=0, line=1)
-    return partial(
-        Request, method=decode(m.group(1)), uri_text=decode(m.group(2)), sip_version=decode(m.group(3))
-    )
+    fields = {"method": decode(m.group(1)), "uri_text": decode(m.group(2)), "sip_version": decode(m.group(3))}
+    return Request, fields
 
 
 def version_ok(version: str) -> bool:

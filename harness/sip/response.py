@@ -51,8 +51,8 @@ def render_response(
         if to_tag is not None and not _has_tag(to):
             to = f"{to};tag={to_tag}"
         lines.append(f"To: {to}")
-    for name in ("Call-ID", "CSeq"):
-        value = request.get(name)
+    for name, key in (("Call-ID", "call-id"), ("CSeq", "cseq")):
+        value = request.get(key)
         if value is not None:
             lines.append(f"{name}: {value}")
     lines += [f"{name}: {value}" for name, value in headers]
