@@ -17,6 +17,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, cast
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,16 +59,17 @@ def main() -> None:
         wall, records = one_run(args.workers, args.profile)
         walls.append(wall)
     n = len(records)
-    summed = sum(float(r["timings"]["duration_ms"]) for r in records) / 1000  # type: ignore[index]
-    silences = [r for r in records if r.get("outcome") in ("silence", "closed")]
-    silence_time = sum(float(r["timings"]["duration_ms"]) for r in silences) / 1000  # type: ignore[index]
-    early = sum(bool(r["timings"].get("ended_early")) for r in silences)  # type: ignore[union-attr]
+    timings = [cast(dict[str, Any], r["timings"]) for r in records]
+    summed = sum(float(t["duration_ms"]) for t in timings) / 1000
+    silent = [t for r, t in zip(records, timings, strict=True) if r.get("outcome") in ("silence", "closed")]
+    silence_time = sum(float(t["duration_ms"]) for t in silent) / 1000
+    early = sum(bool(t.get("ended_early")) for t in silent)
     print(f"catalog: {n} scenarios, profile {args.profile}, workers {args.workers or 'none'}")
     print(f"wall time (fresh process, median of {args.runs}): {statistics.median(walls):.2f} s  "
           f"(runs: {', '.join(f'{w:.2f}' for w in walls)})")  # fmt: skip
     print(f"sum of scenario times: {summed:.2f} s; mean {summed / n * 1000:.0f} ms per scenario")
     print(
-        f"silence/closed scenarios: {len(silences)}, {silence_time:.2f} s in all, {early} ended by a log line"
+        f"silence/closed scenarios: {len(silent)}, {silence_time:.2f} s in all, {early} ended by a log line"
     )
 
 

@@ -19,7 +19,7 @@ from harness.logs.hep_source import HepLine, HepReceiver
 from harness.logs.hub import LogHub
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit"))
-import hep_samples as kamailio  # type: ignore[import-not-found]
+import hep_samples as kamailio
 
 
 def bench_decode(n: int) -> None:

@@ -25,6 +25,7 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 
 from harness.interop.sipp import SippOptions, run_sipp, scenario_path, sipp_available, sipp_version
+from harness.kazoo.release import DEFAULT_RELEASE
 from harness.lab.kamailio import LabKamailio, kamailio_available
 from harness.model.stack import ModelConfig, start_model
 from harness.net.carrier import CarrierUA
@@ -68,7 +69,7 @@ def model_target() -> Iterator[Address]:
 def lab_target() -> Iterator[Address]:
     model = start_model(ModelConfig(sbc_port=0, media_port=0, esl_port=0, couch_port=0, route_timeout=0.5))
     try:
-        lab = LabKamailio(media=model.media).start()
+        lab = LabKamailio(media=model.media, style=DEFAULT_RELEASE).start()
         try:
             yield lab.address
         finally:
