@@ -123,6 +123,28 @@ def test_x_headers_are_replaced_so_x_auth_ip_cannot_be_spoofed(model: RunningMod
     assert final is not None and final.code == 407
 
 
+def test_a_media_server_that_said_only_100_is_alive_to_the_dispatcher(tmp_path: Path) -> None:
+    """The SBC reads media's 100 from its bytes (no parse): it must still stop the dispatcher's probe.
+    An unreconcilable number keeps the media role silent after its 100 until the route request times
+    out (0.8 s here), past the probe (0.2 s): the caller gets media's answer, not 480 All servers busy."""
+    running = _start(tmp_path, dispatcher_probe=0.2, route_timeout=0.8)
+    try:
+        with UdpPeer(LISTED) as peer:
+            invite = Invite("12", peer.address, running.sbc)
+            started = time.monotonic()
+            peer.send(invite.render(), running.sbc)
+            provisionals, final = peer.final(invite.call_id)
+            waited = time.monotonic() - started
+    finally:
+        running.stop()
+    assert [r.code for r in provisionals][:1] == [100]
+    assert final is not None and final.code != 480, final
+    assert waited >= 0.75  # the route request's timeout ended it, not the probe
+    assert not log_lines(running, "kamailio", "All servers busy") and not log_lines(
+        running, "kamailio", "no servers"
+    )
+
+
 # ---------------------------------------------------------------- optional roles
 @pytest.mark.parametrize(("release_name", "trusted_exempt"), [("kazoo-4.3", False), ("kazoo-5", True)])
 def test_traffic_filter_drops_ip_domain(tmp_path: Path, release_name: str, trusted_exempt: bool) -> None:
