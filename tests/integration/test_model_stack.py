@@ -16,11 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from model_helpers import Invite, UdpPeer, log_lines, options
+from model_helpers import Invite, UdpPeer, log_lines, options, sdp
 
 from harness.kazoo.esl import EslClient
 from harness.kazoo.release import release
 from harness.model.stack import ModelConfig, RunningModel, start_model
+from harness.sip import builder
+from harness.sip.message import Request, parse_message
 
 CORPUS = Path("/work/shared/corpus")
 ROUTED = "+14155550100"
@@ -143,6 +145,27 @@ def test_a_media_server_that_said_only_100_is_alive_to_the_dispatcher(tmp_path: 
     assert not log_lines(running, "kamailio", "All servers busy") and not log_lines(
         running, "kamailio", "no servers"
     )
+
+
+def test_a_late_offer_in_the_ack_starts_the_media(model: RunningModel) -> None:
+    """An INVITE without SDP: the media role offers in its 200 and the caller answers in the ACK, which
+    starts FreeSWITCH's RTP. The media role ends other ACKs without a parse (an unanswered call's):
+    this one must still reach the call."""
+    with UdpPeer(LISTED) as peer, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp:
+        rtp.bind((LISTED, 0))
+        rtp.settimeout(DEADLINE)
+        invite = Invite(ROUTED, peer.address, model.sbc, body=b"")
+        peer.send(invite.render(), model.sbc)
+        _, ok = peer.final(invite.call_id)
+        assert ok is not None and ok.code == 200 and b"m=audio" in ok.body  # FreeSWITCH's offer
+        sent = parse_message(invite.render())
+        assert isinstance(sent, Request)
+        answer = sdp(LISTED, rtp.getsockname()[1])
+        ack = builder.build_ack(sent, ok).with_body(answer).add_header("Content-Type", "application/sdp")
+        peer.send(ack.to_bytes(), model.sbc)
+        packet, source = rtp.recvfrom(2048)
+    assert packet[0] >> 6 == 2 and packet[1] & 0x7F == 0  # RTP version 2, PCMU
+    assert source[0] == model.media[0]
 
 
 # ---------------------------------------------------------------- optional roles
