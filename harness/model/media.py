@@ -217,12 +217,12 @@ class MediaRole:
         handler(message, path)
 
     def _absorbed_ack(self, data: bytes) -> bool:
-        """The ACK of a call that never answered (the SBC's hop-by-hop ACK of every rejected call) ends
-        its transaction and nothing else: read from its bytes, it needs no parse (sofia never answers
-        an ACK). False sends anything else to the full path."""
+        """The ACK of a call without media (the SBC's hop-by-hop ACK of every rejected call) ends its
+        transaction and nothing else (:meth:`_on_ack` does nothing for it; sofia never answers an ACK):
+        read from its bytes, it needs no parse. False sends anything else to the full path."""
         call_id = scan.header(data, "call-id")
         call = self.calls.get(call_id.decode("utf-8", "surrogateescape")) if call_id is not None else None
-        return call is not None and call.final is not None and call.rtp is None and not call.answered
+        return call is not None and call.rtp is None
 
     def _on_options(self, request: Request, path: ReplyPath) -> None:
         path.respond(request, 200, "OK", headers=[("Allow", ALLOW)], to_tag=secrets.token_hex(5))

@@ -865,10 +865,7 @@ class SbcRole:
         tx = self.transactions.get(key)
         if tx is None or tx.final is not None:
             return
-        tx.media_heard = True
-        if tx.probe is not None:
-            tx.probe.cancel()
-            tx.probe = None
+        self._media_heard(tx)
         start_line = message.start_line
         if tx.method == "INVITE":
             if message.code == 100:
@@ -891,11 +888,16 @@ class SbcRole:
             return False
         tx = self.transactions.get((branch.decode("ascii", "replace"), "INVITE"))
         if tx is not None and tx.final is None:
-            tx.media_heard = True
-            if tx.probe is not None:
-                tx.probe.cancel()
-                tx.probe = None
+            self._media_heard(tx)
         return True
+
+    @staticmethod
+    def _media_heard(tx: Transaction) -> None:
+        """The media server answered: the dispatcher's probe of it ends."""
+        tx.media_heard = True
+        if tx.probe is not None:
+            tx.probe.cancel()
+            tx.probe = None
 
     def _failure_route(self, tx: Transaction, response: Response) -> bytes:
         """failure_route[INTERNAL_FAULT]: the start line the caller gets (rewritten or as it came)."""

@@ -25,6 +25,7 @@ from harness.sip.headers import (
     CSeq,
     NameAddr,
     Via,
+    built,
     canonical_name,
     parse_challenge,
     parse_cseq,
@@ -484,8 +485,7 @@ def _parse_plain(data: bytes) -> Request | Response | None:
         else:
             same.append(header)
     cls, fields = start
-    message = _new(cls)  # the fields set as __init__ would (a frozen dataclass's costs 2 us)
-    message.__dict__.update(fields)
+    message = built(cls, fields)
     message.__dict__.update(
         start_line=start_line,
         start_end=b"\r\n",
@@ -495,9 +495,6 @@ def _parse_plain(data: bytes) -> Request | Response | None:
         _by_key=index,  # what _memo would compute, already known
     )
     return message
-
-
-_new = object.__new__
 
 
 def _parse_start_line(line: bytes) -> _Start:
