@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Callable
 
 from harness.sip.errors import SipParseError
-from harness.sip.headers import parse_name_addr, split_commas
+from harness.sip.headers import canonical_name, parse_name_addr, split_commas
 from harness.sip.message import Header, Request, SipMessage
 
 HEADER_NAME = re.compile(r"[0-9A-Za-z._+~-]+")  # parse_hname2.c _ksr_hname_chars_list
@@ -42,27 +43,52 @@ def tolerate_start_line(data: bytes) -> bytes | None:
     return stripped + data[len(line) :]
 
 
-@functools.lru_cache(maxsize=4096)  # the core parse and sanity's full parse ask for the same headers
+def _to_failure(header: Header) -> str | None:
+    parse_name_addr(header.value)
+    return None
+
+
+def _cseq_failure(header: Header) -> str | None:
+    # the number is kept as text (no size limit here); a fold before the method loses it
+    folded = b"\n" in header.raw.rstrip(b"\r\n")
+    return "bad cseq" if folded or not CSEQ.fullmatch(header.value) else None
+
+
+def _content_length_failure(header: Header) -> str | None:
+    return None if header.value.strip().isdigit() else "bad content_length header"
+
+
+def _via_failure(header: Header) -> str | None:
+    return None if all(VIA_PROTOCOL.match(item) for item in split_commas(header.value)) else "bad via"
+
+
+_VALUE_CHECKS: dict[str, Callable[[Header], str | None]] = {
+    "to": _to_failure,
+    "cseq": _cseq_failure,
+    "content-length": _content_length_failure,
+    "via": _via_failure,
+}
+
+
+@functools.lru_cache(maxsize=1024)  # a handful of names, met in every message
+def _name_rule(name: str) -> tuple[str | None, str, Callable[[Header], str | None] | None]:
+    """For a header name: the failure of the name itself, its canonical key, and its value's check."""
+    if not HEADER_NAME.fullmatch(name):
+        return f"bad header field [{name}]", "", None
+    key = canonical_name(name)
+    return None, key, _VALUE_CHECKS.get(key)
+
+
 def _header_failure(header: Header) -> str | None:
-    """Why Kamailio's get_hdr_field() refuses this header, or None."""
-    if not HEADER_NAME.fullmatch(header.name):
-        return f"bad header field [{header.name}]"
-    key = header.key
+    """Why Kamailio's get_hdr_field() refuses this header, or None (only To, CSeq, Content-Length and
+    Via have their value parsed there)."""
+    failure, key, check = _name_rule(header.name)
+    if failure is not None or check is None:
+        return failure
     try:
-        if key == "to":
-            parse_name_addr(header.value)
-        elif key == "cseq":
-            # the number is kept as text (no size limit here); a fold before the method loses it
-            folded = b"\n" in header.raw.rstrip(b"\r\n")
-            if folded or not CSEQ.fullmatch(header.value):
-                return "bad cseq"
-        elif key == "content-length" and not header.value.strip().isdigit():
-            return "bad content_length header"
-        elif key == "via" and not all(VIA_PROTOCOL.match(item) for item in split_commas(header.value)):
-            return "bad via"
+        return check(header)
     except SipParseError:
         return f"bad {key} header"
-    return None
 
 
 def core_parse_failure(message: SipMessage) -> str | None:

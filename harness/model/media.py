@@ -14,7 +14,7 @@ import logging
 import secrets
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from harness.kazoo.acls import AUTHORITATIVE, TRUSTED, AclLists, entries_from_store
 from harness.kazoo.release import DEFAULTS, KazooRelease
@@ -51,21 +51,55 @@ MAX_STREAM_MESSAGE = 2 * 1024 * 1024  # sofia: 413 over 2 MB
 EventSink = Callable[[Mapping[str, Any]], None]
 
 
-@dataclass
+@dataclass(slots=True)
 class Call:
+    """One inbound call. A finished call lingers CALL_LINGER to answer retransmissions; at load that is
+    ~60,000 calls held at once, which the garbage collector scans again and again, so a finished call
+    keeps its INVITE as bytes (parsed again on the rare later need) and nothing it no longer uses."""
+
     call_id: str
     branch: str | None
-    invite: Request
+    _invite: Request | None
     path: ReplyPath
     to_tag: str = field(default_factory=lambda: secrets.token_hex(5))
     last: bytes = b""  # the last response sent to the INVITE (for retransmissions)
     final: int | None = None
     answered: bool = False
-    hangup: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: bool = False  # hung up, cancelled or finished
+    _ended_event: asyncio.Event | None = None  # made for whoever waits on the call's end
     rtp: RtpStream | None = None
     answer_sdp: bytes = b""
     media_off: bool = False  # the callflow asked for dead air
     task: asyncio.Task[None] | None = None
+    _invite_bytes: bytes = b""
+
+    @property
+    def invite(self) -> Request:
+        if self._invite is None:  # finished: let go of by shed()
+            self._invite = cast(Request, parse_message(self._invite_bytes))
+        return self._invite
+
+    def shed(self) -> None:
+        """Keep the INVITE as bytes only (the call is finished)."""
+        if self._invite is not None:
+            self._invite_bytes, self._invite = self._invite.to_bytes(), None
+
+    def end(self) -> None:
+        self.ended = True
+        if self._ended_event is not None:
+            self._ended_event.set()
+
+    async def ended_within(self, seconds: float) -> bool:
+        """Wait for CANCEL/BYE up to ``seconds`` (the modelled timer); True when the call ended."""
+        if self.ended:
+            return True
+        if self._ended_event is None:
+            self._ended_event = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._ended_event.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
 
     @property
     def channel(self) -> str:
@@ -162,7 +196,7 @@ class MediaRole:
         self._lingering.close()
         await self.listener.close()
         for call in self.calls.values():
-            call.hangup.set()
+            call.end()
             if call.rtp is not None:
                 call.rtp.stop()
         for task in list(self._tasks):
@@ -410,7 +444,7 @@ class MediaRole:
     async def _play(self, call: Call, decision: RouteDecision) -> None:
         invite = call.invite
         if decision.outcome != "routed":
-            if decision.delay > 0 and await self._hung_up_within(call, decision.delay):
+            if decision.delay > 0 and await call.ended_within(decision.delay):
                 return
             self._route_error(call, decision)
             return
@@ -436,13 +470,13 @@ class MediaRole:
             return
         self._respond(call, 180, "Ringing")
         if decision.behaviour == "ring_forever":
-            if not await self._hung_up_within(call, RING_TIMEOUT) and call.final is None:
+            if not await call.ended_within(RING_TIMEOUT) and call.final is None:
                 self._respond(call, 480, "Temporarily Unavailable")
                 self._finish(call, "NO_ANSWER")
             return
         # the device rings a moment before answering, as a real one does; it also keeps the 180 ahead
         # of the 200 through a multi-process SBC such as Kamailio, which relays replies in parallel
-        if await self._hung_up_within(call, self.ring_time) or call.final is not None:
+        if await call.ended_within(self.ring_time) or call.final is not None:
             return
         rtp = RtpStream(self.host)
         port = rtp.open()
@@ -475,7 +509,7 @@ class MediaRole:
             await self._start_rtp(call, invite.body)
 
     async def _start_rtp(self, call: Call, sdp_body: bytes) -> None:
-        if call.rtp is None or call.hangup.is_set():
+        if call.rtp is None or call.ended:
             return
         try:
             offer = parse_sdp(sdp_body)
@@ -496,14 +530,6 @@ class MediaRole:
             user = "mod_sofia"
         host, port = self.address
         return f"<sip:{user}@{host}:{port}>"
-
-    async def _hung_up_within(self, call: Call, seconds: float) -> bool:
-        """Wait for CANCEL/BYE up to ``seconds`` (the modelled timer); True when the call ended."""
-        try:
-            await asyncio.wait_for(call.hangup.wait(), seconds)
-        except TimeoutError:
-            return False
-        return True
 
     def _respond(
         self,
@@ -533,17 +559,17 @@ class MediaRole:
         call.path.send(call.last)
 
     def _time_out(self, call: Call) -> None:
-        if not call.hangup.is_set():
+        if not call.ended:
             self._hang_up(call, "MEDIA_TIMEOUT")
 
     def _hang_up(self, call: Call, cause: str) -> None:
-        call.hangup.set()
+        call.end()
         if call.rtp is not None:
             call.rtp.stop()
         self._finish(call, cause)
 
     def _finish(self, call: Call, cause: str) -> None:
-        call.hangup.set()
+        call.end()
         rtp = call.rtp
         counts = {}
         if rtp is not None:  # FreeSWITCH's own channel variables for the packet counts
@@ -552,6 +578,7 @@ class MediaRole:
                 "variable_rtp_audio_out_packet_count": str(rtp.packets_sent),
             }
         self._event("CHANNEL_HANGUP_COMPLETE", call, {"Hangup-Cause": cause, **counts})
+        call.shed()
         self._lingering.add(call)
 
     def _forget(self, call: Call) -> None:

@@ -9,7 +9,7 @@ fetch timeout because no application answered in time.
 
 from __future__ import annotations
 
-import uuid
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -82,6 +82,16 @@ def _user(request: Request, which: str) -> str | None:
     return uri.user
 
 
+def fetch_id() -> str:
+    """A fresh version-4 UUID, as ecallmgr's fetch ids are. From the process's generator, not uuid4's
+    os.urandom (a system call per call): a fetch id must be unique, not secret."""
+    n = random.getrandbits(128)
+    n = (n & ~(0xF000 << 64)) | (4 << 76)  # the version (RFC 4122 4.1.3)
+    n = (n & ~(0xC000 << 48)) | (0x8000 << 48)  # the variant (4.1.1)
+    h = f"{n:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 class RoutingRole:
     def __init__(self, store: DocReader, bus: LogBus, node: str, route_timeout: float) -> None:
         self.store = store
@@ -90,13 +100,13 @@ class RoutingRole:
         self.route_timeout = route_timeout
 
     def route(self, request: Request, call_id: str) -> RouteDecision:
-        fetch_id = str(uuid.uuid4())
+        fetch = fetch_id()
         self.bus.kazoo(
             "ecallmgr",
             "ecallmgr_fs_route",
             153,
             "info",
-            f"process route request for fetch id {fetch_id}",
+            f"process route request for fetch id {fetch}",
             call_id,
         )
         number = InboundConfig.read(self.store, self.node).dialed(
@@ -110,21 +120,21 @@ class RoutingRole:
                 "stepswitch_inbound",
                 79,
                 "info",
-                f"unable to determine account for fetch-id {fetch_id}, {dialed}: {found.reason}",
+                f"unable to determine account for fetch-id {fetch}, {dialed}: {found.reason}",
                 call_id,
             )
             code, message = reorder_response(self.store)
             # Reorder answers at once only for a number it could reconcile; otherwise nothing answers
             # the route request until FreeSWITCH's fetch timeout.
             delay = 0.0 if found.reconcilable else self.route_timeout
-            return RouteDecision("error", fetch_id, number, found.e164, delay, code, message)
+            return RouteDecision("error", fetch, number, found.e164, delay, code, message)
         assert found.account_id is not None and found.e164 is not None
         callflow = find_callflow(self.store, found.account_id, found.e164)
         if callflow is None:
             self.bus.kazoo("callflow", "cf_route_req", 112, "info", "unable to find callflow", call_id)
             return RouteDecision(
                 "no_callflow",
-                fetch_id,
+                fetch,
                 number,
                 found.e164,
                 self.route_timeout,
@@ -137,12 +147,12 @@ class RoutingRole:
             "ecallmgr_fs_route",
             231,
             "info",
-            f"received affirmative route response for request {fetch_id}",
+            f"received affirmative route response for request {fetch}",
             call_id,
         )
         return RouteDecision(
             "routed",
-            fetch_id,
+            fetch,
             number,
             found.e164,
             account_id=found.account_id,

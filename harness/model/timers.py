@@ -5,7 +5,7 @@ answering retransmissions for 32 s, the 180 s bound on a transaction). One ``loo
 deadline costs a TimerHandle and a heap operation each, at thousands of calls a second; a deadline
 of fixed delay is always the latest, so a FIFO queue holds them in order and one timer, set for the
 head, serves the whole queue. An entry that no longer matters is not removed: its callback decides
-(``cancel`` is a flag on the entry).
+(``cancel`` empties the entry).
 """
 
 from __future__ import annotations
@@ -21,15 +21,19 @@ _log = logging.getLogger(__name__)
 
 
 class Deadline(Generic[T]):
-    __slots__ = ("at", "cancelled", "item")
+    __slots__ = ("at", "item")
 
     def __init__(self, at: float, item: T) -> None:
         self.at = at
-        self.item = item
-        self.cancelled = False
+        self.item: T | None = item
+
+    @property
+    def cancelled(self) -> bool:
+        return self.item is None
 
     def cancel(self) -> None:
-        self.cancelled = True
+        """The entry stays queued until its time, holding nothing: what it was for can be freed now."""
+        self.item = None
 
 
 class DeadlineQueue(Generic[T]):
@@ -58,12 +62,12 @@ class DeadlineQueue(Generic[T]):
         now = loop.time()
         queue = self._queue
         while queue and queue[0].at <= now:
-            entry = queue.popleft()
-            if not entry.cancelled:
+            item = queue.popleft().item
+            if item is not None:
                 try:
-                    self._expired(entry.item)
+                    self._expired(item)
                 except Exception:  # one bad entry must not stall the ones behind it
-                    _log.exception("deadline callback failed for %r", entry.item)
+                    _log.exception("deadline callback failed for %r", item)
         if queue:
             self._timer = loop.call_at(queue[0].at, self._run)
 

@@ -101,13 +101,14 @@ class UdpSocket:
             self.sock.close()
 
 
-@dataclass
+@dataclass(slots=True)
 class ReplyPath:
-    """Where an answer to one received message goes."""
+    """Where an answer to one received message goes. One is made per message and a finished call keeps
+    its own for the linger time, so it is slotted and its sender is shared (no closure per message)."""
 
     proto: str  # "udp" | "tcp"
     peer: Address
-    _send: Callable[[bytes], None] = field(repr=False)
+    _send: Callable[[bytes, Address], None] = field(repr=False)  # (data, peer)
     _close: Callable[[], None] | None = field(default=None, repr=False)
     _before_send: Callable[[], None] | None = field(default=None, repr=False)  # the log bus's flush
 
@@ -115,7 +116,7 @@ class ReplyPath:
         if self._before_send is not None:
             self._before_send()
         try:
-            self._send(data)
+            self._send(data, self.peer)
         except (OSError, RuntimeError):  # peer gone or transport closed: nothing to answer any more
             pass
 
@@ -170,6 +171,7 @@ class SipListener:
         self.before_send = before_send  # called before every answer goes out (the log bus's flush)
         self.accept_no_content_length = accept_no_content_length
         self._udp: UdpSocket | None = None
+        self._udp_send: Callable[[bytes, Address], None] | None = None  # its bound sendto, made once
         self._tcp: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -192,16 +194,16 @@ class SipListener:
                 if self.port != 0:
                     raise
                 continue
-            self._udp = transport
+            self._udp, self._udp_send = transport, transport.sendto
             self.port = port
             return self.address
         raise OSError(f"no free port pair on {self.host}: {last_error}")
 
     def _datagram(self, data: bytes, peer: Address) -> None:
-        udp = self._udp
-        if udp is None:
+        send = self._udp_send
+        if send is None:
             return
-        path = ReplyPath("udp", peer, lambda b: udp.sendto(b, peer), _before_send=self.before_send)
+        path = ReplyPath("udp", peer, send, _before_send=self.before_send)
         try:
             self.on_message(data, path)
         except Exception:  # a role bug must not stop the listener
@@ -226,7 +228,7 @@ class SipListener:
         framer = StreamFramer(
             max_message=self.max_stream_message, accept_no_content_length=self.accept_no_content_length
         )
-        path = ReplyPath("tcp", peer, writer.write, writer.close, self.before_send)
+        path = ReplyPath("tcp", peer, lambda data, _peer: writer.write(data), writer.close, self.before_send)
         self._writers.add(writer)
         try:
             while chunk := await reader.read(65536):

@@ -177,6 +177,11 @@ class SipMessage:
     def has(self, name: str) -> bool:
         return self._found(name) is not None
 
+    def count(self, name: str) -> int:
+        """How many times the header occurs."""
+        found = self._found(name)
+        return len(found) if found is not None else 0
+
     def _one(self, name: str) -> str:
         v = self.get(name)
         if v is None:
