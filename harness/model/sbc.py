@@ -48,7 +48,7 @@ from harness.sip.digest import make_challenge_value
 from harness.sip.errors import SipParseError
 from harness.sip.framing import FramingError
 from harness.sip.headers import parse_via
-from harness.sip.message import Request, Response, encode, parse_message
+from harness.sip.message import Request, Response, decode, encode, parse_message
 from harness.sip.response import render_response
 from harness.sip.uri import host_is_ip, parse_uri
 
@@ -65,6 +65,7 @@ PIKE_TIMER = 1.0  # pike's timers run every tick: UNBLOCK lines are written whil
 PORTSIP_SESSION = re.compile(rb"^s=portsip\.com\r?$", re.M)
 TRANSACTION_LINGER = 32.0  # answer retransmissions this long after the final
 TRANSACTION_MAX = 180.0  # past Kamailio's 120 s INVITE timer
+TRANSACTION_SWEEP = 10.0  # how often transactions still relayed are held to TRANSACTION_MAX
 PROBE_TIMEOUT = 1.0  # the dispatcher's verdict when the media role stays silent
 # 5.x authorization.cfg: the methods Kamailio authorizes (challenges when the source is not trusted)
 AUTHORIZED_METHODS = ("INVITE", "REFER", "MESSAGE", "NOTIFY", "SUBSCRIBE", "PUBLISH")
@@ -238,9 +239,60 @@ def _in_cidr(ip: str, cidr: object) -> bool:
         return False
 
 
-def _without_top_via(message: Response, start_line: bytes) -> bytes:
-    """A response as relayed back: our Via gone (its first), the start line given, the rest as it came."""
-    out = [start_line, message.start_end]
+@dataclass(frozen=True, slots=True)
+class MediaAnswer:
+    """What the SBC reads of a media role's response: enough to match it to its transaction, run the
+    failure route, acknowledge it and relay it on (``rest``: all after the start line, our Via left out)."""
+
+    code: int
+    reason: str
+    start_line: bytes
+    branch: str
+    method: str
+    to: str | None
+    rest: bytes
+
+    def relayed(self, start_line: bytes) -> bytes:
+        return start_line + self.rest
+
+
+def read_media_answer(data: bytes) -> MediaAnswer | None:
+    """The answer read from its bytes, as the media role renders its responses (each Via on its own line,
+    ours the first); None for anything else, which :func:`parse_media_answer` reads."""
+    status, via, cseq = scan.status(data), scan.first_header_line(data, "via"), scan.header(data, "cseq")
+    if status is None or via is None or cseq is None or b"," in data[via[0] : via[1]]:
+        return None
+    branch, cseq_fields, to = scan.top_via_branch(data), cseq.split(), scan.header(data, "to")
+    if branch is None or len(cseq_fields) != 2:
+        return None
+    code, start_line = status
+    reason = start_line.split(b" ", 2)[2] if start_line.count(b" ") >= 2 else b""
+    return MediaAnswer(
+        code,
+        decode(reason),
+        start_line,
+        decode(branch),
+        decode(cseq_fields[1]),
+        None if to is None else decode(to),
+        data[len(start_line) : via[0]] + data[via[1] :],
+    )
+
+
+def parse_media_answer(data: bytes) -> MediaAnswer | None:
+    """The answer read by the full parser; None when it is no response the SBC can match."""
+    try:
+        message = parse_message(data)
+        if not isinstance(message, Response):
+            return None
+        # our own Via, the first: the rest are the caller's, which this SBC parsed on the way in
+        top = message.get("via")
+        ours = parse_via(top) if top is not None else []
+        if not ours:
+            return None
+        method = message.cseq.method
+    except SipParseError:
+        return None
+    out = [message.start_end]
     dropped = False
     for header in message.headers:
         if not dropped and header.key == "via":
@@ -248,7 +300,11 @@ def _without_top_via(message: Response, start_line: bytes) -> bytes:
             continue
         out.append(header.raw)
     out += [message.blank, message.body]
-    return b"".join(out)
+    rest = b"".join(out)
+    branch = ours[0].branch or ""
+    return MediaAnswer(
+        message.code, message.reason, message.start_line, branch, method, message.get("to"), rest
+    )
 
 
 @dataclass(frozen=True)
@@ -277,7 +333,7 @@ class Transaction:
     media_heard: bool = False
     final: bytes | None = None
     probe: Deadline[Transaction] | None = None
-    bound: Deadline[Transaction] | None = None  # TRANSACTION_MAX, for a media role that never answers
+    started: float = 0.0  # loop time: TRANSACTION_MAX bounds it, for a media role that never answers
 
 
 class SbcRole:
@@ -343,7 +399,7 @@ class SbcRole:
         self._lingering: DeadlineQueue[TransactionKey] = DeadlineQueue(
             TRANSACTION_LINGER, self._forget_answer
         )
-        self._bounded: DeadlineQueue[Transaction] = DeadlineQueue(TRANSACTION_MAX, self._forget)
+        self._sweep: asyncio.TimerHandle | None = None  # a deadline per transaction would be held 180 s
 
     @property
     def address(self) -> Address:
@@ -373,8 +429,10 @@ class SbcRole:
         await self.listener.close()
         if self._relay is not None:
             self._relay.close()
-        for queue in (self._probes, self._lingering, self._bounded):
+        for queue in (self._probes, self._lingering):
             queue.close()
+        if self._sweep is not None:
+            self._sweep.cancel()
         for query in self._auth_queries:
             query.cancel()
 
@@ -823,9 +881,11 @@ class SbcRole:
             self._line("no_servers", request.get("call-id"), primary=PRIMARY_GROUP, backup=BACKUP_GROUP)
             path.respond(request, 480, "All servers busy")
             return
-        tx = Transaction(request, path, branch, request.method)
+        loop = asyncio.get_running_loop()
+        tx = Transaction(request, path, branch, request.method, started=loop.time())
         self.transactions[(branch, request.method)] = tx
-        tx.bound = self._bounded.add(tx)  # bounds the table whatever the media role does
+        if self._sweep is None:  # bounds the table whatever the media role does
+            self._sweep = loop.call_later(TRANSACTION_SWEEP, self._sweep_transactions)
         if request.method == "INVITE":
             path.respond(request, 100, "Attempting to connect your call")
             tx.probe = self._probes.add(tx)
@@ -855,36 +915,26 @@ class SbcRole:
     def on_media_message(self, data: bytes) -> None:
         if data.startswith(b"SIP/2.0 100 ") and self._media_trying(data):
             return
-        try:
-            message = parse_message(data)
-            if not isinstance(message, Response):
-                return
-            # our own Via, the first: the rest are the caller's, which this SBC parsed on the way in
-            top = message.get("via")
-            if top is None:
-                return
-            ours = parse_via(top)
-            if not ours:
-                return
-            key = (ours[0].branch or "", message.cseq.method)
-        except SipParseError:
+        # the media role's answers are read from their bytes (a parse each was ~2% of a call's CPU)
+        answer = read_media_answer(data) or parse_media_answer(data)
+        if answer is None:
             return
-        tx = self.transactions.get(key)
+        tx = self.transactions.get((answer.branch, answer.method))
         if tx is None or tx.final is not None:
             return
         self._media_heard(tx)
-        start_line = message.start_line
+        start_line = answer.start_line
         if tx.method == "INVITE":
-            if message.code == 100:
+            if answer.code == 100:
                 return  # hop by hop: the caller already has our 100
-            if message.code < 200:
-                tx.provisional = tx.provisional or message.code in (180, 183)
+            if answer.code < 200:
+                tx.provisional = tx.provisional or answer.code in (180, 183)
             else:
                 if not self._has_to_tag(tx.request):  # the failure route handles initial INVITEs only
-                    start_line = self._failure_route(tx, message)
-                if message.code >= 300:
-                    self._ack_media(tx, message)
-        self._deliver(tx, _without_top_via(message, start_line), final=message.code >= 200)
+                    start_line = self._failure_route(tx, answer)
+                if answer.code >= 300:
+                    self._ack_media(tx, answer.to)
+        self._deliver(tx, answer.relayed(start_line), final=answer.code >= 200)
 
     def _media_trying(self, data: bytes) -> bool:
         """A 100 to a relayed INVITE ends there (hop by hop: the caller has our own 100); all it does is
@@ -906,7 +956,7 @@ class SbcRole:
             tx.probe.cancel()
             tx.probe = None
 
-    def _failure_route(self, tx: Transaction, response: Response) -> bytes:
+    def _failure_route(self, tx: Transaction, response: MediaAnswer) -> bytes:
         """failure_route[INTERNAL_FAULT]: the start line the caller gets (rewritten or as it came)."""
         host, port = self.dispatcher or ("", 0)
         verdict = rewrite_failure(
@@ -924,13 +974,13 @@ class SbcRole:
             return response.start_line
         return f"SIP/2.0 {verdict.code} {verdict.reason}".encode()
 
-    def _ack_media(self, tx: Transaction, response: Response) -> None:
+    def _ack_media(self, tx: Transaction, to: str | None) -> None:
         """tm acknowledges a negative final hop by hop (RFC 3261 §17.1.1.3)."""
         lines = [
             f"ACK {tx.request.uri_text} SIP/2.0",
             f"Via: SIP/2.0/UDP {self._relay_address[0]}:{self._relay_address[1]};branch={tx.branch};rport",
             f"From: {tx.request.get('from')}",
-            f"To: {response.get('to')}",
+            f"To: {to}",
             f"Call-ID: {tx.request.get('call-id')}",
             f"CSeq: {tx.request.cseq.number} ACK",
             "Max-Forwards: 70",
@@ -955,10 +1005,9 @@ class SbcRole:
         self._forget(tx)
         self.answered[key] = final
         self._lingering.add(key)
-        for deadline in (tx.bound, tx.probe):
-            if deadline is not None:
-                deadline.cancel()
-        tx.bound = tx.probe = None
+        if tx.probe is not None:
+            tx.probe.cancel()
+            tx.probe = None
 
     def _forget(self, tx: Transaction) -> None:
         key = (tx.branch, tx.method)
@@ -967,6 +1016,17 @@ class SbcRole:
 
     def _forget_answer(self, key: TransactionKey) -> None:
         self.answered.pop(key, None)
+
+    def _sweep_transactions(self) -> None:
+        """Forget the transactions relayed over TRANSACTION_MAX ago and still unanswered."""
+        loop = asyncio.get_running_loop()
+        cutoff = loop.time() - TRANSACTION_MAX
+        for key, tx in list(self.transactions.items()):
+            if tx.started <= cutoff:
+                del self.transactions[key]
+        self._sweep = None
+        if self.transactions:
+            self._sweep = loop.call_later(TRANSACTION_SWEEP, self._sweep_transactions)
 
     def _probe_expired(self, tx: Transaction) -> None:
         tx.probe = None

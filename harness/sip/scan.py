@@ -42,6 +42,18 @@ def header(data: bytes, name: str) -> bytes | None:
     return m.group(1).rstrip(b" \t") if m else None
 
 
+def first_header_line(data: bytes, name: str) -> tuple[int, int] | None:
+    """Where the first ``name`` header line starts and where the next line starts; None when there is
+    none, or when it is folded (its value goes on over the next line)."""
+    m = _header(name).search(data, 0, _head_end(data))
+    if m is None:
+        return None
+    end = data.find(b"\n", m.end()) + 1
+    if end == 0 or data[end : end + 1] in (b" ", b"\t"):
+        return None
+    return m.start() + 1, end
+
+
 def top_via_branch(data: bytes) -> bytes | None:
     """The branch parameter of the first Via header (the one a UAC put there)."""
     via = header(data, "via")

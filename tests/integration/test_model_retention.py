@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import functools
 import gc
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from model_helpers import Invite, UdpPeer
 
 from harness.kazoo.release import release
+from harness.model import sbc
 from harness.model.stack import ModelConfig, RunningModel, start_model
 from harness.sip.message import Response
 
 UNKNOWN = "+14155550199"  # no number document: 604 at once
+RINGS_FOREVER = "+14155550121"  # the demo callflow that rings until Kamailio's INVITE timer
 LISTED = "127.0.0.10"
 DEADLINE = 5.0
-# objects the collector tracks per finished call, held for the linger time: measured 6 (two deadlines a
-# side, the media role's Call and its reply path); it was 90 when a held call kept its parsed messages
+# objects the collector tracks per finished call, held for the linger time: measured 5 (the SBC's two
+# deadlines, the media role's, its Call and its reply path); 90 when a held call kept its parsed messages
 HELD_PER_CALL_MAX = 10
 
 
@@ -99,3 +103,30 @@ def test_what_a_finished_call_keeps_answers_its_retransmissions(model: RunningMo
         _, answer = peer.final(invite.call_id, DEADLINE)
         assert answer is not None and (answer.code, answer.cseq.method) == (481, "CANCEL")
         assert peer.barrier(model.sbc) == []  # nothing else came back
+
+
+def test_a_transaction_the_media_role_never_answers_is_forgotten_after_its_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TRANSACTION_MAX (180 s) bounds the SBC's table whatever the media role does; shortened here. While
+    the transaction lives, its retransmission gets nothing (tm is relaying it); once forgotten, the same
+    INVITE is a new transaction and gets tm's 100 again."""
+    monkeypatch.setattr(sbc, "TRANSACTION_MAX", 0.3)
+    monkeypatch.setattr(sbc, "TRANSACTION_SWEEP", 0.1)
+    config = ModelConfig(
+        release=release("kazoo-4.3"), log_dir=tmp_path, sbc_port=0, media_port=0, esl_port=0, couch_port=0
+    )
+    with start_model(config) as running, UdpPeer(LISTED) as peer:
+        invite = Invite(RINGS_FOREVER, peer.address, running.sbc)
+        started = time.monotonic()
+        peer.send(invite.render(), running.sbc)
+        codes = [peer.recv(DEADLINE), peer.recv(DEADLINE)]
+        assert [r.code if r else None for r in codes] == [100, 180]
+        peer.send(invite.render(), running.sbc)
+        assert peer.barrier(running.sbc) == []  # relayed still: nothing for the copy
+        again: Response | None = None
+        while again is None and time.monotonic() - started < DEADLINE:
+            peer.send(invite.render(), running.sbc)
+            again = peer.recv(0.1)
+        assert again is not None and again.code == 100, "the transaction was never forgotten"
+        assert time.monotonic() - started >= 0.3

@@ -5,13 +5,22 @@ from __future__ import annotations
 from typing import cast
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from harness.kazoo.release import KAZOO_4_3, KAZOO_5, release
 from harness.model.media import direct_reach_problem
 from harness.model.routing import callflow_behaviour, reorder_response
-from harness.model.sbc import is_scanner, rewrite_failure, sanity_failure
+from harness.model.sbc import (
+    is_scanner,
+    parse_media_answer,
+    read_media_answer,
+    rewrite_failure,
+    sanity_failure,
+)
 from harness.model.store import DocumentStore
 from harness.sip.message import Request, parse_message
+from harness.sip.response import render_response
 
 INVITE = (
     "INVITE sip:+14155550100@127.0.0.1 SIP/2.0\r\n"
@@ -169,3 +178,63 @@ def test_reorder_response_from_system_config() -> None:
         {"_id": "reorder", "default": {"unknown_number": {"response_code": 404, "response_message": "Gone"}}},
     )
     assert reorder_response(store) == (404, "Gone")
+
+
+RELAYED = (
+    "INVITE sip:+14155550100@127.0.0.1:5080 SIP/2.0\r\n"
+    "Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKsbc1;rport\r\n"
+    "Record-Route: <sip:127.0.0.1:5060;lr>\r\n"
+    "{carrier_vias}"
+    'From: "Caller" <sip:a@127.0.0.10>;tag=1\r\nTo: <sip:+14155550100@127.0.0.1>\r\n'
+    "Call-ID: c1\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n"
+)
+
+
+@given(
+    code=st.sampled_from([100, 180, 183, 200, 403, 407, 480, 486, 487, 488, 500, 603, 604, 686]),
+    reason=st.text(
+        st.characters(min_codepoint=32, max_codepoint=0x2FF, blacklist_characters="\r\n"), max_size=20
+    ),
+    vias=st.lists(
+        st.sampled_from(
+            [
+                "v: SIP/2.0/UDP 127.0.0.10:5060;branch=z9hG4bKc",
+                "Via: SIP/2.0/TCP h;branch=z9hG4bKd, SIP/2.0/UDP g",
+            ]
+        ),
+        max_size=3,
+    ),
+    to_tag=st.sampled_from([None, "t1"]),
+    body=st.sampled_from([b"", b"v=0\r\n"]),
+)
+def test_the_sbc_reads_a_media_answer_from_its_bytes_as_the_parser_does(
+    code: int, reason: str, vias: list[str], to_tag: str | None, body: bytes
+) -> None:
+    """The SBC reads the media role's answers from their bytes (harness.sip.scan); whatever the media
+    role renders (harness.sip.response, as MediaRole._respond calls it), that reading is the parser's."""
+    invite = request(RELAYED.format(carrier_vias="".join(f"{v}\r\n" for v in vias)))
+    data = render_response(
+        invite, code, reason, headers=[("Contact", "<sip:x@127.0.0.1:5080>")], body=body, to_tag=to_tag,
+        content_type="application/sdp" if body else None,
+    )  # fmt: skip
+    by_bytes = read_media_answer(data)
+    assert by_bytes is not None and by_bytes == parse_media_answer(data)
+    assert (by_bytes.branch, by_bytes.method, by_bytes.code) == ("z9hG4bKsbc1", "INVITE", code)
+    relayed = parse_message(by_bytes.relayed(by_bytes.start_line))
+    assert [v.branch for v in relayed.vias] == [v.branch for v in invite.vias[1:]]
+
+
+def test_an_answer_the_bytes_do_not_tell_goes_to_the_parser() -> None:
+    both_on_one_line = (
+        b"SIP/2.0 604 Nope\r\nVia: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKsbc1, SIP/2.0/UDP c\r\n"
+        b"To: <sip:x@h>;tag=1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    )
+    assert read_media_answer(both_on_one_line) is None
+    parsed = parse_media_answer(both_on_one_line)
+    assert parsed is not None and (parsed.branch, parsed.code, parsed.to) == (
+        "z9hG4bKsbc1",
+        604,
+        "<sip:x@h>;tag=1",
+    )
+    assert read_media_answer(b"INVITE sip:x SIP/2.0\r\n\r\n") is None
+    assert parse_media_answer(b"INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n") is None

@@ -37,3 +37,13 @@ def test_the_branch_is_the_top_vias() -> None:
 def test_a_body_is_not_searched_for_headers() -> None:
     data = b"SIP/2.0 200 OK\r\nContent-Length: 9\r\n\r\n\nTo: body"
     assert scan.header(data, "to") is None
+
+
+def test_the_first_header_line_is_found_whole() -> None:
+    start, end = scan.first_header_line(RESPONSE, "via") or (0, 0)
+    assert RESPONSE[start:end] == RESPONSE.split(b"\r\n")[1] + b"\r\n"
+    start, end = scan.first_header_line(RESPONSE, "cseq") or (0, 0)
+    assert RESPONSE[start:end] == b"CSeq: 1 INVITE\r\n"
+    assert scan.first_header_line(RESPONSE, "contact") is None
+    folded = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1,\r\n SIP/2.0/UDP b\r\n\r\n"
+    assert scan.first_header_line(folded, "via") is None  # its value goes on: not one line
