@@ -268,10 +268,14 @@ def is_account_enabled(store: DocReader, account_id: str) -> bool:
     return doc.get("pvt_enabled") is not False and doc.get("enabled") is not False
 
 
-def lookup_number(store: DocReader, number: str | None, node: str | None = None) -> NumberLookup:
-    """stepswitch's inbound lookup: normalize (with the store's stepswitch/number_manager config), open
-    the number document in its numbers database, then check assignment, state and the account."""
-    config = InboundConfig.read(store, node)
+def lookup_number(
+    store: DocReader, number: str | None, node: str | None = None, *, config: InboundConfig | None = None
+) -> NumberLookup:
+    """stepswitch's inbound lookup: normalize (with the store's stepswitch/number_manager config, or
+    ``config`` read from it already), open the number document in its numbers database, then check
+    assignment, state and the account."""
+    if config is None:
+        config = InboundConfig.read(store, node)
     e164 = config.destination(number)
     reconcilable = e164 is not None and config.reconcilable(e164)
 

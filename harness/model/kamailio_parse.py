@@ -101,7 +101,7 @@ def core_parse_failure(message: SipMessage) -> str | None:
         failure = _header_failure(header)
         if failure is not None:
             return failure
-        if header.key == "via":
+        if canonical_name(header.name) == "via":
             seen += len(split_commas(header.value))
             if seen >= vias_needed:
                 break
@@ -114,7 +114,7 @@ def full_parse_failure(message: SipMessage) -> str | None:
         failure = _header_failure(header)
         if failure is not None:
             return failure
-    if len(message.all("content-length")) > 1:
+    if message.count("content-length") > 1:
         return "duplicate Content-Length header field"
     return None
 

@@ -109,10 +109,9 @@ class RoutingRole:
             f"process route request for fetch id {fetch}",
             call_id,
         )
-        number = InboundConfig.read(self.store, self.node).dialed(
-            _user(request, "ruri"), _user(request, "to")
-        )
-        found = lookup_number(self.store, number, self.node)
+        config = InboundConfig.read(self.store, self.node)
+        number = config.dialed(_user(request, "ruri"), _user(request, "to"))
+        found = lookup_number(self.store, number, self.node, config=config)
         if not found.ok:
             dialed = found.e164 or number
             self.bus.kazoo(

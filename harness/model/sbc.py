@@ -47,7 +47,7 @@ from harness.sip import scan
 from harness.sip.digest import make_challenge_value
 from harness.sip.errors import SipParseError
 from harness.sip.framing import FramingError
-from harness.sip.headers import parse_via
+from harness.sip.headers import canonical_name, parse_via
 from harness.sip.message import Request, Response, decode, encode, parse_message
 from harness.sip.response import render_response
 from harness.sip.uri import host_is_ip, parse_uri
@@ -307,7 +307,7 @@ def parse_media_answer(data: bytes) -> MediaAnswer | None:
     )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per relayed request: no frozen dataclass's __init__ (a setattr a field)
 class _Relayed:
     """A request on its way to the media role: what relaying it needs beyond the request itself."""
 
@@ -672,8 +672,11 @@ class SbcRole:
             if ip_domain:
                 self._line("ip_domain", call_id, method=request.method)
                 return True
-        trusted = self._trusted(ip, port)
-        if self.switches.get("acl") and not trusted and not self._realm_acl_allows(request, ip, call_id):
+        if (
+            self.switches.get("acl")
+            and not self._trusted(ip, port)
+            and not self._realm_acl_allows(request, ip, call_id)
+        ):
             path.respond(request, 603, "Rejected by ACL")
             return True
         return False
@@ -828,7 +831,7 @@ class SbcRole:
         max_forwards_seen = False
         reserved_only = self.release.sbc_x_auth_for_authorized_only
         for header in request.headers:
-            key = header.key
+            key = canonical_name(header.name)  # (Header.key without a property call a header)
             if invite and (RESERVED_HEADERS.match(key) if reserved_only else key.startswith("x-")):
                 continue
             if record_route and key == "via":
