@@ -130,7 +130,7 @@ class SipMessage:
 
     # -- serialization ------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
-        head = b"".join(h.raw for h in self.headers)
+        head = b"".join([h.raw for h in self.headers])
         return self.start_line + self.start_end + head + self.blank + self.body
 
     def __bytes__(self) -> bytes:
@@ -149,9 +149,10 @@ class SipMessage:
     def _by_key(self) -> dict[str, list[Header]]:  # never handed out: all() copies
         index: dict[str, list[Header]] = {}
         for h in self.headers:
-            found = index.get(h.key)
+            key = canonical_name(h.name)  # (h.key, without the property call)
+            found = index.get(key)
             if found is None:
-                index[h.key] = [h]
+                index[key] = [h]
             else:
                 found.append(h)
         return index
