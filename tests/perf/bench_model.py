@@ -9,8 +9,10 @@ bottleneck) places INVITE -> 604 -> ACK calls (harness/interop/scenarios/uac_rej
 kazoo-5) from the trusted carrier 127.0.0.10 to the unknown number +14155550199 at stepped rates. Per step:
 the rate SIPp achieved with no failed call, the model process's CPU seconds per transaction (user + system,
 from /proc) and SIPp's, and the log lines the model wrote (each call writes its stepswitch line, so a
-model that stopped logging would show). The capacity on one core is 1 / (CPU per transaction). The ramp
-stops at the first step with failures or under 90% of the offered rate.
+model that stopped logging would show), and its resident memory at the step's end (a finished call is
+remembered 32 s, so memory grows with the rate). The capacity on one core is 1 / (CPU per transaction).
+The ramp stops at the first step with failures or under 90% of the offered rate. To measure other code
+with this script: PYTHONPATH=<that checkout> (the model process runs from the harness imported).
 
 Routed calls (the older figure): an in-process client keeps 32 calls in flight through the SBC role:
 INVITE -> 100/180/200 -> ACK -> BYE -> 200 (it shares the model's interpreter, so it is a floor).
@@ -89,6 +91,13 @@ class ModelProcess:
         fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
+    def rss_mb(self) -> float:
+        """The model process's resident memory now (what it holds for the calls it still remembers)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
     def log_lines(self, source: str) -> int:
         path = self.dir / "logs" / f"{source}.log"
         return path.read_bytes().count(b"\n") if path.exists() else 0
@@ -114,13 +123,14 @@ class Step:
     model_busy: float  # model CPU seconds per wall second (1.0 = one core)
     sipp_cpu_us: float
     log_lines: int  # kazoo.log lines written during the step (2 per call)
+    rss_mb: float  # the model's resident memory at the step's end
     why: str
 
     def line(self) -> str:
         text = (
             f"  r={self.offered:>5}/s  {self.calls:6d} calls {self.failed:4d} failed  {self.rate:7.0f}/s  "
             f"model {self.model_cpu_us:6.0f} us CPU/tx ({self.model_busy:4.0%} of a core)  "
-            f"SIPp {self.sipp_cpu_us:4.0f} us/tx  kazoo.log +{self.log_lines}"
+            f"SIPp {self.sipp_cpu_us:4.0f} us/tx  kazoo.log +{self.log_lines}  RSS {self.rss_mb:.0f} MB"
         )
         return f"{text}  {self.why}" if self.why else text
 
@@ -168,6 +178,7 @@ def failure_step(model: ModelProcess, profile: str, rate: int, seconds: float) -
         model_busy=cpu / wall,
         sipp_cpu_us=sipp_cpu / done * 1e6,
         log_lines=model.log_lines("kazoo") - logs0,
+        rss_mb=model.rss_mb(),
         why=why,
     )
 
