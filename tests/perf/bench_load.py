@@ -17,15 +17,23 @@ Locust process from exec to exit (getrusage again: the master reaps its forked w
 master), which adds Python's and Locust's start-up. Then the achieved rate of 1 worker and 2 workers
 offered more than they can place. Prints figures; asserts nothing. The machine is shared: figures are
 provisional, and the load average is printed beside them.
+
+``--worker-cores F`` (root, a cgroup CPU controller) runs the 1 vs 2 worker comparison with the Locust
+processes held to F cores per worker (a CFS quota on their cgroup: F x workers), the rest of the machine
+left to the UAS. It reads the scaling on a machine with fewer cores than workers + UAS need (two here):
+as if each worker had a core of its own, F times as fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import resource
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from harness.interop.sipp import UAS_BUFFER, Sipp, SippOptions, scenario_path, sipp_available, sipp_version
 from harness.kazoo.profile import load_profile
@@ -130,6 +138,50 @@ def harness_run(uas: Sipp, calls: int, rate: float, workers: int) -> tuple[Figur
     return figures, result
 
 
+CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")
+CGROUP_V2 = Path("/sys/fs/cgroup")
+CFS_PERIOD_US = 100_000
+
+
+def cpu_budget_unavailable() -> str | None:
+    """Why this process cannot hold its children to a CPU quota, or None."""
+    if (CGROUP_V1_CPU / "cpu.cfs_quota_us").exists() or "cpu" in _v2_controllers():
+        return None if os.access(_cgroup_root(), os.W_OK) else "the cgroup CPU controller is not writable"
+    return "no cgroup CPU controller (cgroup v1 cpu, or v2 with cpu enabled)"
+
+
+def _v2_controllers() -> list[str]:
+    path = CGROUP_V2 / "cgroup.subtree_control"
+    return path.read_text().split() if path.exists() else []
+
+
+def _cgroup_root() -> Path:
+    return CGROUP_V1_CPU if (CGROUP_V1_CPU / "cpu.cfs_quota_us").exists() else CGROUP_V2
+
+
+@contextlib.contextmanager
+def cpu_budget(cores: float) -> Iterator[None]:
+    """This process, and every process it starts meanwhile, held to ``cores`` CPUs' worth of time (a CFS
+    quota on a cgroup of their own); back in the cgroup it came from afterwards."""
+    root = _cgroup_root()
+    group = root / f"kazoo-harness-bench-{os.getpid()}"
+    group.mkdir()
+    quota = int(cores * CFS_PERIOD_US)
+    try:
+        if root == CGROUP_V1_CPU:
+            (group / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+            (group / "cpu.cfs_quota_us").write_text(str(quota))
+        else:
+            (group / "cpu.max").write_text(f"{quota} {CFS_PERIOD_US}")
+        (group / "cgroup.procs").write_text(str(os.getpid()))
+        try:
+            yield
+        finally:
+            (root / "cgroup.procs").write_text(str(os.getpid()))
+    finally:
+        group.rmdir()  # (empty: the Locust processes have exited, and this one moved back)
+
+
 def _limits(result: LoadResult) -> str:
     """What held a run back: the concurrency cap, the schedule it fell behind, its CPU share."""
     c = result.summary.counters
@@ -151,7 +203,19 @@ def main() -> None:
     )
     parser.add_argument("--scale-calls", type=int, default=60_000, help="calls for the 1 vs 2 worker runs")
     parser.add_argument("--scale-rate", type=float, default=30_000, help="offered calls/s, 1 vs 2 workers")
+    parser.add_argument(
+        "--worker-cores",
+        type=float,
+        default=None,
+        help="hold the 1 vs 2 worker runs' Locust processes to this many cores per worker (root, cgroups)",
+    )
+    parser.add_argument("--skip-ratio", action="store_true", help="only the 1 vs 2 worker comparison")
     args = parser.parse_args()
+    if args.worker_cores is not None:
+        budget_reason = cpu_budget_unavailable()
+        if budget_reason:
+            print(f"--worker-cores: {budget_reason}")
+            return
     reason = sipp_available()
     if reason:
         print(f"skipped: {reason}")
@@ -171,7 +235,7 @@ def main() -> None:
     ).start()
     try:
         uas.wait_listening()
-        for rate in (float(r) for r in args.rate.split(",")):
+        for rate in () if args.skip_ratio else (float(r) for r in args.rate.split(",")):
             print(f"\nsame offered rate: {rate:,.0f} calls/s, {args.calls:,} calls each")
             sipp = sipp_uac(uas, args.calls, rate)
             print(sipp.line(), flush=True)
@@ -182,12 +246,21 @@ def main() -> None:
                 f"  ratio harness / SIPp, calls per client CPU-second: {ratio:.2f} (goal >= 0.6; 1.0 later)"
             )
         print(f"\nscaling: {args.scale_calls:,} calls offered at {args.scale_rate:,.0f} calls/s")
-        one, run = harness_run(uas, args.scale_calls, args.scale_rate, workers=1)
-        print(one.line(), flush=True)
-        print(_limits(run), flush=True)
-        two, run = harness_run(uas, args.scale_calls, args.scale_rate, workers=2)
-        print(two.line(), flush=True)
-        print(_limits(run), flush=True)
+        if args.worker_cores is not None:
+            print(f"  the Locust processes held to {args.worker_cores:g} core(s) per worker (a CFS quota)")
+        runs = []
+        for workers in (1, 2):
+            budget = (
+                cpu_budget(args.worker_cores * workers)
+                if args.worker_cores is not None
+                else contextlib.nullcontext()
+            )
+            with budget:
+                figures, run = harness_run(uas, args.scale_calls, args.scale_rate, workers=workers)
+            print(figures.line(), flush=True)
+            print(_limits(run), flush=True)
+            runs.append(figures)
+        one, two = runs
         gain = (two.calls / two.wall) / (one.calls / one.wall) if one.wall and two.wall else 0.0
         print(f"  2 workers / 1 worker, achieved rate: {gain:.2f}x (goal >= 1.7x)")
         print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
