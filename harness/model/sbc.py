@@ -99,7 +99,7 @@ def sanity_failure(request: Request, proto: str) -> str | None:
         return "Bad Request URI"
     if uri.scheme.lower() not in ("sip", "sips", "tel"):
         return "Unsupported URI Scheme in Request URI"
-    for name in ("from", "to", "call-id", "cseq"):
+    for name in REQUIRED_HEADERS:
         if not request.has(name):
             return "Missing Required Header in Request"
     if full_parse_failure(request) is not None:  # sanity parses every header before its checks
@@ -331,7 +331,6 @@ class Transaction:
     provisional: bool = False  # a 180/183 went to the caller (FLAG_SESSION_PROGRESS)
     cancelled: bool = False
     media_heard: bool = False
-    final: bytes | None = None
     probe: Deadline[Transaction] | None = None
     started: float = 0.0  # loop time: TRANSACTION_MAX bounds it, for a media role that never answers
 
@@ -875,9 +874,7 @@ class SbcRole:
         return key in self.transactions
 
     def _relay_request(self, relay: _Relayed) -> None:
-        request, path, branch = relay.request, relay.path, relay.branch
-        if self._retransmission(request, path, branch):  # repeat the final, or let the relay run
-            return
+        request, path, branch = relay.request, relay.path, relay.branch  # (not a retransmission: _handle)
         if self.dispatcher is None and request.method == "INVITE":
             # dispatcher-role: ds_select_dst finds nothing before any transaction exists, so the 480
             # goes out statelessly (sl_send_reply), without tm's automatic 100
@@ -896,7 +893,7 @@ class SbcRole:
 
     def _relay_cancel(self, relay: _Relayed) -> None:
         invite = self.transactions.get((relay.branch, "INVITE"))
-        if invite is None or invite.final is not None:
+        if invite is None:  # none relayed (an answered one has left the table)
             relay.path.respond(relay.request, 481, "Call leg/transaction does not exist")
             return
         invite.cancelled = True
@@ -923,7 +920,7 @@ class SbcRole:
         if answer is None:
             return
         tx = self.transactions.get((answer.branch, answer.method))
-        if tx is None or tx.final is not None:
+        if tx is None:  # not relayed, or answered already
             return
         self._media_heard(tx)
         start_line = answer.start_line
@@ -947,14 +944,18 @@ class SbcRole:
         if branch is None or cseq is None or not cseq.endswith(b" INVITE"):
             return False
         tx = self.transactions.get((branch.decode("ascii", "replace"), "INVITE"))
-        if tx is not None and tx.final is None:
+        if tx is not None:
             self._media_heard(tx)
         return True
 
-    @staticmethod
-    def _media_heard(tx: Transaction) -> None:
+    @classmethod
+    def _media_heard(cls, tx: Transaction) -> None:
         """The media server answered: the dispatcher's probe of it ends."""
         tx.media_heard = True
+        cls._stop_probe(tx)
+
+    @staticmethod
+    def _stop_probe(tx: Transaction) -> None:
         if tx.probe is not None:
             tx.probe.cancel()
             tx.probe = None
@@ -1002,15 +1003,13 @@ class SbcRole:
         tx.client.send(data)
 
     def _answer(self, tx: Transaction, final: bytes) -> None:
-        """The transaction is answered: from now on only its final is kept (``answered``)."""
-        tx.final = final
+        """The transaction is answered: it leaves the table of those relayed, and from now on only its
+        final is kept (``answered``)."""
         key = (tx.branch, tx.method)
         self._forget(tx)
         self.answered[key] = final
         self._lingering.add(key)
-        if tx.probe is not None:
-            tx.probe.cancel()
-            tx.probe = None
+        self._stop_probe(tx)
 
     def _forget(self, tx: Transaction) -> None:
         key = (tx.branch, tx.method)
@@ -1033,15 +1032,13 @@ class SbcRole:
 
     def _probe_expired(self, tx: Transaction) -> None:
         tx.probe = None
-        if not tx.media_heard and tx.final is None:
+        if not tx.media_heard and self.transactions.get((tx.branch, tx.method)) is tx:  # still relayed
             self._no_servers(tx)
 
     def on_dispatcher_unreachable(self) -> None:
         for tx in list(self.transactions.values()):
-            if tx.method == "INVITE" and not tx.media_heard and tx.final is None:
-                if tx.probe is not None:
-                    tx.probe.cancel()
-                    tx.probe = None
+            if tx.method == "INVITE" and not tx.media_heard:
+                self._stop_probe(tx)
                 self._no_servers(tx)
 
     def _no_servers(self, tx: Transaction) -> None:
