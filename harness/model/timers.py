@@ -1,11 +1,11 @@
 """Deadlines of one fixed delay, many at once, on one event-loop timer.
 
 Every transaction and call the model keeps has a few timers of fixed length (the dispatcher probe,
-answering retransmissions for 32 s, the 180 s bound on a transaction). One ``loop.call_later`` per
+answering retransmissions for 32 s). One ``loop.call_later`` per
 deadline costs a TimerHandle and a heap operation each, at thousands of calls a second; a deadline
 of fixed delay is always the latest, so a FIFO queue holds them in order and one timer, set for the
-head, serves the whole queue. An entry that no longer matters is not removed: its callback decides
-(``cancel`` empties the entry).
+head, serves the whole queue. An entry that no longer matters is not removed: ``cancel`` empties it, and
+an empty entry calls nothing when its time comes.
 """
 
 from __future__ import annotations
@@ -25,11 +25,7 @@ class Deadline(Generic[T]):
 
     def __init__(self, at: float, item: T) -> None:
         self.at = at
-        self.item: T | None = item
-
-    @property
-    def cancelled(self) -> bool:
-        return self.item is None
+        self.item: T | None = item  # None once cancelled
 
     def cancel(self) -> None:
         """The entry stays queued until its time, holding nothing: what it was for can be freed now."""
