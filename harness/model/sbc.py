@@ -260,9 +260,12 @@ def read_media_answer(data: bytes) -> MediaAnswer | None:
     """The answer read from its bytes, as the media role renders its responses (each Via on its own line,
     ours the first); None for anything else, which :func:`parse_media_answer` reads."""
     status, via, cseq = scan.status(data), scan.first_header_line(data, "via"), scan.header(data, "cseq")
-    if status is None or via is None or cseq is None or b"," in data[via[0] : via[1]]:
+    if status is None or via is None or cseq is None:
         return None
-    branch, cseq_fields, to = scan.top_via_branch(data), cseq.split(), scan.header(data, "to")
+    ours = data[via[0] : via[1]]  # our Via's line
+    if b"," in ours:  # more than our Via on it
+        return None
+    branch, cseq_fields, to = scan.via_branch(ours), cseq.split(), scan.header(data, "to")
     if branch is None or len(cseq_fields) != 2:
         return None
     code, start_line = status

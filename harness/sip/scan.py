@@ -57,10 +57,12 @@ def first_header_line(data: bytes, name: str) -> tuple[int, int] | None:
 def top_via_branch(data: bytes) -> bytes | None:
     """The branch parameter of the first Via header (the one a UAC put there)."""
     via = header(data, "via")
-    if via is None:
-        return None
-    first = via.split(b",", 1)[0]
-    m = _BRANCH.search(first)
+    return None if via is None else via_branch(via)
+
+
+def via_branch(via: bytes) -> bytes | None:
+    """The branch parameter of the first value in a Via header's value (or line)."""
+    m = _BRANCH.search(via.split(b",", 1)[0])
     return m.group(1) if m else None
 
 

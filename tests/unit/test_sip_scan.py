@@ -47,3 +47,11 @@ def test_the_first_header_line_is_found_whole() -> None:
     assert scan.first_header_line(RESPONSE, "contact") is None
     folded = b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP a;branch=z9hG4bK1,\r\n SIP/2.0/UDP b\r\n\r\n"
     assert scan.first_header_line(folded, "via") is None  # its value goes on: not one line
+
+
+def test_the_branch_of_a_via_value_is_its_first_values() -> None:
+    assert (
+        scan.via_branch(b"SIP/2.0/UDP a;branch=z9hG4bK1;rport, SIP/2.0/UDP b;branch=z9hG4bK2") == b"z9hG4bK1"
+    )
+    assert scan.via_branch(b"Via: SIP/2.0/UDP a ; BRANCH = z9hG4bKx\r\n") == b"z9hG4bKx"
+    assert scan.via_branch(b"SIP/2.0/UDP a, SIP/2.0/UDP b;branch=z9hG4bK2") is None  # not the first's
